@@ -1,0 +1,108 @@
+//! Typed configuration read once from the environment, with a clear error for a bad value.
+
+use crate::backoff::Backoff;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Settings of `rotation-fn`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationConfig {
+    /// How long testSecret waits for a new key to be accepted by STS. New IAM keys usually
+    /// work after 5–15 s; the function timeout must exceed this.
+    pub verify_backoff: Backoff,
+}
+
+impl RotationConfig {
+    pub const VERIFY_MAX_WAIT: &'static str = "KEYROT_VERIFY_MAX_WAIT_MS";
+    pub const VERIFY_INITIAL_DELAY: &'static str = "KEYROT_VERIFY_INITIAL_DELAY_MS";
+    pub const VERIFY_MAX_DELAY: &'static str = "KEYROT_VERIFY_MAX_DELAY_MS";
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let millis = |variable: &'static str, default: u64, max: u64| {
+            duration_ms(variable, lookup(variable), default, max)
+        };
+        let verify_backoff = Backoff {
+            initial: millis(Self::VERIFY_INITIAL_DELAY, 1_000, 60_000)?,
+            max_delay: millis(Self::VERIFY_MAX_DELAY, 8_000, 120_000)?,
+            max_wait: millis(Self::VERIFY_MAX_WAIT, 60_000, 600_000)?,
+        };
+        if verify_backoff.initial.is_zero() {
+            return Err(ConfigError {
+                variable: Self::VERIFY_INITIAL_DELAY,
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self { verify_backoff })
+    }
+}
+
+fn duration_ms(
+    variable: &'static str,
+    value: Option<String>,
+    default: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Duration::from_millis(default));
+    };
+    match value.trim().parse::<u64>() {
+        Ok(ms) if ms <= max => Ok(Duration::from_millis(ms)),
+        Ok(_) => Err(ConfigError {
+            variable,
+            value,
+            reason: format!("must be at most {max} (milliseconds)"),
+        }),
+        Err(_) => Err(ConfigError {
+            variable,
+            value,
+            reason: "must be a whole number of milliseconds".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<RotationConfig, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        RotationConfig::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_fit_iam_propagation() {
+        let backoff = config(&[]).expect("defaults").verify_backoff;
+        assert_eq!(backoff.max_wait, Duration::from_secs(60));
+        assert_eq!(backoff.initial, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn reads_overrides_and_names_the_bad_variable() {
+        let backoff = config(&[(RotationConfig::VERIFY_MAX_WAIT, "250")])
+            .expect("valid")
+            .verify_backoff;
+        assert_eq!(backoff.max_wait, Duration::from_millis(250));
+        let error = config(&[(RotationConfig::VERIFY_MAX_WAIT, "ten")]).unwrap_err();
+        assert_eq!(error.variable, RotationConfig::VERIFY_MAX_WAIT);
+        assert!(error.to_string().contains("whole number"));
+        let too_big = config(&[(RotationConfig::VERIFY_MAX_WAIT, "9999999")]).unwrap_err();
+        assert!(too_big.to_string().contains("at most"));
+        assert!(config(&[(RotationConfig::VERIFY_INITIAL_DELAY, "0")]).is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! keyrot's bookkeeping on the IAM user, kept in user tags so it survives crashes:
+//!
+//! * managed-key marks: tag key = access key id (the IAM console's convention for key
+//!   descriptions), value = `keyrot managed secret=<secret name> version=<token>`;
+//! * creation intents: tag key = `keyrot:creating:<token>`, value =
+//!   `at=<unix seconds> keys=<ids present before>`, written just before CreateAccessKey so a
+//!   key whose creation response was lost can be recognised and removed by the next attempt.
+//!
+//! Tag values allow only letters, digits, spaces and `_ . : / = + - @`, hence the format.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const MANAGED_TAG_PREFIX: &str = "keyrot managed secret=";
+pub const INTENT_TAG_PREFIX: &str = "keyrot:creating:";
+const VERSION_SEPARATOR: &str = " version=";
+const IAM_TAG_VALUE_MAX: usize = 256;
+
+/// A creation attempt recorded before CreateAccessKey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreationIntent {
+    pub token: String,
+    pub at: SystemTime,
+    pub keys_before: Vec<String>,
+}
+
+impl CreationIntent {
+    pub fn tag_key(token: &str) -> String {
+        format!("{INTENT_TAG_PREFIX}{token}")
+    }
+
+    pub fn tag_value(&self) -> String {
+        let seconds = self
+            .at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        format!("at={seconds} keys={}", self.keys_before.join(" "))
+    }
+
+    fn parse(tag_key: &str, value: &str) -> Option<Self> {
+        let token = tag_key.strip_prefix(INTENT_TAG_PREFIX)?;
+        let mut at = None;
+        let mut keys_before = Vec::new();
+        for word in value.split_whitespace() {
+            if let Some(seconds) = word.strip_prefix("at=") {
+                at = seconds.parse::<u64>().ok();
+            } else {
+                let id = word.strip_prefix("keys=").unwrap_or(word);
+                if !id.is_empty() {
+                    keys_before.push(id.to_owned());
+                }
+            }
+        }
+        Some(Self {
+            token: token.to_owned(),
+            at: UNIX_EPOCH + Duration::from_secs(at?),
+            keys_before,
+        })
+    }
+
+    /// Whether a key absent from the snapshot and created at `created` may be this attempt's
+    /// lost key. The window allows for clock skew and a slow CreateAccessKey call.
+    pub fn could_have_created(&self, key_id: &str, created: SystemTime) -> bool {
+        const SKEW: Duration = Duration::from_secs(60);
+        const CALL_WINDOW: Duration = Duration::from_secs(300);
+        !self.keys_before.iter().any(|id| id == key_id)
+            && created + SKEW >= self.at
+            && created <= self.at + CALL_WINDOW
+    }
+}
+
+/// The managed-key mark for a key created for `secret` in rotation `token`; `None` when the
+/// secret name is too long to fit IAM's tag value limit.
+pub fn managed_tag_value(secret: &str, token: &str) -> Option<String> {
+    let value = format!("{MANAGED_TAG_PREFIX}{secret}{VERSION_SEPARATOR}{token}");
+    (value.len() <= IAM_TAG_VALUE_MAX).then_some(value)
+}
+
+/// What the user's tags say about its keys.
+#[derive(Debug, Clone, Default)]
+pub struct KeyLedger {
+    /// Key id → (secret name, version) for every keyrot-marked key, whatever its secret.
+    managed: HashMap<String, (String, String)>,
+    intents: Vec<CreationIntent>,
+}
+
+impl KeyLedger {
+    pub fn from_tags(tags: &[(String, String)]) -> Self {
+        let mut ledger = Self::default();
+        for (key, value) in tags {
+            if let Some(intent) = CreationIntent::parse(key, value) {
+                ledger.intents.push(intent);
+            } else if let Some(mark) = value.strip_prefix(MANAGED_TAG_PREFIX) {
+                if let Some((secret, version)) = mark.rsplit_once(VERSION_SEPARATOR) {
+                    ledger
+                        .managed
+                        .insert(key.clone(), (secret.to_owned(), version.to_owned()));
+                }
+            }
+        }
+        ledger
+    }
+
+    /// Whether keyrot created `key_id` for `secret`.
+    pub fn is_managed_by(&self, key_id: &str, secret: &str) -> bool {
+        self.managed
+            .get(key_id)
+            .is_some_and(|(owner, _)| owner == secret)
+    }
+
+    /// Whether any keyrot secret claims `key_id`.
+    pub fn is_marked(&self, key_id: &str) -> bool {
+        self.managed.contains_key(key_id)
+    }
+
+    /// Marks of `secret` whose key no longer exists.
+    pub fn stale_marks(&self, secret: &str, existing: &HashSet<&str>) -> Vec<String> {
+        let mut stale: Vec<String> = self
+            .managed
+            .iter()
+            .filter(|(id, (owner, _))| owner == secret && !existing.contains(id.as_str()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        stale.sort();
+        stale
+    }
+
+    pub fn intents(&self) -> &[CreationIntent] {
+        &self.intents
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn managed_marks_round_trip_and_belong_to_one_secret() {
+        let value = managed_tag_value("keyrot/iam/alice", "tok-1").expect("fits");
+        let ledger = KeyLedger::from_tags(&tags(&[
+            ("AKIA1", &value),
+            ("AKIA2", "laptop key"),
+            ("team", "platform"),
+        ]));
+        assert!(ledger.is_managed_by("AKIA1", "keyrot/iam/alice"));
+        assert!(!ledger.is_managed_by("AKIA1", "keyrot/iam/bob"));
+        assert!(!ledger.is_marked("AKIA2"));
+        let existing: HashSet<&str> = ["AKIA2"].into_iter().collect();
+        assert_eq!(ledger.stale_marks("keyrot/iam/alice", &existing), vec!["AKIA1"]);
+    }
+
+    #[test]
+    fn managed_tag_value_respects_iam_limit() {
+        assert!(managed_tag_value(&"n".repeat(300), "tok").is_none());
+    }
+
+    #[test]
+    fn intent_round_trips_and_bounds_its_window() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let intent = CreationIntent {
+            token: "tok-9".into(),
+            at,
+            keys_before: vec!["AKIAOLD".into()],
+        };
+        let ledger = KeyLedger::from_tags(&tags(&[(
+            &CreationIntent::tag_key("tok-9"),
+            &intent.tag_value(),
+        )]));
+        assert_eq!(ledger.intents(), std::slice::from_ref(&intent));
+        assert!(intent.could_have_created("AKIANEW", at + Duration::from_secs(2)));
+        assert!(!intent.could_have_created("AKIAOLD", at + Duration::from_secs(2)));
+        assert!(!intent.could_have_created("AKIANEW", at + Duration::from_secs(3600)));
+        assert!(!intent.could_have_created("AKIANEW", at - Duration::from_secs(3600)));
+        let empty = CreationIntent {
+            keys_before: vec![],
+            ..intent
+        };
+        let parsed = KeyLedger::from_tags(&tags(&[(
+            &CreationIntent::tag_key("tok-9"),
+            &empty.tag_value(),
+        )]));
+        assert_eq!(parsed.intents(), std::slice::from_ref(&empty));
+    }
+}

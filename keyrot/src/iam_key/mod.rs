@@ -1,0 +1,13 @@
+//! The IAM access key secret kind: a secret holding one access key of one IAM user.
+
+mod ledger;
+mod ports;
+mod rotator;
+mod sdk;
+mod secret;
+
+pub use ledger::{CreationIntent, KeyLedger, INTENT_TAG_PREFIX, MANAGED_TAG_PREFIX};
+pub use ports::{AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, NewAccessKey};
+pub use rotator::IamKeyRotator;
+pub use sdk::{IamSdk, StsKeyVerifier};
+pub use secret::IamKeySecret;

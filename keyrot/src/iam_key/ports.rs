@@ -1,0 +1,92 @@
+//! The IAM and STS calls the access key rotator needs, as narrow traits.
+
+use crate::{AwsCallError, Sensitive};
+use std::future::Future;
+use std::time::SystemTime;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamUser {
+    pub name: String,
+    pub arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyInfo {
+    pub id: String,
+    pub active: bool,
+    pub created: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccessKey {
+    pub id: String,
+    pub secret: Sensitive,
+    /// RFC 3339, as IAM reported it.
+    pub created_at: Option<String>,
+}
+
+pub trait IamKeys: Send + Sync {
+    /// `None` when the user does not exist.
+    fn get_user(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<IamUser>, AwsCallError>> + Send;
+
+    fn list_access_keys(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<AccessKeyInfo>, AwsCallError>> + Send;
+
+    /// When the key was last used; `None` if never.
+    fn key_last_used(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<SystemTime>, AwsCallError>> + Send;
+
+    fn list_user_tags(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, AwsCallError>> + Send;
+
+    fn tag_user(
+        &self,
+        user: &str,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+
+    fn untag_user(
+        &self,
+        user: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+
+    /// Not retried by the SDK: a lost response must not turn into a second key.
+    fn create_access_key(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<NewAccessKey, AwsCallError>> + Send;
+
+    /// Succeeds when the key is already gone, so a retried deletion is harmless.
+    fn delete_access_key(
+        &self,
+        user: &str,
+        key_id: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
+/// What STS said about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    Authenticated { arn: String },
+    /// Not (yet) accepted: unknown key, propagation lag, throttling, network trouble.
+    Rejected { reason: String },
+}
+
+pub trait KeyVerifier: Send + Sync {
+    fn check(
+        &self,
+        key_id: &str,
+        secret: &Sensitive,
+    ) -> impl Future<Output = KeyCheck> + Send;
+}

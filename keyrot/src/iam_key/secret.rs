@@ -1,0 +1,121 @@
+//! The value stored in a managed secret.
+
+use crate::rotation::RotationError;
+use crate::json_error::describe_json_error;
+use crate::Sensitive;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `{"UserName", "AccessKeyId", "SecretAccessKey", "CreatedAt"}`. A freshly onboarded secret
+/// holds only `UserName`; the first rotation creates the first managed key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IamKeySecret {
+    pub user_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    /// When IAM created the key (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+pub(crate) const KIND: &str = "iam-access-key";
+
+impl IamKeySecret {
+    pub fn parse(
+        value: &Sensitive,
+        secret: &str,
+        stage: &'static str,
+    ) -> Result<Self, RotationError> {
+        let invalid = |reason: String| RotationError::InvalidSecretValue {
+            secret: secret.to_owned(),
+            stage,
+            kind: KIND,
+            reason,
+        };
+        let parsed: Self = serde_json::from_str(value.expose())
+            .map_err(|error| invalid(describe_json_error(&error)))?;
+        if parsed.user_name.trim().is_empty() {
+            return Err(invalid("UserName is empty".into()));
+        }
+        if parsed.access_key_id.is_some() != parsed.secret_access_key.is_some() {
+            return Err(invalid(
+                "AccessKeyId and SecretAccessKey must be both present or both absent".into(),
+            ));
+        }
+        Ok(parsed)
+    }
+
+    pub fn to_sensitive(&self) -> Sensitive {
+        // Serialising plain strings and options cannot fail.
+        Sensitive::new(serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// The key's id and secret, when the secret holds a key.
+    pub fn key(&self) -> Option<(&str, Sensitive)> {
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(id), Some(secret)) => Some((id.as_str(), Sensitive::new(secret.clone()))),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for IamKeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IamKeySecret")
+            .field("user_name", &self.user_name)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<IamKeySecret, RotationError> {
+        IamKeySecret::parse(&Sensitive::new(json), "keyrot/iam/alice", "AWSCURRENT")
+    }
+
+    #[test]
+    fn accepts_onboarding_value_and_full_value() {
+        let fresh = parse(r#"{"UserName":"alice"}"#).expect("onboarding value");
+        assert_eq!(fresh.user_name, "alice");
+        assert!(fresh.key().is_none());
+        let full = parse(
+            r#"{"UserName":"alice","AccessKeyId":"AKIAEXAMPLE","SecretAccessKey":"s3cr3t","CreatedAt":"2026-01-01T00:00:00Z","Extra":1}"#,
+        )
+        .expect("full value");
+        assert_eq!(full.key().map(|(id, _)| id), Some("AKIAEXAMPLE"));
+    }
+
+    #[test]
+    fn rejects_bad_values_with_reasons_and_without_echoing_them() {
+        let not_json = parse("s3cr3t-not-json").unwrap_err();
+        assert!(not_json.to_string().contains("not valid JSON"), "{not_json}");
+        assert!(!not_json.to_string().contains("s3cr3t"));
+        let missing = parse(r#"{"AccessKeyId":"AKIA"}"#).unwrap_err();
+        assert!(missing.to_string().contains("UserName"), "{missing}");
+        let empty = parse(r#"{"UserName":" "}"#).unwrap_err();
+        assert!(empty.to_string().contains("UserName is empty"));
+        let half = parse(r#"{"UserName":"alice","AccessKeyId":"AKIA"}"#).unwrap_err();
+        assert!(half.to_string().contains("both present"));
+        let wrong_type = parse(r#"{"UserName":"alice","SecretAccessKey":12345}"#).unwrap_err();
+        assert!(!wrong_type.to_string().contains("12345"), "{wrong_type}");
+    }
+
+    #[test]
+    fn debug_hides_the_secret_access_key() {
+        let value = parse(r#"{"UserName":"alice","AccessKeyId":"AKIA1","SecretAccessKey":"s3cr3t"}"#)
+            .expect("valid");
+        let shown = format!("{value:?}");
+        assert!(shown.contains("AKIA1") && !shown.contains("s3cr3t"), "{shown}");
+    }
+}

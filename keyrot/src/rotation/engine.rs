@@ -1,0 +1,225 @@
+//! The protocol itself: entry checks, then createSecret / setSecret / testSecret /
+//! finishSecret, as Secrets Manager drives them, with every step safe to repeat.
+
+use super::store::{SecretDescription, SecretStore, Stage};
+use super::{RotationError, RotationRequest, Rotator, SecretRef, Step};
+use crate::Sensitive;
+use tracing::info;
+
+/// What a step did, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The token is already AWSCURRENT: the rotation finished earlier.
+    AlreadyCurrent,
+    /// createSecret retried after the pending value was stored: nothing to do.
+    PendingAlreadyCreated,
+    Created,
+    Set,
+    Tested,
+    Finished,
+}
+
+impl StepOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AlreadyCurrent => "already_current",
+            Self::PendingAlreadyCreated => "pending_already_created",
+            Self::Created => "created",
+            Self::Set => "set",
+            Self::Tested => "tested",
+            Self::Finished => "finished",
+        }
+    }
+}
+
+pub struct RotationEngine<S, R> {
+    store: S,
+    rotator: R,
+}
+
+impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
+    pub fn new(store: S, rotator: R) -> Self {
+        Self { store, rotator }
+    }
+
+    pub fn rotator(&self) -> &R {
+        &self.rotator
+    }
+
+    pub async fn run(&self, request: &RotationRequest) -> Result<StepOutcome, RotationError> {
+        let id = request.secret_id.as_str();
+        let token = request.token.as_str();
+        let description = self.store.describe(id).await?;
+        let secret = SecretRef {
+            arn: description.arn.clone(),
+            name: description.name.clone(),
+        };
+        if !description.rotation_enabled {
+            return Err(RotationError::RotationDisabled {
+                secret: secret.name,
+            });
+        }
+        let Some(stages) = description.stages_of(token) else {
+            return Err(RotationError::UnknownVersion {
+                secret: secret.name,
+                token: token.to_owned(),
+            });
+        };
+        if description.has_stage(token, Stage::Current) {
+            if request.step == Step::Finish {
+                // A finishSecret retried after the label move: complete what may not have run.
+                self.complete_finish(id, &secret, token, &description)
+                    .await?;
+            }
+            info!(decision = "already_current", "version is already AWSCURRENT; nothing to do");
+            return Ok(StepOutcome::AlreadyCurrent);
+        }
+        if !description.has_stage(token, Stage::Pending) {
+            return Err(RotationError::NotPending {
+                secret: secret.name,
+                token: token.to_owned(),
+                stages: stages.to_vec(),
+            });
+        }
+        match request.step {
+            Step::Create => self.create(id, &secret, token).await,
+            Step::Set => self.set(id, &secret, token).await,
+            Step::Test => self.test(id, &secret, token).await,
+            Step::Finish => self.finish(id, &secret, token, &description).await,
+        }
+    }
+
+    async fn create(
+        &self,
+        id: &str,
+        secret: &SecretRef,
+        token: &str,
+    ) -> Result<StepOutcome, RotationError> {
+        if self
+            .store
+            .get_value(id, Some(token), Stage::Pending)
+            .await?
+            .is_some()
+        {
+            info!(decision = "pending_exists", "pending version already has a value");
+            return Ok(StepOutcome::PendingAlreadyCreated);
+        }
+        let current = self.current_value(id, secret).await?;
+        let pending = self.rotator.create(secret, token, &current).await?;
+        self.store.put_pending(id, token, &pending).await?;
+        info!(decision = "pending_stored", "stored the new value as AWSPENDING");
+        Ok(StepOutcome::Created)
+    }
+
+    async fn set(
+        &self,
+        id: &str,
+        secret: &SecretRef,
+        token: &str,
+    ) -> Result<StepOutcome, RotationError> {
+        let current = self.current_value(id, secret).await?;
+        let pending = self.pending_value(id, secret, token).await?;
+        self.rotator.set(secret, &current, &pending).await?;
+        Ok(StepOutcome::Set)
+    }
+
+    async fn test(
+        &self,
+        id: &str,
+        secret: &SecretRef,
+        token: &str,
+    ) -> Result<StepOutcome, RotationError> {
+        // With RotateImmediately=false Secrets Manager runs testSecret alone, possibly
+        // before any pending value exists: then the configuration is tested on AWSCURRENT.
+        let value = match self.store.get_value(id, Some(token), Stage::Pending).await? {
+            Some(pending) => pending,
+            None => {
+                info!(decision = "test_current", "no pending value; testing AWSCURRENT");
+                self.current_value(id, secret).await?
+            }
+        };
+        self.rotator.test(secret, &value).await?;
+        Ok(StepOutcome::Tested)
+    }
+
+    async fn finish(
+        &self,
+        id: &str,
+        secret: &SecretRef,
+        token: &str,
+        description: &SecretDescription,
+    ) -> Result<StepOutcome, RotationError> {
+        // Fail before touching labels if the new version was never created.
+        self.pending_value(id, secret, token).await?;
+        let previous_current = description
+            .versions_with(Stage::Current)
+            .into_iter()
+            .find(|version| *version != token);
+        // Secrets Manager moves AWSPREVIOUS to the version AWSCURRENT leaves.
+        self.store
+            .move_stage(id, Stage::Current, Some(token), previous_current)
+            .await?;
+        info!(
+            decision = "promoted",
+            previous_version = previous_current.unwrap_or("none"),
+            "moved AWSCURRENT to the new version"
+        );
+        self.complete_finish(id, secret, token, description).await?;
+        Ok(StepOutcome::Finished)
+    }
+
+    /// The part of finishSecret after the promotion: no version may keep AWSPENDING, or the
+    /// next RotateSecret is refused as "rotation in progress"; then the kind's own tidy-up.
+    async fn complete_finish(
+        &self,
+        id: &str,
+        secret: &SecretRef,
+        token: &str,
+        description: &SecretDescription,
+    ) -> Result<(), RotationError> {
+        for version in description.versions_with(Stage::Pending) {
+            self.store
+                .move_stage(id, Stage::Pending, None, Some(version))
+                .await?;
+            info!(decision = "pending_label_removed", pending_version = version);
+        }
+        let promoted = self
+            .store
+            .get_value(id, Some(token), Stage::Current)
+            .await?
+            .ok_or_else(|| RotationError::MissingValue {
+                secret: secret.name.clone(),
+                stage: Stage::Current.label(),
+            })?;
+        self.rotator.finished(secret, token, &promoted).await
+    }
+
+    async fn current_value(
+        &self,
+        id: &str,
+        secret: &SecretRef,
+    ) -> Result<Sensitive, RotationError> {
+        self.store
+            .get_value(id, None, Stage::Current)
+            .await?
+            .ok_or_else(|| RotationError::MissingValue {
+                secret: secret.name.clone(),
+                stage: Stage::Current.label(),
+            })
+    }
+
+    async fn pending_value(
+        &self,
+        id: &str,
+        secret: &SecretRef,
+        token: &str,
+    ) -> Result<Sensitive, RotationError> {
+        self.store
+            .get_value(id, Some(token), Stage::Pending)
+            .await?
+            .ok_or_else(|| RotationError::MissingValue {
+                secret: secret.name.clone(),
+                stage: Stage::Pending.label(),
+            })
+    }
+}

@@ -1,0 +1,18 @@
+//! Secrets Manager's rotation protocol: entry checks and the four steps, generic over the
+//! kind of secret being rotated (see [`Rotator`]) and over the secret store (see [`SecretStore`]).
+
+mod engine;
+mod error;
+mod event;
+mod handler;
+mod rotator;
+mod secretsmanager;
+mod store;
+
+pub use engine::{RotationEngine, StepOutcome};
+pub use error::RotationError;
+pub use event::{RotationRequest, Step};
+pub use handler::handle_rotation_event;
+pub use rotator::{Rotator, SecretRef};
+pub use secretsmanager::SecretsManagerStore;
+pub use store::{SecretDescription, SecretStore, Stage};

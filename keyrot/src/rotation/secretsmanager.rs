@@ -1,0 +1,98 @@
+//! [`SecretStore`] on the AWS SDK's Secrets Manager client.
+
+use super::store::{SecretDescription, SecretStore, Stage};
+use crate::{AwsCallError, Sensitive};
+use aws_sdk_secretsmanager::Client;
+
+#[derive(Clone, Debug)]
+pub struct SecretsManagerStore {
+    client: Client,
+}
+
+impl SecretsManagerStore {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl SecretStore for SecretsManagerStore {
+    async fn describe(&self, secret_id: &str) -> Result<SecretDescription, AwsCallError> {
+        let output = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| AwsCallError::from_sdk("DescribeSecret", &e))?;
+        Ok(SecretDescription {
+            arn: output.arn.unwrap_or_default(),
+            name: output.name.unwrap_or_default(),
+            rotation_enabled: output.rotation_enabled.unwrap_or(false),
+            versions: output.version_ids_to_stages.unwrap_or_default(),
+        })
+    }
+
+    async fn get_value(
+        &self,
+        secret_id: &str,
+        version_id: Option<&str>,
+        stage: Stage,
+    ) -> Result<Option<Sensitive>, AwsCallError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .set_version_id(version_id.map(str::to_owned))
+            .version_stage(stage.label())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.secret_string.map(Sensitive::new)),
+            Err(error) => {
+                let error = AwsCallError::from_sdk("GetSecretValue", &error);
+                if error.has_code("ResourceNotFoundException") {
+                    Ok(None)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &Sensitive,
+    ) -> Result<(), AwsCallError> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .secret_string(value.expose())
+            .version_stages(Stage::Pending.label())
+            .send()
+            .await
+            .map_err(|e| AwsCallError::from_sdk("PutSecretValue", &e))?;
+        Ok(())
+    }
+
+    async fn move_stage(
+        &self,
+        secret_id: &str,
+        stage: Stage,
+        move_to: Option<&str>,
+        remove_from: Option<&str>,
+    ) -> Result<(), AwsCallError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(stage.label())
+            .set_move_to_version_id(move_to.map(str::to_owned))
+            .set_remove_from_version_id(remove_from.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| AwsCallError::from_sdk("UpdateSecretVersionStage", &e))?;
+        Ok(())
+    }
+}
