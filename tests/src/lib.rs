@@ -1,1 +1,8 @@
+//! Test harness for keyrot's integration tests: the moto server the test script started, a
+//! fault-injecting proxy in front of it, and a per-test world (IAM user + managed secret)
+//! with the rotation engine wired exactly as `rotation-fn` wires it.
 
+pub mod fault_proxy;
+pub mod logs;
+pub mod moto;
+pub mod world;

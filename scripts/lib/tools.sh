@@ -1,0 +1,58 @@
+# Shared by keyrot's scripts: installs the pinned Python tools into a project-local venv and
+# starts/stops moto server on a free loopback port.
+
+KEYROT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+KEYROT_VENV="$KEYROT_ROOT/.venv"
+KEYROT_STATE="$KEYROT_ROOT/target/keyrot"
+
+log() { printf '[keyrot] %s\n' "$*" >&2; }
+
+# Creates .venv with the pinned moto when missing or when the pins changed.
+ensure_moto_venv() {
+  local requirements="$KEYROT_ROOT/tools/requirements-moto.txt"
+  local stamp="$KEYROT_VENV/.keyrot-requirements"
+  if [ -x "$KEYROT_VENV/bin/python" ] && [ -f "$stamp" ] && cmp -s "$requirements" "$stamp"; then
+    return 0
+  fi
+  log "installing pinned moto into $KEYROT_VENV"
+  python3 -m venv "$KEYROT_VENV"
+  "$KEYROT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts moto on a free port; sets MOTO_URL and MOTO_PID. Logs go to $KEYROT_STATE/moto.log.
+start_moto() {
+  mkdir -p "$KEYROT_STATE"
+  local port
+  port="$(free_port)"
+  "$KEYROT_VENV/bin/python" "$KEYROT_ROOT/tools/moto_server.py" -H 127.0.0.1 -p "$port" \
+    >"$KEYROT_STATE/moto.log" 2>&1 &
+  MOTO_PID=$!
+  MOTO_URL="http://127.0.0.1:$port"
+  local waited=0
+  until "$KEYROT_VENV/bin/python" - "$MOTO_URL" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1] + "/moto-api/", timeout=1)
+PY
+  do
+    if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+      log "moto server exited; its log:"; cat "$KEYROT_STATE/moto.log" >&2; return 1
+    fi
+    waited=$((waited + 1))
+    if [ "$waited" -gt 100 ]; then log "moto server not ready after 20 s"; return 1; fi
+    sleep 0.2
+  done
+  log "moto server ready at $MOTO_URL (pid $MOTO_PID)"
+}
+
+stop_moto() {
+  if [ -n "${MOTO_PID:-}" ] && kill -0 "$MOTO_PID" 2>/dev/null; then
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+  fi
+  MOTO_PID=""
+}

@@ -1,0 +1,248 @@
+//! An HTTP proxy in front of moto that injects AWS failures through real sockets: answer
+//! with an error instead of forwarding, or forward (so moto acts) and then lose or replace
+//! the response.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this AWS error without forwarding (moto never sees the call).
+    Reject { status: u16, code: &'static str },
+    /// Forward so moto acts, then close the connection without answering.
+    DropResponse,
+    /// Forward so moto acts, then answer 500 InternalFailure.
+    FailAfterForward,
+}
+
+impl Fault {
+    pub fn throttling_query() -> Self {
+        Self::Reject { status: 400, code: "Throttling" }
+    }
+    pub fn throttling_json() -> Self {
+        Self::Reject { status: 400, code: "ThrottlingException" }
+    }
+    pub fn invalid_client_token() -> Self {
+        Self::Reject { status: 403, code: "InvalidClientTokenId" }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    Operation(String),
+    /// The n-th call (1-based) the proxy sees from now on, whatever it is.
+    Ordinal(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    matcher: Matcher,
+    fault: Fault,
+    remaining: usize,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    calls: Vec<String>,
+    faults_applied: Vec<(String, Fault)>,
+    ordinal_base: usize,
+}
+
+pub struct FaultProxy {
+    url: String,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let state = Arc::new(Mutex::new(State::default()));
+        let client: Client<_, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let task_state = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = task_state.clone();
+                let client = client.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        handle(request, state.clone(), client.clone(), upstream.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { url, state, task }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Applies `fault` to the next `times` calls of `operation` (e.g. `CreateAccessKey`).
+    pub fn inject(&self, operation: &str, fault: Fault, times: usize) {
+        self.lock().rules.push(Rule {
+            matcher: Matcher::Operation(operation.to_owned()),
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Applies `fault` to the `n`-th call (1-based) counted from now.
+    pub fn inject_at_call(&self, n: usize, fault: Fault) {
+        let mut state = self.lock();
+        let base = state.calls.len();
+        state.ordinal_base = base;
+        state.rules.push(Rule {
+            matcher: Matcher::Ordinal(n),
+            fault,
+            remaining: 1,
+        });
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().rules.clear();
+    }
+
+    /// Operation names of every call seen, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    pub fn count(&self, operation: &str) -> usize {
+        self.lock().calls.iter().filter(|c| *c == operation).count()
+    }
+
+    /// The faults actually applied, with the operation each hit.
+    pub fn faults_applied(&self) -> Vec<(String, Fault)> {
+        self.lock().faults_applied.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+type ProxyClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn handle(
+    request: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+    client: ProxyClient,
+    upstream: String,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let json_protocol = parts.headers.contains_key("x-amz-target");
+    let operation = operation_name(&parts.headers, &body);
+    let fault = {
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        state.calls.push(operation.clone());
+        let ordinal = state.calls.len() - state.ordinal_base;
+        let hit = state.rules.iter_mut().find(|rule| {
+            rule.remaining > 0
+                && match &rule.matcher {
+                    Matcher::Operation(name) => *name == operation,
+                    Matcher::Ordinal(n) => *n == ordinal,
+                }
+        });
+        let fault = hit.map(|rule| {
+            rule.remaining -= 1;
+            rule.fault.clone()
+        });
+        if let Some(fault) = &fault {
+            state.faults_applied.push((operation.clone(), fault.clone()));
+        }
+        fault
+    };
+    if let Some(Fault::Reject { status, code }) = fault {
+        return Ok(aws_error(status, code, json_protocol));
+    }
+
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut forward = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{upstream}{path}"));
+    for (name, value) in &parts.headers {
+        forward = forward.header(name, value);
+    }
+    let forward = forward
+        .body(Full::new(body))
+        .map_err(std::io::Error::other)?;
+    let response = client
+        .request(forward)
+        .await
+        .map_err(std::io::Error::other)?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    match fault {
+        // Returning an error makes hyper close the connection without a response.
+        Some(Fault::DropResponse) => Err(std::io::Error::other("fault: response dropped")),
+        Some(Fault::FailAfterForward) => Ok(aws_error(500, "InternalFailure", json_protocol)),
+        _ => Ok(Response::from_parts(parts, Full::new(body))),
+    }
+}
+
+/// `X-Amz-Target: secretsmanager.PutSecretValue` (JSON protocol) or `Action=...` (query
+/// protocol: IAM, STS).
+fn operation_name(headers: &hyper::HeaderMap, body: &[u8]) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or(target).to_owned();
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or("Unknown")
+        .to_owned()
+}
+
+fn aws_error(status: u16, code: &str, json_protocol: bool) -> Response<Full<Bytes>> {
+    let message = format!("injected by keyrot's fault proxy: {code}");
+    let (content_type, body) = if json_protocol {
+        (
+            "application/x-amz-json-1.1",
+            format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
+        )
+    } else {
+        (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>keyrot-fault</RequestId></ErrorResponse>"
+            ),
+        )
+    };
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", "keyrot-fault")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
