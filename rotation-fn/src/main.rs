@@ -19,8 +19,10 @@ async fn main() -> Result<(), Error> {
         ),
     );
     let engine = &engine;
-    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        handle_rotation_event(engine, event).await
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            handle_rotation_event(engine, event).await
+        },
+    ))
     .await
 }

@@ -23,13 +23,22 @@ pub enum Fault {
 
 impl Fault {
     pub fn throttling_query() -> Self {
-        Self::Reject { status: 400, code: "Throttling" }
+        Self::Reject {
+            status: 400,
+            code: "Throttling",
+        }
     }
     pub fn throttling_json() -> Self {
-        Self::Reject { status: 400, code: "ThrottlingException" }
+        Self::Reject {
+            status: 400,
+            code: "ThrottlingException",
+        }
     }
     pub fn invalid_client_token() -> Self {
-        Self::Reject { status: 403, code: "InvalidClientTokenId" }
+        Self::Reject {
+            status: 403,
+            code: "InvalidClientTokenId",
+        }
     }
 }
 
@@ -72,13 +81,14 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let url = format!("http://{}", listener.local_addr().expect("proxy address"));
         let state = Arc::new(Mutex::new(State::default()));
-        let client: Client<_, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         let upstream = upstream.trim_end_matches('/').to_owned();
         let task_state = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let state = task_state.clone();
                 let client = client.clone();
                 let upstream = upstream.clone();
@@ -139,7 +149,9 @@ impl FaultProxy {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -175,7 +187,9 @@ async fn handle(
             rule.fault.clone()
         });
         if let Some(fault) = &fault {
-            state.faults_applied.push((operation.clone(), fault.clone()));
+            state
+                .faults_applied
+                .push((operation.clone(), fault.clone()));
         }
         fault
     };
@@ -183,7 +197,11 @@ async fn handle(
         return Ok(aws_error(status, code, json_protocol));
     }
 
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let mut forward = Request::builder()
         .method(parts.method.clone())
         .uri(format!("{upstream}{path}"));

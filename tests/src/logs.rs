@@ -24,7 +24,10 @@ impl LogCapture {
     pub fn lines(&self) -> Vec<serde_json::Value> {
         self.text()
             .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}")))
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
+            })
             .collect()
     }
 }

@@ -10,7 +10,9 @@ pub const MOTO_URL_VARIABLE: &str = "KEYROT_TEST_MOTO_URL";
 
 pub fn moto_url() -> String {
     std::env::var(MOTO_URL_VARIABLE).unwrap_or_else(|_| {
-        panic!("{MOTO_URL_VARIABLE} is not set: run the tests with ./scripts/test, which starts moto")
+        panic!(
+            "{MOTO_URL_VARIABLE} is not set: run the tests with ./scripts/test, which starts moto"
+        )
     })
 }
 
@@ -20,7 +22,13 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIAKEYROTTEST", "keyrot-test-secret", None, None, "test"))
+        .credentials_provider(Credentials::new(
+            "AKIAKEYROTTEST",
+            "keyrot-test-secret",
+            None,
+            None,
+            "test",
+        ))
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(keyrot::aws::MAX_ATTEMPTS)

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 pub type Engine = RotationEngine<SecretsManagerStore, IamKeyRotator<IamSdk, StsKeyVerifier>>;
 
-pub const ROTATION_LAMBDA_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:keyrot-rotation";
+pub const ROTATION_LAMBDA_ARN: &str =
+    "arn:aws:lambda:us-east-1:123456789012:function:keyrot-rotation";
 pub const STEPS: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
 
 /// Backoff used by tests: the same algorithm as production, scaled down.
@@ -301,7 +302,12 @@ impl World {
     pub async fn assert_invariants(&self, open_rotation: Option<&str>) {
         let keys = self.keys().await;
         let ids: HashSet<&str> = keys.iter().map(|k| k.id.as_str()).collect();
-        assert!(keys.len() <= 2, "user {} has {} keys: {keys:?}", self.user, keys.len());
+        assert!(
+            keys.len() <= 2,
+            "user {} has {} keys: {keys:?}",
+            self.user,
+            keys.len()
+        );
 
         let mut allowed: HashSet<String> = self.foreign_keys.iter().cloned().collect();
         if let Some(current) = self.value(Stage::Current).await {
@@ -311,7 +317,11 @@ impl World {
                     state.is_some_and(|k| k.active),
                     "AWSCURRENT key {current_id} is missing or inactive: {keys:?}"
                 );
-                assert_eq!(self.caller_arn(&current).await, self.user_arn, "AWSCURRENT key must authenticate as the user");
+                assert_eq!(
+                    self.caller_arn(&current).await,
+                    self.user_arn,
+                    "AWSCURRENT key must authenticate as the user"
+                );
                 allowed.insert(current_id.to_owned());
             }
         }
@@ -340,7 +350,10 @@ impl World {
                     })
                     .map(|(key, _)| key)
                     .collect();
-                assert!(own.len() <= 1, "more than one key for rotation {token}: {own:?}");
+                assert!(
+                    own.len() <= 1,
+                    "more than one key for rotation {token}: {own:?}"
+                );
                 allowed.extend(own);
             }
             None => {
@@ -357,18 +370,27 @@ impl World {
             .tags()
             .await
             .into_iter()
-            .filter(|(key, value)| value.starts_with(MANAGED_TAG_PREFIX) && !ids.contains(key.as_str()))
+            .filter(|(key, value)| {
+                value.starts_with(MANAGED_TAG_PREFIX) && !ids.contains(key.as_str())
+            })
             .map(|(key, _)| key)
             .collect();
         // Marks of deleted keys are dropped at the next createSecret; never more than the
         // one AWSPREVIOUS key can leave.
-        assert!(marks_for_missing_keys.len() <= 1, "stale key marks: {marks_for_missing_keys:?}");
+        assert!(
+            marks_for_missing_keys.len() <= 1,
+            "stale key marks: {marks_for_missing_keys:?}"
+        );
     }
 
     /// After a completed rotation: AWSPREVIOUS (if any) still exists and is active.
     pub async fn assert_previous_still_works(&self) {
-        let Some(previous) = self.value(Stage::Previous).await else { return };
-        let Some((id, _)) = previous.key() else { return };
+        let Some(previous) = self.value(Stage::Previous).await else {
+            return;
+        };
+        let Some((id, _)) = previous.key() else {
+            return;
+        };
         let keys = self.keys().await;
         assert!(
             keys.iter().any(|k| k.id == id && k.active),

@@ -61,7 +61,10 @@ async fn malformed_events_are_rejected_before_any_aws_call() {
         json!({}),
     ] {
         let error = invoke(&world, payload.clone()).await.unwrap_err();
-        assert!(matches!(error, RotationError::MalformedEvent(_)), "{payload}: {error}");
+        assert!(
+            matches!(error, RotationError::MalformedEvent(_)),
+            "{payload}: {error}"
+        );
         let diagnostic = Diagnostic::from(error);
         assert_eq!(diagnostic.error_type, "keyrot.rotation.MalformedEvent");
     }
@@ -71,8 +74,15 @@ async fn malformed_events_are_rejected_before_any_aws_call() {
     )
     .await
     .unwrap_err();
-    assert!(unknown.to_string().contains("rollbackSecret") && unknown.to_string().contains("finishSecret"));
-    assert!(world.proxy.calls().is_empty(), "no AWS call for a bad event: {:?}", world.proxy.calls());
+    assert!(
+        unknown.to_string().contains("rollbackSecret")
+            && unknown.to_string().contains("finishSecret")
+    );
+    assert!(
+        world.proxy.calls().is_empty(),
+        "no AWS call for a bad event: {:?}",
+        world.proxy.calls()
+    );
     assert_eq!(snapshot(&world).await, before);
 }
 
@@ -80,15 +90,26 @@ async fn malformed_events_are_rejected_before_any_aws_call() {
 async fn secret_values_that_are_not_key_secrets_are_refused() {
     for (name, value, expected) in [
         ("notjson", "this is not JSON", "not valid JSON"),
-        ("nouser", r#"{"user":"someone"}"#, "missing field `UserName`"),
-        ("halfkey", r#"{"UserName":"x","AccessKeyId":"AKIA"}"#, "both present"),
+        (
+            "nouser",
+            r#"{"user":"someone"}"#,
+            "missing field `UserName`",
+        ),
+        (
+            "halfkey",
+            r#"{"UserName":"x","AccessKeyId":"AKIA"}"#,
+            "both present",
+        ),
     ] {
         let world = World::new(name).await;
         set_current_value(&world, value).await;
         let token = world.start_rotation().await;
         let before = snapshot(&world).await;
         let error = world.step(Step::Create, &token).await.unwrap_err();
-        assert!(matches!(error, RotationError::InvalidSecretValue { .. }), "{error}");
+        assert!(
+            matches!(error, RotationError::InvalidSecretValue { .. }),
+            "{error}"
+        );
         assert!(error.to_string().contains(expected), "{error}");
         assert!(error.to_string().contains(&world.secret_id), "{error}");
         assert_eq!(snapshot(&world).await, before, "{name}: nothing may change");
@@ -104,7 +125,10 @@ async fn a_user_that_does_not_exist_is_named_in_the_error() {
     let before = snapshot(&world).await;
     for step in [Step::Create, Step::Test] {
         let error = world.step(step, &token).await.unwrap_err();
-        assert!(matches!(error, RotationError::UserNotFound { ref user, .. } if *user == ghost), "{error}");
+        assert!(
+            matches!(error, RotationError::UserNotFound { ref user, .. } if *user == ghost),
+            "{error}"
+        );
     }
     assert_eq!(snapshot(&world).await, before);
 }
@@ -112,10 +136,16 @@ async fn a_user_that_does_not_exist_is_named_in_the_error() {
 #[tokio::test]
 async fn rotation_disabled_is_refused() {
     let world = World::new("disabled").await;
-    let version = world.version_with(Stage::Current).await.expect("initial version");
+    let version = world
+        .version_with(Stage::Current)
+        .await
+        .expect("initial version");
     let before = snapshot(&world).await;
     let error = world.step(Step::Create, &version).await.unwrap_err();
-    assert!(matches!(error, RotationError::RotationDisabled { .. }), "{error}");
+    assert!(
+        matches!(error, RotationError::RotationDisabled { .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains(&world.secret_id));
     assert_eq!(snapshot(&world).await, before);
 
@@ -130,7 +160,10 @@ async fn rotation_disabled_is_refused() {
         .expect("cancel rotation");
     let before = snapshot(&world).await;
     let error = world.step(Step::Create, &token).await.unwrap_err();
-    assert!(matches!(error, RotationError::RotationDisabled { .. }), "{error}");
+    assert!(
+        matches!(error, RotationError::RotationDisabled { .. }),
+        "{error}"
+    );
     assert_eq!(snapshot(&world).await, before);
 }
 
@@ -139,11 +172,20 @@ async fn tokens_that_are_not_the_pending_version_are_refused() {
     let world = World::new("tokens").await;
     world.rotate().await;
     world.rotate().await;
-    let previous = world.version_with(Stage::Previous).await.expect("previous version");
+    let previous = world
+        .version_with(Stage::Previous)
+        .await
+        .expect("previous version");
     let before = snapshot(&world).await;
 
-    let error = world.step(Step::Create, "00000000-0000-4000-8000-000000000000").await.unwrap_err();
-    assert!(matches!(error, RotationError::UnknownVersion { .. }), "{error}");
+    let error = world
+        .step(Step::Create, "00000000-0000-4000-8000-000000000000")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RotationError::UnknownVersion { .. }),
+        "{error}"
+    );
     let error = world.step(Step::Finish, &previous).await.unwrap_err();
     assert!(matches!(error, RotationError::NotPending { .. }), "{error}");
     assert!(error.to_string().contains("AWSPREVIOUS"), "{error}");
@@ -169,10 +211,18 @@ async fn set_refuses_a_pending_value_for_another_user_or_key() {
     world.rotate().await;
     // A pending value naming someone else (confused deputy).
     let token = world.start_rotation().await;
-    put_pending(&world, &token, json!({"UserName": "admin", "AccessKeyId": "AKIAADMIN", "SecretAccessKey": "x"})).await;
+    put_pending(
+        &world,
+        &token,
+        json!({"UserName": "admin", "AccessKeyId": "AKIAADMIN", "SecretAccessKey": "x"}),
+    )
+    .await;
     let before = snapshot(&world).await;
     let error = world.step(Step::Set, &token).await.unwrap_err();
-    assert!(matches!(error, RotationError::UserMismatch { .. }), "{error}");
+    assert!(
+        matches!(error, RotationError::UserMismatch { .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains("admin"));
     assert_eq!(snapshot(&world).await, before);
 
@@ -181,14 +231,21 @@ async fn set_refuses_a_pending_value_for_another_user_or_key() {
     other.rotate().await;
     let foreign = other.value(Stage::Current).await.expect("other key");
     let token = world.start_rotation().await;
-    put_pending(&world, &token, json!({
-        "UserName": world.user,
-        "AccessKeyId": foreign.access_key_id,
-        "SecretAccessKey": foreign.secret_access_key,
-    }))
+    put_pending(
+        &world,
+        &token,
+        json!({
+            "UserName": world.user,
+            "AccessKeyId": foreign.access_key_id,
+            "SecretAccessKey": foreign.secret_access_key,
+        }),
+    )
     .await;
     let before = snapshot(&world).await;
     let error = world.step(Step::Set, &token).await.unwrap_err();
-    assert!(matches!(error, RotationError::KeyNotOwned { .. }), "{error}");
+    assert!(
+        matches!(error, RotationError::KeyNotOwned { .. }),
+        "{error}"
+    );
     assert_eq!(snapshot(&world).await, before);
 }

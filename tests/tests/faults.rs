@@ -18,8 +18,15 @@ async fn keys_created_for(world: &World, token: &str) -> usize {
 }
 
 async fn assert_rotation_completed(world: &World, token: &str) {
-    assert_eq!(world.version_with(Stage::Current).await.as_deref(), Some(token));
-    assert_eq!(keys_created_for(world, token).await, 1, "exactly one key for rotation {token}");
+    assert_eq!(
+        world.version_with(Stage::Current).await.as_deref(),
+        Some(token)
+    );
+    assert_eq!(
+        keys_created_for(world, token).await,
+        1,
+        "exactly one key for rotation {token}"
+    );
     world.assert_previous_still_works().await;
     world.assert_invariants(None).await;
 }
@@ -30,10 +37,19 @@ async fn create_access_key_response_lost_after_iam_created_the_key() {
     world.rotate().await;
     let token = world.start_rotation().await;
     let creates_before = world.proxy.count("CreateAccessKey");
-    world.proxy.inject("CreateAccessKey", Fault::DropResponse, 1);
+    world
+        .proxy
+        .inject("CreateAccessKey", Fault::DropResponse, 1);
     let error = world.step(Step::Create, &token).await.unwrap_err();
-    assert!(matches!(error, RotationError::Aws(ref e) if e.operation == "CreateAccessKey"), "{error}");
-    assert_eq!(world.keys().await.len(), 2, "IAM did create the key whose response was lost");
+    assert!(
+        matches!(error, RotationError::Aws(ref e) if e.operation == "CreateAccessKey"),
+        "{error}"
+    );
+    assert_eq!(
+        world.keys().await.len(),
+        2,
+        "IAM did create the key whose response was lost"
+    );
     assert!(world.value_of_version(&token).await.is_none());
 
     // Secrets Manager retries the rotation with the same token.
@@ -48,9 +64,19 @@ async fn put_secret_value_failing_after_the_key_was_created() {
     world.rotate().await;
     world.rotate().await;
     let token = world.start_rotation().await;
-    world.proxy.inject("PutSecretValue", Fault::Reject { status: 400, code: "InternalServiceError" }, 1);
+    world.proxy.inject(
+        "PutSecretValue",
+        Fault::Reject {
+            status: 400,
+            code: "InternalServiceError",
+        },
+        1,
+    );
     let error = world.step(Step::Create, &token).await.unwrap_err();
-    assert!(matches!(error, RotationError::Aws(ref e) if e.operation == "PutSecretValue"), "{error}");
+    assert!(
+        matches!(error, RotationError::Aws(ref e) if e.operation == "PutSecretValue"),
+        "{error}"
+    );
     world.assert_invariants(Some(&token)).await;
 
     world.run_steps(&token).await.expect("retried rotation");
@@ -74,7 +100,11 @@ async fn put_secret_value_response_lost_after_it_was_stored() {
                 world.step(step, &token).await.expect("step");
             }
         }
-        assert_eq!(world.proxy.count("CreateAccessKey") - creates_before, 1, "{fault:?}: one key only");
+        assert_eq!(
+            world.proxy.count("CreateAccessKey") - creates_before,
+            1,
+            "{fault:?}: one key only"
+        );
         assert_rotation_completed(&world, &token).await;
     }
 }
@@ -93,10 +123,19 @@ async fn rerun_with_the_same_token_after_failing_at_each_call_in_turn() {
         world.run_steps(&token).await.expect("clean rotation");
         world.proxy.calls()[before..].to_vec()
     };
-    assert!(calls_of_one_rotation.len() >= 20, "{calls_of_one_rotation:?}");
+    assert!(
+        calls_of_one_rotation.len() >= 20,
+        "{calls_of_one_rotation:?}"
+    );
 
     for (index, operation) in calls_of_one_rotation.iter().enumerate() {
-        for fault in [Fault::Reject { status: 400, code: "InternalServiceError" }, Fault::DropResponse] {
+        for fault in [
+            Fault::Reject {
+                status: 400,
+                code: "InternalServiceError",
+            },
+            Fault::DropResponse,
+        ] {
             let world = World::new("each-call").await;
             world.rotate().await;
             world.rotate().await;
@@ -104,8 +143,15 @@ async fn rerun_with_the_same_token_after_failing_at_each_call_in_turn() {
             world.proxy.inject_at_call(index + 1, fault.clone());
             let first_attempt = world.run_steps(&token).await;
             let applied = world.proxy.faults_applied();
-            assert_eq!(applied.len(), 1, "call {index} ({operation}): fault applied once: {applied:?}");
-            assert!(world.keys().await.len() <= 2, "call {index} ({operation}) {fault:?}");
+            assert_eq!(
+                applied.len(),
+                1,
+                "call {index} ({operation}): fault applied once: {applied:?}"
+            );
+            assert!(
+                world.keys().await.len() <= 2,
+                "call {index} ({operation}) {fault:?}"
+            );
             world
                 .run_steps(&token)
                 .await
@@ -120,13 +166,26 @@ async fn throttling_bursts_within_the_retry_budget_are_absorbed() {
     let world = World::new("throttle").await;
     world.rotate().await;
     let token = world.start_rotation().await;
-    world.proxy.inject("DescribeSecret", Fault::throttling_json(), 3);
-    world.proxy.inject("GetSecretValue", Fault::throttling_json(), 2);
-    world.proxy.inject("PutSecretValue", Fault::throttling_json(), 2);
-    world.proxy.inject("ListAccessKeys", Fault::throttling_query(), 3);
+    world
+        .proxy
+        .inject("DescribeSecret", Fault::throttling_json(), 3);
+    world
+        .proxy
+        .inject("GetSecretValue", Fault::throttling_json(), 2);
+    world
+        .proxy
+        .inject("PutSecretValue", Fault::throttling_json(), 2);
+    world
+        .proxy
+        .inject("ListAccessKeys", Fault::throttling_query(), 3);
     world.proxy.inject("TagUser", Fault::throttling_query(), 2);
-    world.proxy.inject("UpdateSecretVersionStage", Fault::throttling_json(), 2);
-    world.run_steps(&token).await.expect("throttling absorbed by SDK retries");
+    world
+        .proxy
+        .inject("UpdateSecretVersionStage", Fault::throttling_json(), 2);
+    world
+        .run_steps(&token)
+        .await
+        .expect("throttling absorbed by SDK retries");
     assert!(world.proxy.faults_applied().len() >= 14);
     assert_rotation_completed(&world, &token).await;
 }
@@ -136,20 +195,30 @@ async fn throttling_bursts_beyond_the_retry_budget_fail_cleanly_and_recover() {
     let world = World::new("throttle-long").await;
     world.rotate().await;
     let token = world.start_rotation().await;
-    world.proxy.inject("ListAccessKeys", Fault::throttling_query(), 100);
+    world
+        .proxy
+        .inject("ListAccessKeys", Fault::throttling_query(), 100);
     let error = world.step(Step::Create, &token).await.unwrap_err();
-    assert!(matches!(error, RotationError::Aws(ref e) if e.has_code("Throttling")), "{error}");
+    assert!(
+        matches!(error, RotationError::Aws(ref e) if e.has_code("Throttling")),
+        "{error}"
+    );
     world.assert_invariants(Some(&token)).await;
 
     // CreateAccessKey is never retried by the SDK (a lost response must not become a
     // second key), so one throttled call fails the step; the rotation retry recovers.
     world.proxy.clear_faults();
-    world.proxy.inject("CreateAccessKey", Fault::throttling_query(), 1);
+    world
+        .proxy
+        .inject("CreateAccessKey", Fault::throttling_query(), 1);
     assert!(world.step(Step::Create, &token).await.is_err());
     world.assert_invariants(Some(&token)).await;
 
     world.proxy.clear_faults();
-    world.run_steps(&token).await.expect("rotation after the burst");
+    world
+        .run_steps(&token)
+        .await
+        .expect("rotation after the burst");
     assert_rotation_completed(&world, &token).await;
 }
 
@@ -161,8 +230,13 @@ async fn sts_rejecting_the_new_key_until_it_propagates() {
     world.step(Step::Create, &token).await.expect("create");
     world.step(Step::Set, &token).await.expect("set");
     let checks_before = world.proxy.count("GetCallerIdentity");
-    world.proxy.inject("GetCallerIdentity", Fault::invalid_client_token(), 3);
-    world.step(Step::Test, &token).await.expect("accepted on the fourth attempt");
+    world
+        .proxy
+        .inject("GetCallerIdentity", Fault::invalid_client_token(), 3);
+    world
+        .step(Step::Test, &token)
+        .await
+        .expect("accepted on the fourth attempt");
     assert_eq!(world.proxy.count("GetCallerIdentity") - checks_before, 4);
     world.step(Step::Finish, &token).await.expect("finish");
     assert_rotation_completed(&world, &token).await;
@@ -177,16 +251,27 @@ async fn sts_never_accepting_the_new_key_leaves_awscurrent_untouched() {
     world.step(Step::Create, &token).await.expect("create");
     world.step(Step::Set, &token).await.expect("set");
     let checks_before = world.proxy.count("GetCallerIdentity");
-    world.proxy.inject("GetCallerIdentity", Fault::invalid_client_token(), 1_000);
+    world
+        .proxy
+        .inject("GetCallerIdentity", Fault::invalid_client_token(), 1_000);
     let error = world.step(Step::Test, &token).await.unwrap_err();
-    let RotationError::KeyNotVerified { attempts, ref last_answer, .. } = error else {
+    let RotationError::KeyNotVerified {
+        attempts,
+        ref last_answer,
+        ..
+    } = error
+    else {
         panic!("expected KeyNotVerified, got {error}");
     };
     assert_eq!(last_answer, "InvalidClientTokenId");
     // Backoff 20, 40, 80, 100, 100 ms fits the 400 ms budget: six attempts.
     assert_eq!(attempts, 6);
     assert_eq!(world.proxy.count("GetCallerIdentity") - checks_before, 6);
-    assert_eq!(world.value(Stage::Current).await, current_before, "AWSCURRENT untouched");
+    assert_eq!(
+        world.value(Stage::Current).await,
+        current_before,
+        "AWSCURRENT untouched"
+    );
     world.assert_invariants(Some(&token)).await;
 }
 
@@ -200,9 +285,18 @@ async fn one_operator_key_is_never_touched_and_blocks_only_when_no_slot_is_left(
     let token = world.start_rotation().await;
     let error = world.step(Step::Create, &token).await.unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, RotationError::NoFreeKeySlot { .. }), "{message}");
-    assert!(message.contains(&world.user) && message.contains(&foreign), "{message}");
-    assert!(message.contains("delete-access-key"), "tells the operator what to do: {message}");
+    assert!(
+        matches!(error, RotationError::NoFreeKeySlot { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains(&world.user) && message.contains(&foreign),
+        "{message}"
+    );
+    assert!(
+        message.contains("delete-access-key"),
+        "tells the operator what to do: {message}"
+    );
     world.assert_invariants(Some(&token)).await;
 
     // The operator frees the slot; the same rotation then completes.
@@ -216,7 +310,10 @@ async fn one_operator_key_is_never_touched_and_blocks_only_when_no_slot_is_left(
         .expect("operator deletes own key");
     let mut world = world;
     world.forget_foreign_keys();
-    world.run_steps(&token).await.expect("rotation after the operator freed a slot");
+    world
+        .run_steps(&token)
+        .await
+        .expect("rotation after the operator freed a slot");
     assert_rotation_completed(&world, &token).await;
 }
 
@@ -228,7 +325,10 @@ async fn two_operator_keys_fail_the_first_rotation_naming_both() {
     let token = world.start_rotation().await;
     let error = world.step(Step::Create, &token).await.unwrap_err();
     let message = error.to_string();
-    assert!(message.contains(&first) && message.contains(&second), "{message}");
+    assert!(
+        message.contains(&first) && message.contains(&second),
+        "{message}"
+    );
     world.assert_invariants(Some(&token)).await;
     assert_eq!(world.keys().await.len(), 2);
 }

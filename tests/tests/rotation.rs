@@ -13,12 +13,25 @@ async fn first_rotation_creates_the_first_managed_key() {
     let current = world.value(Stage::Current).await.expect("AWSCURRENT value");
     assert_eq!(current.user_name, world.user);
     let (key_id, _) = current.key().expect("a key");
-    assert_eq!(world.key_ids().await.into_iter().collect::<Vec<_>>(), vec![key_id.to_owned()]);
-    assert_eq!(world.version_with(Stage::Current).await.as_deref(), Some(token.as_str()));
+    assert_eq!(
+        world.key_ids().await.into_iter().collect::<Vec<_>>(),
+        vec![key_id.to_owned()]
+    );
+    assert_eq!(
+        world.version_with(Stage::Current).await.as_deref(),
+        Some(token.as_str())
+    );
     assert!(current.created_at.is_some());
     assert_eq!(world.caller_arn(&current).await, world.user_arn);
-    let mark = world.tags().await.remove(key_id).expect("managed key is marked");
-    assert!(mark.contains(&world.secret_id) && mark.contains(&token), "{mark}");
+    let mark = world
+        .tags()
+        .await
+        .remove(key_id)
+        .expect("managed key is marked");
+    assert!(
+        mark.contains(&world.secret_id) && mark.contains(&token),
+        "{mark}"
+    );
     world.assert_invariants(None).await;
 }
 
@@ -31,15 +44,24 @@ async fn rotation_keeps_the_previous_key_working_until_the_next_one() {
     let second = world.value(Stage::Current).await.expect("second key");
     assert_ne!(first.access_key_id, second.access_key_id);
     // A client that fetched the first key just before the rotation keeps working.
-    let previous = world.value(Stage::Previous).await.expect("AWSPREVIOUS value");
+    let previous = world
+        .value(Stage::Previous)
+        .await
+        .expect("AWSPREVIOUS value");
     assert_eq!(previous.access_key_id, first.access_key_id);
     world.assert_previous_still_works().await;
     assert_eq!(world.keys().await.len(), 2);
 
     world.rotate().await;
     let ids = world.key_ids().await;
-    assert!(!ids.contains(first.access_key_id.as_deref().expect("id")), "oldest key is deleted");
-    assert!(ids.contains(second.access_key_id.as_deref().expect("id")), "previous key stays");
+    assert!(
+        !ids.contains(first.access_key_id.as_deref().expect("id")),
+        "oldest key is deleted"
+    );
+    assert!(
+        ids.contains(second.access_key_id.as_deref().expect("id")),
+        "previous key stays"
+    );
     world.assert_previous_still_works().await;
     world.assert_invariants(None).await;
 }
@@ -52,11 +74,22 @@ async fn fifty_rotations_leave_exactly_current_and_previous() {
         world.rotate().await;
         let current = world.value(Stage::Current).await.expect("current");
         assert_eq!(world.caller_arn(&current).await, world.user_arn);
-        assert!(seen.insert(current.access_key_id.clone().expect("id")), "every rotation makes a new key");
+        assert!(
+            seen.insert(current.access_key_id.clone().expect("id")),
+            "every rotation makes a new key"
+        );
         assert!(world.keys().await.len() <= 2);
     }
-    let current = world.value(Stage::Current).await.and_then(|v| v.access_key_id).expect("current");
-    let previous = world.value(Stage::Previous).await.and_then(|v| v.access_key_id).expect("previous");
+    let current = world
+        .value(Stage::Current)
+        .await
+        .and_then(|v| v.access_key_id)
+        .expect("current");
+    let previous = world
+        .value(Stage::Previous)
+        .await
+        .and_then(|v| v.access_key_id)
+        .expect("previous");
     let expected: std::collections::HashSet<String> = [current, previous].into_iter().collect();
     assert_eq!(world.key_ids().await, expected);
     world.assert_previous_still_works().await;
@@ -85,7 +118,10 @@ async fn every_step_invoked_twice_has_the_effect_of_once() {
         assert!(world.keys().await.len() <= 2);
     }
     assert_eq!(world.keys().await.len(), 2);
-    assert_eq!(world.version_with(Stage::Current).await.as_deref(), Some(token.as_str()));
+    assert_eq!(
+        world.version_with(Stage::Current).await.as_deref(),
+        Some(token.as_str())
+    );
     world.assert_invariants(None).await;
 }
 
@@ -94,8 +130,13 @@ async fn finish_clears_awspending_so_the_next_rotate_secret_is_accepted() {
     let world = World::new("pending").await;
     let token = world.rotate().await;
     let versions = world.versions().await;
-    assert_eq!(versions.get(&token).cloned(), Some(vec!["AWSCURRENT".to_owned()]));
-    assert!(versions.values().all(|stages| !stages.iter().any(|s| s == "AWSPENDING")));
+    assert_eq!(
+        versions.get(&token).cloned(),
+        Some(vec!["AWSCURRENT".to_owned()])
+    );
+    assert!(versions
+        .values()
+        .all(|stages| !stages.iter().any(|s| s == "AWSPENDING")));
     // moto refuses RotateSecret while AWSPENDING sits on the AWSCURRENT version.
     world.rotate().await;
     world.assert_invariants(None).await;
@@ -106,17 +147,34 @@ async fn test_step_alone_checks_the_configuration_when_rotate_immediately_is_fal
     let world = World::new("test-alone").await;
     // Onboarded secret, no key yet: testing the configuration only needs the user to exist.
     let token = world.start_rotation_with(false).await;
-    world.step(Step::Test, &token).await.expect("testSecret on an onboarding value");
-    assert!(world.keys().await.is_empty(), "testSecret alone creates nothing");
+    world
+        .step(Step::Test, &token)
+        .await
+        .expect("testSecret on an onboarding value");
+    assert!(
+        world.keys().await.is_empty(),
+        "testSecret alone creates nothing"
+    );
     // Pending version without a value (RotateSecret staged it, nothing created yet):
     // AWSCURRENT is what gets tested.
     let token = world.start_rotation().await;
     world.run_steps(&token).await.expect("rotation");
     let current = world.value(Stage::Current).await;
     let token = world.start_rotation_with(false).await;
-    world.step(Step::Test, &token).await.expect("testSecret alone with a key");
-    assert_eq!(world.keys().await.len(), 1, "testSecret alone creates nothing");
-    assert_eq!(world.value(Stage::Current).await, current, "AWSCURRENT unchanged");
+    world
+        .step(Step::Test, &token)
+        .await
+        .expect("testSecret alone with a key");
+    assert_eq!(
+        world.keys().await.len(),
+        1,
+        "testSecret alone creates nothing"
+    );
+    assert_eq!(
+        world.value(Stage::Current).await,
+        current,
+        "AWSCURRENT unchanged"
+    );
 }
 
 #[tokio::test]
@@ -139,7 +197,10 @@ async fn finish_retried_after_promotion_still_removes_awspending() {
         .send()
         .await
         .expect("move AWSCURRENT");
-    assert_eq!(world.step(Step::Finish, &token).await.expect("retry"), StepOutcome::AlreadyCurrent);
+    assert_eq!(
+        world.step(Step::Finish, &token).await.expect("retry"),
+        StepOutcome::AlreadyCurrent
+    );
     assert!(world.version_with(Stage::Pending).await.is_none());
     world.assert_invariants(None).await;
 }

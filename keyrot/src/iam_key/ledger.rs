@@ -154,7 +154,10 @@ mod tests {
         assert!(!ledger.is_managed_by("AKIA1", "keyrot/iam/bob"));
         assert!(!ledger.is_marked("AKIA2"));
         let existing: HashSet<&str> = ["AKIA2"].into_iter().collect();
-        assert_eq!(ledger.stale_marks("keyrot/iam/alice", &existing), vec!["AKIA1"]);
+        assert_eq!(
+            ledger.stale_marks("keyrot/iam/alice", &existing),
+            vec!["AKIA1"]
+        );
     }
 
     #[test]

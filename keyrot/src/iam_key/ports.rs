@@ -78,15 +78,15 @@ pub trait IamKeys: Send + Sync {
 /// What STS said about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyCheck {
-    Authenticated { arn: String },
+    Authenticated {
+        arn: String,
+    },
     /// Not (yet) accepted: unknown key, propagation lag, throttling, network trouble.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
 }
 
 pub trait KeyVerifier: Send + Sync {
-    fn check(
-        &self,
-        key_id: &str,
-        secret: &Sensitive,
-    ) -> impl Future<Output = KeyCheck> + Send;
+    fn check(&self, key_id: &str, secret: &Sensitive) -> impl Future<Output = KeyCheck> + Send;
 }

@@ -96,7 +96,10 @@ impl<I: IamKeys, V: KeyVerifier> IamKeyRotator<I, V> {
             attempts += 1;
             let last_answer = match self.verifier.check(key_id, secret).await {
                 KeyCheck::Authenticated { arn } if arn == user.arn => {
-                    info!(decision = "key_verified", key_id, attempts, "STS accepted the key as the user");
+                    info!(
+                        decision = "key_verified",
+                        key_id, attempts, "STS accepted the key as the user"
+                    );
                     return Ok(());
                 }
                 KeyCheck::Authenticated { arn } => {
@@ -141,7 +144,8 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
                 secret: secret.name.clone(),
                 stage: Stage::Current.label(),
                 kind: KIND,
-                reason: "the secret name is too long to mark keys with (at most 180 characters)".into(),
+                reason: "the secret name is too long to mark keys with (at most 180 characters)"
+                    .into(),
             }
         })?;
         let keys = self.iam.list_access_keys(&user.name).await?;
@@ -149,7 +153,9 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
         let ledger = KeyLedger::from_tags(&tags);
         let current_key = current.access_key_id.as_deref();
 
-        let retire = self.keys_to_retire(secret, current_key, &keys, &ledger).await?;
+        let retire = self
+            .keys_to_retire(secret, current_key, &keys, &ledger)
+            .await?;
         for (key, reason) in &retire {
             self.iam.delete_access_key(&user.name, &key.id).await?;
             info!(decision = "deleted_key", user = %user.name, key_id = %key.id, reason);
@@ -165,7 +171,12 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
         // intents of earlier attempts (their lost keys were just removed).
         let existing: HashSet<&str> = remaining.iter().copied().collect();
         let mut obsolete = ledger.stale_marks(&secret.name, &existing);
-        obsolete.extend(ledger.intents().iter().map(|i| CreationIntent::tag_key(&i.token)));
+        obsolete.extend(
+            ledger
+                .intents()
+                .iter()
+                .map(|i| CreationIntent::tag_key(&i.token)),
+        );
         if !obsolete.is_empty() {
             self.iam.untag_user(&user.name, &obsolete).await?;
         }
@@ -189,7 +200,11 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
             keys_before: remaining.iter().map(|id| (*id).to_owned()).collect(),
         };
         self.iam
-            .tag_user(&user.name, &CreationIntent::tag_key(token), &intent.tag_value())
+            .tag_user(
+                &user.name,
+                &CreationIntent::tag_key(token),
+                &intent.tag_value(),
+            )
             .await?;
         let new_key = self.iam.create_access_key(&user.name).await?;
         self.iam.tag_user(&user.name, &new_key.id, &mark).await?;

@@ -136,7 +136,9 @@ impl IamKeys for IamSdk {
             .create_access_key()
             .user_name(user)
             .customize()
-            .config_override(aws_sdk_iam::config::Builder::default().retry_config(RetryConfig::disabled()))
+            .config_override(
+                aws_sdk_iam::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| AwsCallError::from_sdk("CreateAccessKey", &e))?;

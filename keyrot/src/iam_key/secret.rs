@@ -1,7 +1,7 @@
 //! The value stored in a managed secret.
 
-use crate::rotation::RotationError;
 use crate::json_error::describe_json_error;
+use crate::rotation::RotationError;
 use crate::Sensitive;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -99,7 +99,10 @@ mod tests {
     #[test]
     fn rejects_bad_values_with_reasons_and_without_echoing_them() {
         let not_json = parse("s3cr3t-not-json").unwrap_err();
-        assert!(not_json.to_string().contains("not valid JSON"), "{not_json}");
+        assert!(
+            not_json.to_string().contains("not valid JSON"),
+            "{not_json}"
+        );
         assert!(!not_json.to_string().contains("s3cr3t"));
         let missing = parse(r#"{"AccessKeyId":"AKIA"}"#).unwrap_err();
         assert!(missing.to_string().contains("UserName"), "{missing}");
@@ -113,9 +116,13 @@ mod tests {
 
     #[test]
     fn debug_hides_the_secret_access_key() {
-        let value = parse(r#"{"UserName":"alice","AccessKeyId":"AKIA1","SecretAccessKey":"s3cr3t"}"#)
-            .expect("valid");
+        let value =
+            parse(r#"{"UserName":"alice","AccessKeyId":"AKIA1","SecretAccessKey":"s3cr3t"}"#)
+                .expect("valid");
         let shown = format!("{value:?}");
-        assert!(shown.contains("AKIA1") && !shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("AKIA1") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
     }
 }

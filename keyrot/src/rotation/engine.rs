@@ -33,7 +33,7 @@ impl StepOutcome {
 }
 
 pub struct RotationEngine<S, R> {
-    store: S,
+    pub(super) store: S,
     rotator: R,
 }
 
@@ -71,7 +71,10 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
                 self.complete_finish(id, &secret, token, &description)
                     .await?;
             }
-            info!(decision = "already_current", "version is already AWSCURRENT; nothing to do");
+            info!(
+                decision = "already_current",
+                "version is already AWSCURRENT; nothing to do"
+            );
             return Ok(StepOutcome::AlreadyCurrent);
         }
         if !description.has_stage(token, Stage::Pending) {
@@ -101,13 +104,19 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
             .await?
             .is_some()
         {
-            info!(decision = "pending_exists", "pending version already has a value");
+            info!(
+                decision = "pending_exists",
+                "pending version already has a value"
+            );
             return Ok(StepOutcome::PendingAlreadyCreated);
         }
         let current = self.current_value(id, secret).await?;
         let pending = self.rotator.create(secret, token, &current).await?;
         self.store.put_pending(id, token, &pending).await?;
-        info!(decision = "pending_stored", "stored the new value as AWSPENDING");
+        info!(
+            decision = "pending_stored",
+            "stored the new value as AWSPENDING"
+        );
         Ok(StepOutcome::Created)
     }
 
@@ -131,10 +140,17 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
     ) -> Result<StepOutcome, RotationError> {
         // With RotateImmediately=false Secrets Manager runs testSecret alone, possibly
         // before any pending value exists: then the configuration is tested on AWSCURRENT.
-        let value = match self.store.get_value(id, Some(token), Stage::Pending).await? {
+        let value = match self
+            .store
+            .get_value(id, Some(token), Stage::Pending)
+            .await?
+        {
             Some(pending) => pending,
             None => {
-                info!(decision = "test_current", "no pending value; testing AWSCURRENT");
+                info!(
+                    decision = "test_current",
+                    "no pending value; testing AWSCURRENT"
+                );
                 self.current_value(id, secret).await?
             }
         };
@@ -181,7 +197,10 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
             self.store
                 .move_stage(id, Stage::Pending, None, Some(version))
                 .await?;
-            info!(decision = "pending_label_removed", pending_version = version);
+            info!(
+                decision = "pending_label_removed",
+                pending_version = version
+            );
         }
         let promoted = self
             .store

@@ -9,7 +9,9 @@ pub enum RotationError {
     #[error("malformed rotation event: {0}")]
     MalformedEvent(String),
 
-    #[error("unknown rotation step {0:?}: expected createSecret, setSecret, testSecret or finishSecret")]
+    #[error(
+        "unknown rotation step {0:?}: expected createSecret, setSecret, testSecret or finishSecret"
+    )]
     UnknownStep(String),
 
     #[error("rotation is not enabled for secret {secret}: configure rotation (RotateSecret with a rotation function) before invoking the rotation function")]
@@ -18,7 +20,9 @@ pub enum RotationError {
     #[error("version {token} is not a version of secret {secret}")]
     UnknownVersion { secret: String, token: String },
 
-    #[error("version {token} of secret {secret} is not staged AWSPENDING (its labels: {stages:?})")]
+    #[error(
+        "version {token} of secret {secret} is not staged AWSPENDING (its labels: {stages:?})"
+    )]
     NotPending {
         secret: String,
         token: String,
@@ -52,7 +56,9 @@ pub enum RotationError {
         pending: String,
     },
 
-    #[error("access key {key_id} in AWSPENDING of secret {secret} is not a key of IAM user {user}")]
+    #[error(
+        "access key {key_id} in AWSPENDING of secret {secret} is not a key of IAM user {user}"
+    )]
     KeyNotOwned {
         secret: String,
         user: String,

@@ -111,10 +111,12 @@ mod tests {
 
     #[test]
     fn rejects_missing_and_empty_fields() {
-        let missing =
-            RotationRequest::from_event(json!({"Step": "createSecret", "SecretId": "s"}))
-                .unwrap_err();
-        assert!(missing.to_string().contains("ClientRequestToken"), "{missing}");
+        let missing = RotationRequest::from_event(json!({"Step": "createSecret", "SecretId": "s"}))
+            .unwrap_err();
+        assert!(
+            missing.to_string().contains("ClientRequestToken"),
+            "{missing}"
+        );
         let empty = RotationRequest::from_event(json!({
             "Step": "createSecret", "SecretId": "", "ClientRequestToken": "t"
         }))

@@ -8,6 +8,8 @@ mod handler;
 mod rotator;
 mod secretsmanager;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use engine::{RotationEngine, StepOutcome};
 pub use error::RotationError;
