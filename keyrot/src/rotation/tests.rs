@@ -5,11 +5,13 @@ use crate::{AwsCallError, Sensitive};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// version → (labels, value)
+type Versions = HashMap<String, (Vec<String>, Option<String>)>;
+
 #[derive(Default)]
 struct MemoryStore {
     enabled: bool,
-    /// version → (labels, value)
-    versions: Mutex<HashMap<String, (Vec<String>, Option<String>)>>,
+    versions: Mutex<Versions>,
 }
 
 impl MemoryStore {
