@@ -3,10 +3,10 @@
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use std::error::Error as StdError;
 
-/// A failed AWS API call. The message is the SDK's error chain, which names the service
-/// error code and message but never carries request bodies (and so never key material).
+/// A failed AWS API call, described by the service's error code and message, or by the kind
+/// of transport failure. Raw responses are never included: a response that failed to parse
+/// may be a secret value.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("AWS {operation} failed: {message}")]
 pub struct AwsCallError {
@@ -20,13 +20,27 @@ impl AwsCallError {
     /// (NoSuchEntity, ResourceNotFoundException, InvalidClientTokenId, ...).
     pub fn from_sdk<E, R>(operation: &'static str, error: &SdkError<E, R>) -> Self
     where
-        E: ProvideErrorMetadata + StdError + 'static,
-        R: std::fmt::Debug,
+        E: ProvideErrorMetadata,
     {
+        let message = match error {
+            SdkError::ServiceError(_) => format!(
+                "{}: {}",
+                error.code().unwrap_or("UnknownError"),
+                error.message().unwrap_or("no message")
+            ),
+            SdkError::TimeoutError(_) => "the request timed out".to_owned(),
+            SdkError::DispatchFailure(failure) => match failure.as_connector_error() {
+                Some(connector) => format!("dispatch failure: {}", DisplayErrorContext(connector)),
+                None => "dispatch failure".to_owned(),
+            },
+            SdkError::ResponseError(_) => "the response could not be read".to_owned(),
+            SdkError::ConstructionFailure(_) => "the request could not be built".to_owned(),
+            _ => "unknown failure".to_owned(),
+        };
         Self {
             operation,
             code: error.code().map(str::to_owned),
-            message: DisplayErrorContext(error).to_string(),
+            message,
         }
     }
 
