@@ -7,17 +7,21 @@ KEYROT_STATE="$KEYROT_ROOT/target/keyrot"
 
 log() { printf '[keyrot] %s\n' "$*" >&2; }
 
-# Creates .venv with the pinned moto when missing or when the pins changed.
-ensure_moto_venv() {
-  local requirements="$KEYROT_ROOT/tools/requirements-moto.txt"
+# Creates .venv with the pinned Python tools (moto, awscli, cargo-lambda) when missing or when
+# the pins changed, and puts its bin/ first on PATH.
+ensure_python_tools() {
+  local requirements="$KEYROT_ROOT/tools/requirements.txt"
+  local constraints="$KEYROT_ROOT/tools/constraints.txt"
   local stamp="$KEYROT_VENV/.keyrot-requirements"
-  if [ -x "$KEYROT_VENV/bin/python" ] && [ -f "$stamp" ] && cmp -s "$requirements" "$stamp"; then
-    return 0
+  if ! { [ -x "$KEYROT_VENV/bin/python" ] && [ -f "$stamp" ] \
+      && cat "$requirements" "$constraints" | cmp -s - "$stamp"; }; then
+    log "installing pinned Python tools into $KEYROT_VENV (first run only)"
+    python3 -m venv "$KEYROT_VENV"
+    "$KEYROT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -r "$requirements" -c "$constraints"
+    cat "$requirements" "$constraints" > "$stamp"
   fi
-  log "installing pinned moto into $KEYROT_VENV"
-  python3 -m venv "$KEYROT_VENV"
-  "$KEYROT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$stamp"
+  export PATH="$KEYROT_VENV/bin:$PATH"
 }
 
 free_port() {

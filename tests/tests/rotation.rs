@@ -204,3 +204,35 @@ async fn finish_retried_after_promotion_still_removes_awspending() {
     assert!(world.version_with(Stage::Pending).await.is_none());
     world.assert_invariants(None).await;
 }
+
+#[tokio::test]
+async fn rotate_secret_naming_only_the_secret_uses_the_configured_function() {
+    // What an EventBridge Scheduler target sends: {"SecretId": ...}, no function ARN.
+    let world = World::new("schedule").await;
+    world.rotate().await;
+    let current = world.version_with(Stage::Current).await;
+    let token = world
+        .secrets
+        .rotate_secret()
+        .secret_id(&world.secret_id)
+        .send()
+        .await
+        .expect("RotateSecret")
+        .version_id
+        .expect("version id");
+    assert_eq!(
+        world.version_with(Stage::Current).await,
+        current,
+        "nothing promoted yet"
+    );
+    assert_eq!(
+        world.version_with(Stage::Pending).await.as_deref(),
+        Some(token.as_str())
+    );
+    world.run_steps(&token).await.expect("rotation");
+    assert_eq!(
+        world.version_with(Stage::Current).await.as_deref(),
+        Some(token.as_str())
+    );
+    world.assert_invariants(None).await;
+}

@@ -1,0 +1,92 @@
+//! `keyrot-local`: all of keyrot on this machine, against moto as AWS.
+
+mod banner;
+mod options;
+mod processes;
+mod provision;
+mod scheduler;
+
+use clap::Parser;
+use options::Options;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = Options::parse();
+    match run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("keyrot-local: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<(), LocalError> {
+    let mut stack = processes::Stack::start(&options).await?;
+    let addresses = stack.addresses.clone();
+    let aws = provision::Aws::connect(&addresses.aws_endpoint).await;
+    let serve = async {
+        let secrets = provision::provision(&aws, &options).await?;
+        banner::print(&options, &addresses, &secrets);
+        scheduler::rotate_every(&aws, &secrets, options.interval()).await
+    };
+    // Any child dying (a function crashing at start, moto failing) ends the stack with its
+    // log named, rather than leaving a request hanging.
+    let outcome = tokio::select! {
+        result = serve => result,
+        exit = stack.any_exited() => Err(exit),
+        () = shutdown_signal() => {
+            eprintln!("keyrot-local: stopping");
+            Ok(())
+        }
+    };
+    stack.stop().await;
+    outcome
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("could not start {what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what} did not become ready on {address} within {seconds} s (its log: {log})")]
+    NotReady {
+        what: String,
+        address: String,
+        seconds: u64,
+        log: String,
+    },
+    #[error("{what} exited unexpectedly ({status}); see {log}")]
+    Exited {
+        what: String,
+        status: String,
+        log: String,
+    },
+    #[error("port {port} is already in use: stop what uses it or pass another port (see --help)")]
+    PortInUse { port: u16 },
+    #[error("provisioning failed at {step}: {message}")]
+    Provision { step: String, message: String },
+}

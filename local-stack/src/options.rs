@@ -1,0 +1,53 @@
+//! Command-line options of the local stack.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "keyrot-local",
+    about = "Runs keyrot locally against moto (offline AWS)."
+)]
+pub struct Options {
+    /// IAM users to create and manage, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "alice,bob")]
+    pub users: Vec<String>,
+
+    /// Rotation interval in minutes (as the template's RotationIntervalMinutes).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub interval_minutes: u64,
+
+    /// Demo mode: rotation interval in seconds, overriding --interval-minutes.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(5..=86400))]
+    pub interval_seconds: Option<u64>,
+
+    /// Port of the AWS endpoint (moto); 0 picks a free one.
+    #[arg(long, default_value_t = 4566)]
+    pub aws_port: u16,
+
+    /// Port of the Lambda Runtime/Invoke API emulator; 0 picks a free one.
+    #[arg(long, default_value_t = 9000)]
+    pub lambda_port: u16,
+
+    /// The keyrot checkout (where .venv, tools/ and target/ are).
+    #[arg(long, env = "KEYROT_ROOT", default_value = ".")]
+    pub root: PathBuf,
+
+    /// Directory of the function binaries.
+    #[arg(long, env = "KEYROT_BIN_DIR", default_value = "target/debug")]
+    pub bin_dir: PathBuf,
+}
+
+impl Options {
+    pub fn interval(&self) -> Duration {
+        match self.interval_seconds {
+            Some(seconds) => Duration::from_secs(seconds),
+            None => Duration::from_secs(self.interval_minutes * 60),
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("target").join("keyrot").join("local")
+    }
+}

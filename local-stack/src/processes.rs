@@ -1,0 +1,216 @@
+//! The processes of the local stack: moto (AWS), the Lambda Runtime/Invoke API emulator and
+//! the real function binaries. All are children of this process and stop with it.
+
+use crate::options::Options;
+use crate::LocalError;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+/// Functions served by the local Lambda emulator, by their binary names.
+pub const FUNCTIONS: &[&str] = &["rotation-fn"];
+
+/// Credentials moto accepts; not a secret.
+pub const LOCAL_ACCESS_KEY_ID: &str = "test";
+pub const LOCAL_SECRET_ACCESS_KEY: &str = "test";
+pub const LOCAL_REGION: &str = "us-east-1";
+
+struct Managed {
+    name: String,
+    log: PathBuf,
+    child: Child,
+}
+
+/// Where the stack's services listen.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    pub aws_endpoint: String,
+    pub lambda_endpoint: String,
+    pub state_dir: PathBuf,
+}
+
+pub struct Stack {
+    pub addresses: Addresses,
+    children: Vec<Managed>,
+}
+
+impl Stack {
+    pub async fn start(options: &Options) -> Result<Self, LocalError> {
+        let state_dir = options.state_dir();
+        std::fs::create_dir_all(&state_dir).map_err(|source| LocalError::Spawn {
+            what: format!("state directory {}", state_dir.display()),
+            source,
+        })?;
+        let aws_port = reserve_port(options.aws_port).await?;
+        let lambda_port = reserve_port(options.lambda_port).await?;
+        let mut stack = Self {
+            addresses: Addresses {
+                aws_endpoint: format!("http://127.0.0.1:{aws_port}"),
+                lambda_endpoint: format!("http://127.0.0.1:{lambda_port}"),
+                state_dir,
+            },
+            children: Vec::new(),
+        };
+        let venv_bin = options.root.join(".venv").join("bin");
+
+        let mut moto = Command::new(venv_bin.join("python"));
+        moto.arg(options.root.join("tools").join("moto_server.py"))
+            .args(["-H", "127.0.0.1", "-p", &aws_port.to_string()])
+            .env(
+                "KEYROT_ROTATION_INVOKE_URL",
+                &stack.addresses.lambda_endpoint,
+            );
+        stack.spawn("moto", moto, None)?;
+
+        let mut lambda = Command::new(venv_bin.join("cargo-lambda"));
+        lambda
+            .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
+            .args(["-A", "127.0.0.1", "-P", &lambda_port.to_string()])
+            .current_dir(&options.root)
+            .env("PATH", path_with(&venv_bin));
+        stack.spawn("lambda-emulator", lambda, None)?;
+
+        stack.wait_ready("moto", aws_port).await?;
+        stack.wait_ready("lambda-emulator", lambda_port).await?;
+
+        for function in FUNCTIONS {
+            let mut command = Command::new(options.bin_dir.join(function));
+            command
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env(
+                    "AWS_LAMBDA_RUNTIME_API",
+                    format!("http://127.0.0.1:{lambda_port}/.rt/{function}"),
+                )
+                .env("AWS_LAMBDA_FUNCTION_NAME", function)
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+                .env("AWS_REGION", LOCAL_REGION)
+                .env("AWS_ENDPOINT_URL", &stack.addresses.aws_endpoint)
+                .env("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_ACCESS_KEY)
+                // moto accepts new keys at once; keep the propagation wait short.
+                .env("KEYROT_VERIFY_INITIAL_DELAY_MS", "100")
+                .env("KEYROT_VERIFY_MAX_WAIT_MS", "2000");
+            let log = stack.addresses.state_dir.join("functions.log");
+            stack.spawn(function, command, Some(log))?;
+        }
+        Ok(stack)
+    }
+
+    fn spawn(
+        &mut self,
+        name: &str,
+        mut command: Command,
+        log: Option<PathBuf>,
+    ) -> Result<(), LocalError> {
+        let log = log.unwrap_or_else(|| self.addresses.state_dir.join(format!("{name}.log")));
+        let spawn_error = |source| LocalError::Spawn {
+            what: name.to_owned(),
+            source,
+        };
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(spawn_error)?;
+        let file_err = file.try_clone().map_err(spawn_error)?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(file_err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_error)?;
+        self.children.push(Managed {
+            name: name.to_owned(),
+            log,
+            child,
+        });
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, name: &str, port: u16) -> Result<(), LocalError> {
+        const SECONDS: u64 = 60;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(SECONDS);
+        while tokio::time::Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(exit) = self.exited() {
+                return Err(exit);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(LocalError::NotReady {
+            what: name.to_owned(),
+            address: format!("127.0.0.1:{port}"),
+            seconds: SECONDS,
+            log: self.log_of(name),
+        })
+    }
+
+    fn log_of(&self, name: &str) -> String {
+        self.children
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.log.display().to_string())
+            .unwrap_or_default()
+    }
+
+    fn exited(&mut self) -> Option<LocalError> {
+        self.children
+            .iter_mut()
+            .find_map(|managed| match managed.child.try_wait() {
+                Ok(Some(status)) => Some(LocalError::Exited {
+                    what: managed.name.clone(),
+                    status: status.to_string(),
+                    log: managed.log.display().to_string(),
+                }),
+                _ => None,
+            })
+    }
+
+    /// Resolves when any child exits: the stack is broken then.
+    pub async fn any_exited(&mut self) -> LocalError {
+        loop {
+            if let Some(exit) = self.exited() {
+                return exit;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        for managed in self.children.iter_mut().rev() {
+            let _ = managed.child.start_kill();
+            let _ = managed.child.wait().await;
+        }
+        self.children.clear();
+    }
+}
+
+/// The port to use: `requested`, checked free, or any free one for 0.
+async fn reserve_port(requested: u16) -> Result<u16, LocalError> {
+    match TcpListener::bind(("127.0.0.1", requested)).await {
+        Ok(listener) => listener
+            .local_addr()
+            .map(|address| address.port())
+            .map_err(|source| LocalError::Spawn {
+                what: "a port check".into(),
+                source,
+            }),
+        Err(_) => Err(LocalError::PortInUse { port: requested }),
+    }
+}
+
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut paths = vec![dir.to_path_buf()];
+    if let Some(existing) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&existing));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
