@@ -17,6 +17,66 @@ pub struct RotationConfig {
     /// How long testSecret waits for a new key to be accepted by STS. New IAM keys usually
     /// work after 5–15 s; the function timeout must exceed this.
     pub verify_backoff: Backoff,
+    /// The signing key secret's name; every other secret is an IAM access key secret.
+    pub signing_key_secret: String,
+    /// The SSM parameter the signing key's public halves are published to.
+    pub public_keys_parameter: String,
+}
+
+pub const SIGNING_KEY_SECRET_NAME: &str = "KEYROT_SIGNING_KEY_SECRET_NAME";
+pub const PUBLIC_KEYS_PARAMETER: &str = "KEYROT_PUBLIC_KEYS_PARAMETER";
+pub const DEFAULT_SIGNING_KEY_SECRET: &str = "keyrot/signing-key";
+pub const DEFAULT_PUBLIC_KEYS_PARAMETER: &str = "/keyrot/signing-public-keys";
+
+/// A variable's value, or `default` when unset; empty counts as unset.
+pub(crate) fn text_or(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &str,
+    default: &str,
+) -> String {
+    lookup(variable)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// A variable that must be set.
+pub(crate) fn required(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<String, ConfigError> {
+    lookup(variable)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ConfigError {
+            variable,
+            value: String::new(),
+            reason: "must be set".into(),
+        })
+}
+
+/// A whole number within `range`, or `default` when unset.
+pub(crate) fn number_or(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(value) = lookup(variable).filter(|v| !v.trim().is_empty()) else {
+        return Ok(default);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(number) if range.contains(&number) => Ok(number),
+        _ => Err(ConfigError {
+            variable,
+            value,
+            reason: format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        }),
+    }
 }
 
 impl RotationConfig {
@@ -44,7 +104,19 @@ impl RotationConfig {
                 reason: "must be at least 1".into(),
             });
         }
-        Ok(Self { verify_backoff })
+        Ok(Self {
+            verify_backoff,
+            signing_key_secret: text_or(
+                &lookup,
+                SIGNING_KEY_SECRET_NAME,
+                DEFAULT_SIGNING_KEY_SECRET,
+            ),
+            public_keys_parameter: text_or(
+                &lookup,
+                PUBLIC_KEYS_PARAMETER,
+                DEFAULT_PUBLIC_KEYS_PARAMETER,
+            ),
+        })
     }
 }
 

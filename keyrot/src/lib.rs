@@ -1,15 +1,20 @@
 //! keyrot's shared library: the Secrets Manager rotation engine, the secret kinds it rotates,
 //! the AWS adapters behind narrow traits, configuration and logging.
 
+pub mod api;
 pub mod aws;
 pub mod aws_error;
 pub mod backoff;
+pub mod cache;
 pub mod config;
 pub mod iam_key;
 pub mod json_error;
 pub mod logging;
+pub mod random;
 pub mod rotation;
 pub mod sensitive;
+pub mod signing_key;
+pub mod time;
 
 pub use aws_error::AwsCallError;
 pub use sensitive::Sensitive;

@@ -1,8 +1,10 @@
-//! Secrets Manager rotation function for keyrot's IAM access key secrets.
+//! Secrets Manager rotation function for keyrot: IAM access key secrets and the JWT signing
+//! key secret (picked by the secret's name).
 
 use keyrot::config::RotationConfig;
 use keyrot::iam_key::{IamKeyRotator, IamSdk, StsKeyVerifier};
-use keyrot::rotation::{handle_rotation_event, RotationEngine, SecretsManagerStore};
+use keyrot::rotation::{handle_rotation_event, ByName, RotationEngine, SecretsManagerStore};
+use keyrot::signing_key::{SigningKeyRotator, SsmPublicKeyStore};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main(flavor = "current_thread")]
@@ -10,13 +12,18 @@ async fn main() -> Result<(), Error> {
     keyrot::logging::init();
     let config = RotationConfig::from_env()?;
     let sdk_config = keyrot::aws::load_sdk_config().await;
+    let iam_keys = IamKeyRotator::new(
+        IamSdk::new(aws_sdk_iam::Client::new(&sdk_config)),
+        StsKeyVerifier::new(&sdk_config),
+        config.verify_backoff,
+    );
+    let signing_key = SigningKeyRotator::new(SsmPublicKeyStore::new(
+        aws_sdk_ssm::Client::new(&sdk_config),
+        config.public_keys_parameter,
+    ));
     let engine = RotationEngine::new(
         SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk_config)),
-        IamKeyRotator::new(
-            IamSdk::new(aws_sdk_iam::Client::new(&sdk_config)),
-            StsKeyVerifier::new(&sdk_config),
-            config.verify_backoff,
-        ),
+        ByName::new(iam_keys, signing_key, config.signing_key_secret),
     );
     let engine = &engine;
     run(service_fn(

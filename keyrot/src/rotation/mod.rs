@@ -6,6 +6,7 @@ mod error;
 mod event;
 mod handler;
 mod rotator;
+mod router;
 mod secretsmanager;
 mod store;
 #[cfg(test)]
@@ -16,5 +17,6 @@ pub use error::RotationError;
 pub use event::{RotationRequest, Step};
 pub use handler::handle_rotation_event;
 pub use rotator::{Rotator, SecretRef};
+pub use router::ByName;
 pub use secretsmanager::SecretsManagerStore;
 pub use store::{SecretDescription, SecretStore, Stage};

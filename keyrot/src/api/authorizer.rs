@@ -1,0 +1,205 @@
+//! The authorizer's decision for one request: API key, then (except for token issue) the
+//! JWT, then the source IP. Pure logic over the request, the registry and the keys.
+
+use super::clients::{Client, ClientRegistry};
+use super::source_ip::{is_allowed, parse_source_ip, CidrList};
+use super::token::TokenVerifier;
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayCustomAuthorizerResponse,
+};
+use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use http::HeaderMap;
+use std::time::SystemTime;
+
+/// Longest API key accepted; generated keys are 43 characters.
+pub const MAX_API_KEY_BYTES: usize = 128;
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    GenerateToken,
+    ActiveKey,
+}
+
+impl Route {
+    pub fn of(method: &str, resource: &str) -> Option<Self> {
+        match (method, resource) {
+            ("POST", "/generate-token") => Some(Self::GenerateToken),
+            ("GET", "/active-key") => Some(Self::ActiveKey),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthorizerSettings {
+    pub allowed_cidrs: CidrList,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub client_id: String,
+    pub users: Vec<String>,
+    pub usage_key: Option<String>,
+    pub token_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Allowed),
+    /// Missing or invalid credentials: 401.
+    Unauthorized(&'static str),
+    /// Valid credentials, but not from here or not for this: 403.
+    Forbidden {
+        client_id: String,
+        reason: &'static str,
+    },
+}
+
+impl Decision {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Allow(_) => "allowed",
+            Self::Unauthorized(reason) => reason,
+            Self::Forbidden { reason, .. } => reason,
+        }
+    }
+}
+
+/// The single value of a header; `Err` when it appears more than once.
+fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ()> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(());
+    }
+    match first {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| ()),
+    }
+}
+
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+pub fn decide(
+    request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    registry: &ClientRegistry,
+    verifier: &TokenVerifier,
+    settings: &AuthorizerSettings,
+    now: SystemTime,
+) -> Decision {
+    let api_key = match single_header(&request.headers, API_KEY_HEADER) {
+        Ok(Some(key)) if !key.is_empty() && key.len() <= MAX_API_KEY_BYTES => key,
+        Ok(None) => return Decision::Unauthorized("missing_api_key"),
+        _ => return Decision::Unauthorized("malformed_api_key"),
+    };
+    let Some(client) = registry.find_by_api_key(api_key) else {
+        return Decision::Unauthorized("unknown_api_key");
+    };
+    let forbidden = |reason| Decision::Forbidden {
+        client_id: client.id.clone(),
+        reason,
+    };
+    let method = request
+        .http_method
+        .as_ref()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let resource = request
+        .resource
+        .clone()
+        .or_else(|| request.request_context.resource_path.clone())
+        .unwrap_or_default();
+    let Some(route) = Route::of(&method, &resource) else {
+        return forbidden("unknown_route");
+    };
+
+    let mut token_id = None;
+    if route == Route::ActiveKey {
+        let token = match single_header(&request.headers, "authorization") {
+            Ok(Some(value)) => match bearer_token(value) {
+                Some(token) if !token.is_empty() => token,
+                _ => return Decision::Unauthorized("malformed_authorization"),
+            },
+            Ok(None) => return Decision::Unauthorized("missing_token"),
+            Err(()) => return Decision::Unauthorized("malformed_authorization"),
+        };
+        let claims = match verifier.verify(token, now) {
+            Ok(claims) => claims,
+            Err(rejection) => return Decision::Unauthorized(rejection.as_str()),
+        };
+        if claims.sub != client.id {
+            // A token stolen from another client is useless with this client's key.
+            return Decision::Unauthorized("token_of_another_client");
+        }
+        token_id = Some(claims.jti);
+    }
+
+    // Only API Gateway's view of the peer counts: never X-Forwarded-For or another header.
+    let source_ip = request
+        .request_context
+        .identity
+        .as_ref()
+        .and_then(|identity| identity.source_ip.as_deref())
+        .and_then(parse_source_ip);
+    match source_ip {
+        Some(ip) if is_allowed(&settings.allowed_cidrs, &client.cidrs, ip) => {}
+        _ => return forbidden("ip_not_allowed"),
+    }
+    Decision::Allow(allowed(client, token_id))
+}
+
+fn allowed(client: &Client, token_id: Option<String>) -> Allowed {
+    Allowed {
+        client_id: client.id.clone(),
+        users: client.users.clone(),
+        usage_key: client.usage_key.clone(),
+        token_id,
+    }
+}
+
+/// The policy API Gateway applies: exactly the invoked method, never a wildcard, so no
+/// cached or reused decision can cover another method.
+pub fn policy_response(
+    decision: &Decision,
+    method_arn: &str,
+) -> Option<ApiGatewayCustomAuthorizerResponse> {
+    let (effect, principal, context, usage_key) = match decision {
+        Decision::Unauthorized(_) => return None,
+        Decision::Forbidden { client_id, .. } => (
+            IamPolicyEffect::Deny,
+            client_id.clone(),
+            serde_json::Value::Null,
+            None,
+        ),
+        Decision::Allow(allowed) => (
+            IamPolicyEffect::Allow,
+            allowed.client_id.clone(),
+            serde_json::json!({
+                "client_id": allowed.client_id,
+                "allowed_users": allowed.users.join(","),
+                "token_id": allowed.token_id.clone().unwrap_or_default(),
+            }),
+            allowed.usage_key.clone(),
+        ),
+    };
+    let mut statement = IamPolicyStatement::default();
+    statement.action = vec!["execute-api:Invoke".to_owned()];
+    statement.effect = effect;
+    statement.resource = vec![method_arn.to_owned()];
+    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+    policy.version = Some("2012-10-17".to_owned());
+    policy.statement = vec![statement];
+    let mut response = ApiGatewayCustomAuthorizerResponse::default();
+    response.principal_id = Some(principal);
+    response.policy_document = policy;
+    response.context = context;
+    response.usage_identifier_key = usage_key;
+    Some(response)
+}

@@ -1,0 +1,122 @@
+//! The authorizer function: registry and keys from AWS (cached briefly), one decision per
+//! request, logged without any credential.
+
+use super::authorizer::{decide, policy_response, AuthorizerSettings, Decision};
+use super::clients::ClientRegistry;
+use super::registry_source::ClientSource;
+use super::token::TokenVerifier;
+use crate::cache::TtlCache;
+use crate::signing_key::{KeySetError, PublicKeyStore};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use std::time::{Duration, SystemTime};
+use tracing::{error, info};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizerError {
+    /// API Gateway turns exactly this message into a 401.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// Fail closed: without the registry or the keys nobody is let in (API Gateway: 500).
+    #[error("authorizer unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<AuthorizerError> for Diagnostic {
+    fn from(error: AuthorizerError) -> Self {
+        match error {
+            AuthorizerError::Unauthorized => Diagnostic {
+                error_type: "Unauthorized".into(),
+                error_message: "Unauthorized".into(),
+            },
+            AuthorizerError::Unavailable(message) => Diagnostic {
+                error_type: "keyrot.authorizer.Unavailable".into(),
+                error_message: message,
+            },
+        }
+    }
+}
+
+pub struct AuthorizerService<C, K> {
+    settings: AuthorizerSettings,
+    clients: C,
+    public_keys: K,
+    registry: TtlCache<ClientRegistry>,
+    verifier: TtlCache<TokenVerifier>,
+}
+
+impl<C: ClientSource, K: PublicKeyStore> AuthorizerService<C, K> {
+    pub fn new(
+        settings: AuthorizerSettings,
+        clients: C,
+        public_keys: K,
+        cache_ttl: Duration,
+    ) -> Self {
+        Self {
+            settings,
+            clients,
+            public_keys,
+            registry: TtlCache::new(cache_ttl),
+            verifier: TtlCache::new(cache_ttl),
+        }
+    }
+
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>,
+    ) -> Result<ApiGatewayCustomAuthorizerResponse, AuthorizerError> {
+        let request_id = event.context.request_id;
+        let request = event.payload;
+        let registry = self
+            .registry
+            .get_or_load(|| async { self.clients.load().await.map(ClientRegistry::new) })
+            .await
+            .map_err(|e| self.unavailable(&request_id, e.to_string()))?;
+        let verifier = self
+            .verifier
+            .get_or_load(|| async {
+                let text = self.public_keys.read().await.map_err(|e| e.to_string())?;
+                let set = crate::signing_key::parse_key_set_text(text.as_deref())
+                    .map_err(|e: KeySetError| e.to_string())?;
+                Ok::<_, String>(TokenVerifier::new(
+                    &set,
+                    &self.settings.issuer,
+                    &self.settings.audience,
+                ))
+            })
+            .await
+            .map_err(|e| self.unavailable(&request_id, e))?;
+
+        let decision = decide(
+            &request,
+            &registry,
+            &verifier,
+            &self.settings,
+            SystemTime::now(),
+        );
+        let client_id = match &decision {
+            Decision::Allow(allowed) => allowed.client_id.as_str(),
+            Decision::Forbidden { client_id, .. } => client_id.as_str(),
+            Decision::Unauthorized(_) => "",
+        };
+        info!(
+            request_id = %request_id,
+            decision = match decision { Decision::Allow(_) => "allow", Decision::Forbidden { .. } => "deny", Decision::Unauthorized(_) => "unauthorized" },
+            reason = decision.reason(),
+            client_id,
+            method = request.http_method.as_ref().map(|m| m.as_str()).unwrap_or(""),
+            resource = request.resource.as_deref().unwrap_or(""),
+            source_ip = request.request_context.identity.as_ref().and_then(|i| i.source_ip.as_deref()).unwrap_or(""),
+            "authorizer decision"
+        );
+        let method_arn = request.method_arn.as_deref().unwrap_or_default();
+        policy_response(&decision, method_arn).ok_or(AuthorizerError::Unauthorized)
+    }
+
+    fn unavailable(&self, request_id: &str, message: String) -> AuthorizerError {
+        error!(request_id = %request_id, decision = "unavailable", error = %message, "authorizer could not load its configuration");
+        AuthorizerError::Unavailable(message)
+    }
+}

@@ -1,0 +1,234 @@
+//! `api-fn`: `POST /generate-token` and `GET /active-key?username=U`, behind the authorizer.
+
+use super::authorizer::Route;
+use super::secret_reader::SecretReader;
+use super::token::{TokenIssuer, TokenSettings};
+use crate::cache::TtlCache;
+use crate::iam_key::IamKeySecret;
+use crate::signing_key::SigningKeySecret;
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::encodings::Body;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::HeaderMap;
+use serde_json::json;
+use std::time::{Duration, SystemTime};
+use tracing::{error, info};
+
+/// IAM user names: 1–64 of letters, digits and `+=,.@_-`.
+pub fn is_valid_user_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub token: TokenSettings,
+    pub managed_secret_prefix: String,
+    pub signing_key_secret: String,
+    pub rotation_interval: Duration,
+    pub signing_key_cache_ttl: Duration,
+}
+
+pub struct ApiService<R> {
+    settings: ApiSettings,
+    secrets: R,
+    issuer: TtlCache<Option<TokenIssuer>>,
+}
+
+fn response(status: i64, body: serde_json::Value) -> ApiGatewayProxyResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Keys and tokens must never sit in a cache.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    response.headers = headers;
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
+
+fn error_response(status: i64, code: &str, message: &str) -> ApiGatewayProxyResponse {
+    response(status, json!({ "error": code, "message": message }))
+}
+
+impl<R: SecretReader> ApiService<R> {
+    pub fn new(settings: ApiSettings, secrets: R) -> Self {
+        let ttl = settings.signing_key_cache_ttl;
+        Self {
+            settings,
+            secrets,
+            issuer: TtlCache::new(ttl),
+        }
+    }
+
+    pub async fn handle(
+        &self,
+        request: ApiGatewayProxyRequest,
+        request_id: &str,
+    ) -> ApiGatewayProxyResponse {
+        let fields = &request.request_context.authorizer.fields;
+        let client_id = fields
+            .get("client_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let route = Route::of(
+            request.http_method.as_str(),
+            request.resource.as_deref().unwrap_or_default(),
+        );
+        if client_id.is_empty() {
+            // Only reachable if the authorizer is not in front: refuse rather than guess.
+            info!(
+                request_id,
+                decision = "no_client_context",
+                "request without authorizer context"
+            );
+            return error_response(403, "forbidden", "not authorized");
+        }
+        match route {
+            Some(Route::GenerateToken) => self.generate_token(client_id, request_id).await,
+            Some(Route::ActiveKey) => self.active_key(&request, client_id, request_id).await,
+            None => error_response(404, "not_found", "no such resource"),
+        }
+    }
+
+    async fn generate_token(&self, client_id: &str, request_id: &str) -> ApiGatewayProxyResponse {
+        let issuer = self
+            .issuer
+            .get_or_load(|| async {
+                let current = self
+                    .secrets
+                    .current(&self.settings.signing_key_secret)
+                    .await?;
+                let key = current.and_then(|version| {
+                    SigningKeySecret::parse(
+                        &version.value,
+                        &self.settings.signing_key_secret,
+                        "AWSCURRENT",
+                    )
+                    .ok()
+                    .and_then(|secret| secret.key())
+                });
+                Ok::<_, crate::AwsCallError>(key.map(|key| {
+                    TokenIssuer::new(&key.kid, &key.pkcs8_der, self.settings.token.clone())
+                }))
+            })
+            .await;
+        let issuer = match issuer {
+            Ok(issuer) => issuer,
+            Err(failure) => {
+                error!(request_id, client_id, decision = "token_failed", error = %failure);
+                return error_response(500, "internal_error", "internal error");
+            }
+        };
+        let Some(issuer) = issuer.as_ref() else {
+            error!(
+                request_id,
+                client_id,
+                decision = "token_failed",
+                error = "no signing key yet: rotate the signing key secret once"
+            );
+            return error_response(503, "unavailable", "token issuing is not ready yet");
+        };
+        match issuer.issue(client_id, SystemTime::now()) {
+            Ok(issued) => {
+                info!(request_id, client_id, decision = "token_issued", kid = issuer.kid(), token_id = %issued.claims.jti);
+                response(
+                    200,
+                    json!({
+                        "token": issued.token,
+                        "token_type": "Bearer",
+                        "expires_in": issued.expires_in,
+                    }),
+                )
+            }
+            Err(failure) => {
+                error!(request_id, client_id, decision = "token_failed", error = %failure);
+                error_response(500, "internal_error", "internal error")
+            }
+        }
+    }
+
+    async fn active_key(
+        &self,
+        request: &ApiGatewayProxyRequest,
+        client_id: &str,
+        request_id: &str,
+    ) -> ApiGatewayProxyResponse {
+        let values = request
+            .multi_value_query_string_parameters
+            .all("username")
+            .or_else(|| request.query_string_parameters.all("username"))
+            .unwrap_or_default();
+        let user = match values.as_slice() {
+            [] => {
+                return error_response(
+                    400,
+                    "invalid_request",
+                    "query parameter username is required",
+                )
+            }
+            [one] if is_valid_user_name(one) => *one,
+            [_] => {
+                return error_response(
+                    400,
+                    "invalid_request",
+                    "username is not a valid IAM user name",
+                )
+            }
+            _ => return error_response(400, "invalid_request", "username must be given once"),
+        };
+        // Defence in depth: the authorizer's context says which users this client may read.
+        let allowed = request
+            .request_context
+            .authorizer
+            .fields
+            .get("allowed_users")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        if !allowed.split(',').any(|allowed_user| allowed_user == user) {
+            info!(request_id, client_id, user, decision = "user_not_allowed");
+            // Same answer whether or not the user exists: no enumeration.
+            return error_response(403, "forbidden", "this client may not read that user's key");
+        }
+        let secret_id = format!("{}{user}", self.settings.managed_secret_prefix);
+        let current = match self.secrets.current(&secret_id).await {
+            Ok(Some(current)) => current,
+            Ok(None) => {
+                info!(request_id, client_id, user, decision = "no_managed_key");
+                return error_response(404, "not_found", "no managed key for this user yet");
+            }
+            Err(failure) => {
+                error!(request_id, client_id, user, decision = "read_failed", error = %failure);
+                return error_response(500, "internal_error", "internal error");
+            }
+        };
+        let key = IamKeySecret::parse(&current.value, &secret_id, "AWSCURRENT")
+            .ok()
+            .filter(|secret| secret.user_name == user && secret.key().is_some());
+        let Some(key) = key else {
+            error!(
+                request_id,
+                client_id,
+                user,
+                decision = "read_failed",
+                error = "AWSCURRENT holds no usable key"
+            );
+            return error_response(404, "not_found", "no managed key for this user yet");
+        };
+        let rotated = current.created.unwrap_or_else(SystemTime::now);
+        info!(request_id, client_id, user, decision = "key_read", version = %current.version_id);
+        response(
+            200,
+            json!({
+                "UserName": key.user_name,
+                "AccessKeyId": key.access_key_id,
+                "SecretAccessKey": key.secret_access_key,
+                "Version": current.version_id,
+                "RotatedAt": crate::time::rfc3339(rotated),
+                "Expiration": crate::time::rfc3339(rotated + self.settings.rotation_interval),
+            }),
+        )
+    }
+}

@@ -1,0 +1,12 @@
+//! The API: client registry, source IP rules, tokens, the authorizer's decision and the
+//! read/issue endpoints of `api-fn`.
+
+pub mod authorizer;
+pub mod authorizer_service;
+pub mod clients;
+pub mod config;
+pub mod endpoints;
+pub mod registry_source;
+pub mod secret_reader;
+pub mod source_ip;
+pub mod token;

@@ -1,0 +1,146 @@
+//! Loads the client registry: one SSM parameter per client under a path (users, CIDRs, usage
+//! key; no secret) and one Secrets Manager secret per client holding its API key.
+//!
+//! Parameter `<path><client-id>`: `{"users": ["alice"], "cidrs": ["203.0.113.0/24"], "usage_key": "..."}`
+//! Secret `<prefix><client-id>`: `{"ClientId": "<client-id>", "ApiKey": "..."}`
+
+use super::clients::Client;
+use super::source_ip::CidrList;
+use crate::{AwsCallError, Sensitive};
+use serde::Deserialize;
+use std::future::Future;
+use tracing::warn;
+
+pub trait ClientSource: Send + Sync {
+    fn load(&self) -> impl Future<Output = Result<Vec<Client>, AwsCallError>> + Send;
+}
+
+#[derive(Debug, Deserialize)]
+struct ClientSettings {
+    users: Vec<String>,
+    #[serde(default)]
+    cidrs: Vec<String>,
+    #[serde(default)]
+    usage_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ClientKey {
+    api_key: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct AwsClientSource {
+    ssm: aws_sdk_ssm::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    parameter_path: String,
+    secret_prefix: String,
+}
+
+impl AwsClientSource {
+    pub fn new(
+        ssm: aws_sdk_ssm::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+        parameter_path: impl Into<String>,
+        secret_prefix: impl Into<String>,
+    ) -> Self {
+        Self {
+            ssm,
+            secrets,
+            parameter_path: parameter_path.into(),
+            secret_prefix: secret_prefix.into(),
+        }
+    }
+
+    async fn client_parameters(&self) -> Result<Vec<(String, String)>, AwsCallError> {
+        let mut parameters = Vec::new();
+        let mut next = None;
+        loop {
+            let output = self
+                .ssm
+                .get_parameters_by_path()
+                .path(&self.parameter_path)
+                .recursive(false)
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|e| AwsCallError::from_sdk("GetParametersByPath", &e))?;
+            for parameter in output.parameters.unwrap_or_default() {
+                if let (Some(name), Some(value)) = (parameter.name, parameter.value) {
+                    parameters.push((name, value));
+                }
+            }
+            match output.next_token {
+                Some(token) => next = Some(token),
+                None => return Ok(parameters),
+            }
+        }
+    }
+
+    async fn api_key(&self, client_id: &str) -> Result<Option<Sensitive>, AwsCallError> {
+        let secret_id = format!("{}{client_id}", self.secret_prefix);
+        let output = match self
+            .secrets
+            .get_secret_value()
+            .secret_id(&secret_id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error) => {
+                let error = AwsCallError::from_sdk("GetSecretValue", &error);
+                if error.has_code("ResourceNotFoundException") {
+                    return Ok(None);
+                }
+                return Err(error);
+            }
+        };
+        let key = output
+            .secret_string
+            .and_then(|text| serde_json::from_str::<ClientKey>(&text).ok())
+            .map(|key| Sensitive::new(key.api_key));
+        Ok(key)
+    }
+}
+
+impl ClientSource for AwsClientSource {
+    async fn load(&self) -> Result<Vec<Client>, AwsCallError> {
+        let mut clients = Vec::new();
+        for (name, value) in self.client_parameters().await? {
+            let id = name
+                .strip_prefix(&self.parameter_path)
+                .unwrap_or(&name)
+                .trim_start_matches('/')
+                .to_owned();
+            // One broken entry must not lock every client out: skip it, loudly.
+            let settings = match serde_json::from_str::<ClientSettings>(&value) {
+                Ok(settings) => settings,
+                Err(error) => {
+                    warn!(decision = "client_skipped", client_id = %id, reason = %crate::json_error::describe_json_error(&error), "client parameter is not valid");
+                    continue;
+                }
+            };
+            let cidrs = match CidrList::parse_all(settings.cidrs.iter().map(String::as_str)) {
+                Ok(cidrs) => cidrs,
+                Err(error) => {
+                    warn!(decision = "client_skipped", client_id = %id, reason = %error, "client parameter is not valid");
+                    continue;
+                }
+            };
+            let Some(api_key) = self.api_key(&id).await? else {
+                warn!(decision = "client_skipped", client_id = %id, reason = "no API key secret (or no ApiKey in it)");
+                continue;
+            };
+            clients.push(Client {
+                id,
+                api_key,
+                users: settings.users,
+                cidrs,
+                usage_key: settings.usage_key,
+            });
+        }
+        Ok(clients)
+    }
+}
