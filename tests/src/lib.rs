@@ -2,6 +2,7 @@
 //! fault-injecting proxy in front of it, and a per-test world (IAM user + managed secret)
 //! with the rotation engine wired exactly as `rotation-fn` wires it.
 
+pub mod api_world;
 pub mod fault_proxy;
 pub mod logs;
 pub mod moto;

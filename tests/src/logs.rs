@@ -14,6 +14,9 @@ impl LogCapture {
         let writer = self.clone();
         let dispatch = tracing::Dispatch::new(keyrot::logging::subscriber(move || writer.clone()));
         let _guard = tracing::dispatcher::set_default(&dispatch);
+        // Callsites first hit by a concurrent test with no subscriber may have cached "never
+        // interested"; recompute now that this capture's subscriber exists.
+        tracing::callsite::rebuild_interest_cache();
         future.await
     }
 

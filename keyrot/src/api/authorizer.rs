@@ -69,14 +69,21 @@ impl Decision {
     }
 }
 
-/// The single value of a header; `Err` when it appears more than once.
-fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ()> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
+/// The single value of a header; `Err` when it appears more than once. API Gateway puts the
+/// last value in `headers` and all of them in `multiValueHeaders`, so both are consulted.
+fn single_header<'h>(
+    request: &'h ApiGatewayCustomAuthorizerRequestTypeRequest,
+    name: &str,
+) -> Result<Option<&'h str>, ()> {
+    let repeated = |headers: &HeaderMap| headers.get_all(name).iter().count() > 1;
+    if repeated(&request.headers) || repeated(&request.multi_value_headers) {
         return Err(());
     }
-    match first {
+    match request
+        .headers
+        .get(name)
+        .or_else(|| request.multi_value_headers.get(name))
+    {
         None => Ok(None),
         Some(value) => value.to_str().map(Some).map_err(|_| ()),
     }
@@ -94,7 +101,7 @@ pub fn decide(
     settings: &AuthorizerSettings,
     now: SystemTime,
 ) -> Decision {
-    let api_key = match single_header(&request.headers, API_KEY_HEADER) {
+    let api_key = match single_header(request, API_KEY_HEADER) {
         Ok(Some(key)) if !key.is_empty() && key.len() <= MAX_API_KEY_BYTES => key,
         Ok(None) => return Decision::Unauthorized("missing_api_key"),
         _ => return Decision::Unauthorized("malformed_api_key"),
@@ -122,7 +129,7 @@ pub fn decide(
 
     let mut token_id = None;
     if route == Route::ActiveKey {
-        let token = match single_header(&request.headers, "authorization") {
+        let token = match single_header(request, "authorization") {
             Ok(Some(value)) => match bearer_token(value) {
                 Some(token) if !token.is_empty() => token,
                 _ => return Decision::Unauthorized("malformed_authorization"),
@@ -202,4 +209,62 @@ pub fn policy_response(
     response.context = context;
     response.usage_identifier_key = usage_key;
     Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_covers_exactly_the_invoked_method_and_carries_flat_context() {
+        let arn = "arn:aws:execute-api:eu-west-1:123456789012:api/v1/GET/active-key";
+        let decision = Decision::Allow(Allowed {
+            client_id: "ci".into(),
+            users: vec!["alice".into(), "bob".into()],
+            usage_key: Some("usage-ci-0123456789".into()),
+            token_id: Some("jti-1".into()),
+        });
+        let response = policy_response(&decision, arn).expect("policy");
+        let statement = &response.policy_document.statement[0];
+        assert_eq!(statement.effect, IamPolicyEffect::Allow);
+        assert_eq!(statement.resource, vec![arn.to_owned()]);
+        assert_eq!(statement.action, vec!["execute-api:Invoke".to_owned()]);
+        assert_eq!(response.context["allowed_users"], "alice,bob");
+        assert!(response
+            .context
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| v.is_string()));
+        assert_eq!(
+            response.usage_identifier_key.as_deref(),
+            Some("usage-ci-0123456789")
+        );
+
+        let deny = policy_response(
+            &Decision::Forbidden {
+                client_id: "ci".into(),
+                reason: "ip_not_allowed",
+            },
+            arn,
+        )
+        .expect("policy");
+        assert_eq!(
+            deny.policy_document.statement[0].effect,
+            IamPolicyEffect::Deny
+        );
+        assert!(deny.usage_identifier_key.is_none());
+        assert!(policy_response(&Decision::Unauthorized("missing_api_key"), arn).is_none());
+    }
+
+    #[test]
+    fn routes_are_exact() {
+        assert_eq!(
+            Route::of("POST", "/generate-token"),
+            Some(Route::GenerateToken)
+        );
+        assert_eq!(Route::of("GET", "/active-key"), Some(Route::ActiveKey));
+        assert_eq!(Route::of("GET", "/generate-token"), None);
+        assert_eq!(Route::of("GET", "/active-key/"), None);
+    }
 }

@@ -1,0 +1,414 @@
+//! The API on moto: managed users with rotated keys, a rotated signing key published as a
+//! JWKS, a client registry, and the authorizer and api-fn services wired as their binaries
+//! wire them. `call` plays API Gateway: authorizer first (401 on "Unauthorized", 403 on a
+//! Deny), then api-fn with the authorizer's context.
+
+use crate::moto::{moto_url, sdk_config};
+use crate::world::test_backoff;
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyRequest,
+};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::iam::IamPolicyEffect;
+use keyrot::api::authorizer::AuthorizerSettings;
+use keyrot::api::authorizer_service::{AuthorizerError, AuthorizerService};
+use keyrot::api::endpoints::{ApiService, ApiSettings};
+use keyrot::api::registry_source::AwsClientSource;
+use keyrot::api::secret_reader::SecretsManagerReader;
+use keyrot::api::source_ip::CidrList;
+use keyrot::api::token::TokenSettings;
+use keyrot::iam_key::{IamKeyRotator, IamSdk, StsKeyVerifier};
+use keyrot::rotation::{ByName, RotationEngine, RotationRequest, SecretsManagerStore, Step};
+use keyrot::signing_key::{SigningKeyRotator, SigningKeySecret, SsmPublicKeyStore};
+use keyrot::Sensitive;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub type Engine = RotationEngine<
+    SecretsManagerStore,
+    ByName<IamKeyRotator<IamSdk, StsKeyVerifier>, SigningKeyRotator<SsmPublicKeyStore>>,
+>;
+
+pub const ALLOWED_CIDRS: &str = "127.0.0.0/8, 10.0.0.0/8, 2001:db8:1:2::/64";
+const LAMBDA_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:keyrot-rotation";
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    pub id: String,
+    pub api_key: String,
+    pub users: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    pub method: &'static str,
+    pub resource: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub source_ip: String,
+}
+
+impl Call {
+    pub fn new(method: &'static str, resource: &'static str) -> Self {
+        Self {
+            method,
+            resource,
+            source_ip: "127.0.0.1".into(),
+            ..Self::default()
+        }
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+    pub fn from_ip(mut self, ip: &str) -> Self {
+        self.source_ip = ip.to_owned();
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: i64,
+    pub body: Value,
+    pub headers: HashMap<String, String>,
+}
+
+pub struct ApiWorld {
+    pub users: Vec<String>,
+    pub clients: Vec<TestClient>,
+    pub managed_prefix: String,
+    pub clients_path: String,
+    pub signing_secret: String,
+    pub public_keys_parameter: String,
+    pub issuer: String,
+    pub audience: String,
+    pub engine: Engine,
+    pub authorizer: AuthorizerService<AwsClientSource, SsmPublicKeyStore>,
+    pub api: ApiService<SecretsManagerReader>,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub iam: aws_sdk_iam::Client,
+}
+
+impl ApiWorld {
+    pub async fn new(name: &str) -> Self {
+        let config = sdk_config(&moto_url()).await;
+        let unique = format!(
+            "{}-{}-{name}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::SeqCst)
+        );
+        let base = format!("kr-api/{unique}");
+        let managed_prefix = format!("{base}/iam/");
+        let signing_secret = format!("{base}/signing-key");
+        let public_keys_parameter = format!("/{base}/public-keys");
+        let clients_path = format!("/{base}/clients/");
+        let client_secret_prefix = format!("{base}/clients/");
+        let issuer = format!("urn:keyrot:test:{unique}");
+        let audience = format!("urn:keyrot:test:{unique}:api");
+        let secrets = aws_sdk_secretsmanager::Client::new(&config);
+        let ssm = aws_sdk_ssm::Client::new(&config);
+        let iam = aws_sdk_iam::Client::new(&config);
+
+        let engine = RotationEngine::new(
+            SecretsManagerStore::new(secrets.clone()),
+            ByName::new(
+                IamKeyRotator::new(
+                    IamSdk::new(iam.clone()),
+                    StsKeyVerifier::new(&config),
+                    test_backoff(),
+                ),
+                SigningKeyRotator::new(SsmPublicKeyStore::new(ssm.clone(), &public_keys_parameter)),
+                &signing_secret,
+            ),
+        );
+        let authorizer = AuthorizerService::new(
+            AuthorizerSettings {
+                allowed_cidrs: CidrList::parse_comma_separated(ALLOWED_CIDRS).expect("cidrs"),
+                issuer: issuer.clone(),
+                audience: audience.clone(),
+            },
+            AwsClientSource::new(
+                ssm.clone(),
+                secrets.clone(),
+                &clients_path,
+                &client_secret_prefix,
+            ),
+            SsmPublicKeyStore::new(ssm.clone(), &public_keys_parameter),
+            Duration::ZERO, // every call sees the registry and keys as they are now
+        );
+        let api = ApiService::new(
+            ApiSettings {
+                token: TokenSettings {
+                    issuer: issuer.clone(),
+                    audience: audience.clone(),
+                    ttl: Duration::from_secs(120),
+                },
+                managed_secret_prefix: managed_prefix.clone(),
+                signing_key_secret: signing_secret.clone(),
+                rotation_interval: Duration::from_secs(600),
+                signing_key_cache_ttl: Duration::ZERO,
+            },
+            SecretsManagerReader::new(secrets.clone()),
+        );
+        let users: Vec<String> = ["alice", "bob"]
+            .iter()
+            .map(|u| format!("{u}-{unique}"))
+            .collect();
+        let mut world = Self {
+            users: users.clone(),
+            clients: Vec::new(),
+            managed_prefix,
+            clients_path: clients_path.clone(),
+            signing_secret: signing_secret.clone(),
+            public_keys_parameter,
+            issuer,
+            audience,
+            engine,
+            authorizer,
+            api,
+            secrets,
+            ssm,
+            iam,
+        };
+        for user in &users {
+            world
+                .iam
+                .create_user()
+                .user_name(user)
+                .send()
+                .await
+                .expect("user");
+            let id = format!("{}{user}", world.managed_prefix);
+            world.create_secret(&id, json!({ "UserName": user })).await;
+            world.rotate(&id).await;
+        }
+        world.create_secret(&signing_secret, json!({})).await;
+        world.rotate(&signing_secret).await;
+        for (id, users, cidrs) in [
+            ("client-a", vec![users[0].clone()], vec![]),
+            ("client-b", vec![users[1].clone()], vec![]),
+            (
+                "client-narrow",
+                vec![users[0].clone()],
+                vec!["10.1.0.0/16".to_owned()],
+            ),
+        ] {
+            let api_key = keyrot::random::random_hex(24).expect("random");
+            world
+                .ssm
+                .put_parameter()
+                .name(format!("{clients_path}{id}"))
+                .value(json!({ "users": users, "cidrs": cidrs, "usage_key": format!("usage-{id}-0123456789") }).to_string())
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await
+                .expect("client parameter");
+            world
+                .create_secret(
+                    &format!("{client_secret_prefix}{id}"),
+                    json!({ "ClientId": id, "ApiKey": api_key }),
+                )
+                .await;
+            world.clients.push(TestClient {
+                id: id.to_owned(),
+                api_key,
+                users,
+            });
+        }
+        world
+    }
+
+    async fn create_secret(&self, id: &str, value: Value) {
+        self.secrets
+            .create_secret()
+            .name(id)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .expect("create secret");
+    }
+
+    /// A complete rotation of `secret_id` through the engine, as Secrets Manager drives it.
+    pub async fn rotate(&self, secret_id: &str) {
+        let token = self
+            .secrets
+            .rotate_secret()
+            .secret_id(secret_id)
+            .rotation_lambda_arn(LAMBDA_ARN)
+            .rotation_rules(
+                aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                    .automatically_after_days(1)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("RotateSecret")
+            .version_id
+            .expect("token");
+        for step in [Step::Create, Step::Set, Step::Test, Step::Finish] {
+            let request = RotationRequest {
+                step,
+                secret_id: secret_id.to_owned(),
+                token: token.clone(),
+            };
+            self.engine
+                .run(&request)
+                .await
+                .unwrap_or_else(|e| panic!("{step} of {secret_id}: {e}"));
+        }
+    }
+
+    pub fn client(&self, id: &str) -> &TestClient {
+        self.clients.iter().find(|c| c.id == id).expect("client")
+    }
+
+    /// The signing key now AWSCURRENT.
+    pub async fn current_signing_key(&self) -> SigningKeySecret {
+        let text = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&self.signing_secret)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .expect("signing key")
+            .secret_string
+            .expect("value");
+        SigningKeySecret::parse(&Sensitive::new(text), &self.signing_secret, "AWSCURRENT")
+            .expect("parses")
+    }
+
+    pub fn method_arn(method: &str, resource: &str) -> String {
+        format!("arn:aws:execute-api:us-east-1:123456789012:abcdef1234/v1/{method}{resource}")
+    }
+
+    /// One request through API Gateway's flow.
+    pub async fn call(&self, call: Call) -> Reply {
+        let mut headers = serde_json::Map::new();
+        let mut multi_headers: serde_json::Map<String, Value> = serde_json::Map::new();
+        for (name, value) in &call.headers {
+            headers.insert(name.clone(), json!(value));
+            multi_headers
+                .entry(name.clone())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .expect("array")
+                .push(json!(value));
+        }
+        let mut query = serde_json::Map::new();
+        let mut multi_query: serde_json::Map<String, Value> = serde_json::Map::new();
+        for (name, value) in &call.query {
+            query.insert(name.clone(), json!(value));
+            multi_query
+                .entry(name.clone())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .expect("array")
+                .push(json!(value));
+        }
+        let method_arn = Self::method_arn(call.method, call.resource);
+        let authorizer_event = json!({
+            "type": "REQUEST",
+            "methodArn": method_arn,
+            "resource": call.resource,
+            "path": call.resource,
+            "httpMethod": call.method,
+            "headers": headers,
+            "multiValueHeaders": multi_headers,
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": multi_query,
+            "pathParameters": {},
+            "stageVariables": {},
+            "requestContext": {
+                "path": format!("/v1{}", call.resource),
+                "accountId": "123456789012",
+                "resourceId": "abc123",
+                "stage": "v1",
+                "requestId": "req-1",
+                "identity": { "sourceIp": call.source_ip },
+                "resourcePath": call.resource,
+                "httpMethod": call.method,
+                "apiId": "abcdef1234"
+            }
+        });
+        let request: ApiGatewayCustomAuthorizerRequestTypeRequest =
+            serde_json::from_value(authorizer_event.clone()).expect("authorizer event");
+        let mut context = Context::default();
+        context.request_id = "authorizer-invocation".into();
+        let decision = match self
+            .authorizer
+            .handle(LambdaEvent::new(request, context))
+            .await
+        {
+            Err(AuthorizerError::Unauthorized) => return gateway_reply(401, "unauthorized"),
+            Err(AuthorizerError::Unavailable(_)) => {
+                return gateway_reply(500, "authorizer_failure")
+            }
+            Ok(response) => response,
+        };
+        let statement = &decision.policy_document.statement[0];
+        if statement.effect != IamPolicyEffect::Allow || statement.resource != vec![method_arn] {
+            return gateway_reply(403, "forbidden");
+        }
+        let mut proxy_event = authorizer_event;
+        proxy_event["requestContext"]["authorizer"] = decision.context.clone();
+        proxy_event["requestContext"]["authorizer"]["principalId"] = json!(decision.principal_id);
+        proxy_event["requestContext"]["identity"] = json!({ "sourceIp": call.source_ip });
+        proxy_event["body"] = Value::Null;
+        proxy_event["isBase64Encoded"] = json!(false);
+        let request: ApiGatewayProxyRequest =
+            serde_json::from_value(proxy_event).expect("proxy event");
+        let response = self.api.handle(request, "api-invocation").await;
+        let body = match response.body {
+            Some(Body::Text(text)) => serde_json::from_str(&text).expect("JSON body"),
+            _ => Value::Null,
+        };
+        Reply {
+            status: response.status_code,
+            body,
+            headers: response
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                .collect(),
+        }
+    }
+
+    /// `POST /generate-token` for a client; returns the token.
+    pub async fn token_for(&self, client: &str) -> String {
+        let reply = self
+            .call(
+                Call::new("POST", "/generate-token")
+                    .header("x-api-key", &self.client(client).api_key),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub fn active_key_call(&self, client: &str, token: &str, user: &str) -> Call {
+        Call::new("GET", "/active-key")
+            .header("x-api-key", &self.client(client).api_key)
+            .header("Authorization", &format!("Bearer {token}"))
+            .query("username", user)
+    }
+}
+
+fn gateway_reply(status: i64, error: &str) -> Reply {
+    Reply {
+        status,
+        body: json!({ "error": error }),
+        headers: HashMap::new(),
+    }
+}
