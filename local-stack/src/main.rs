@@ -1,10 +1,13 @@
 //! `keyrot-local`: all of keyrot on this machine, against moto as AWS.
 
 mod banner;
+mod gateway;
+mod invoke;
 mod options;
 mod processes;
 mod provision;
 mod scheduler;
+mod throttle;
 
 use clap::Parser;
 use options::Options;
@@ -23,13 +26,33 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), LocalError> {
+    let allowed = keyrot::api::source_ip::CidrList::parse_all(options.allowed_cidrs.iter().map(String::as_str))
+        .map_err(|e| LocalError::Option(e.to_string()))?;
+    let api_listener = processes::listen(options.api_port).await?;
+    let api_port = api_listener
+        .local_addr()
+        .map_err(|source| LocalError::Spawn { what: "the API listener".into(), source })?
+        .port();
+    let api_url = format!("http://127.0.0.1:{api_port}/{}", gateway::STAGE);
     let mut stack = processes::Stack::start(&options).await?;
     let addresses = stack.addresses.clone();
     let aws = provision::Aws::connect(&addresses.aws_endpoint).await;
     let serve = async {
-        let secrets = provision::provision(&aws, &options).await?;
-        banner::print(&options, &addresses, &secrets);
-        scheduler::rotate_every(&aws, &secrets, options.interval()).await
+        let provisioned = provision::provision(&aws, &options).await?;
+        let gateway = std::sync::Arc::new(gateway::Gateway::new(
+            invoke::Invoker::new(&addresses.lambda_endpoint),
+            allowed,
+            throttle::Throttle::new(options.throttle_rate, options.throttle_burst),
+        ));
+        let gateway_task = tokio::spawn(gateway.serve(api_listener));
+        banner::print(&options, &addresses, &api_url, &provisioned);
+        if let Some(path) = &options.ready_file {
+            banner::write_ready_file(path, &addresses, &api_url, &provisioned)
+                .map_err(|source| LocalError::Spawn { what: format!("ready file {}", path.display()), source })?;
+        }
+        let result = scheduler::rotate_every(&aws, &provisioned.secret_ids, options.interval()).await;
+        gateway_task.abort();
+        result
     };
     // Any child dying (a function crashing at start, moto failing) ends the stack with its
     // log named, rather than leaving a request hanging.
@@ -87,6 +110,8 @@ pub enum LocalError {
     },
     #[error("port {port} is already in use: stop what uses it or pass another port (see --help)")]
     PortInUse { port: u16 },
+    #[error("invalid option: {0}")]
+    Option(String),
     #[error("provisioning failed at {step}: {message}")]
     Provision { step: String, message: String },
 }

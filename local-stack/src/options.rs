@@ -30,6 +30,31 @@ pub struct Options {
     #[arg(long, default_value_t = 9000)]
     pub lambda_port: u16,
 
+    /// Port of the local API gateway; 0 picks a free one.
+    #[arg(long, default_value_t = 3000)]
+    pub api_port: u16,
+
+    /// Source CIDRs allowed to call the API (as the template's AllowedCidrs).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1/32,::1/128")]
+    pub allowed_cidrs: Vec<String>,
+
+    /// Token lifetime in seconds (as the template's TokenTtlSeconds).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(10..=900))]
+    pub token_ttl_seconds: u64,
+
+    /// Per-client steady request rate per second (as the usage plan's throttle rate).
+    #[arg(long, default_value_t = 10.0)]
+    pub throttle_rate: f64,
+
+    /// Per-client burst (as the usage plan's throttle burst).
+    #[arg(long, default_value_t = 20)]
+    pub throttle_burst: u32,
+
+    /// Write the endpoints and the default client's API key as JSON to this file once ready
+    /// (for scripts and tests; mode 0600).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+
     /// The keyrot checkout (where .venv, tools/ and target/ are).
     #[arg(long, env = "KEYROT_ROOT", default_value = ".")]
     pub root: PathBuf,

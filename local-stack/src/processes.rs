@@ -11,7 +11,39 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
 /// Functions served by the local Lambda emulator, by their binary names.
-pub const FUNCTIONS: &[&str] = &["rotation-fn"];
+pub const FUNCTIONS: &[&str] = &["rotation-fn", "authorizer-fn", "api-fn"];
+
+/// Token issuer and audience of the local deployment.
+pub const LOCAL_ISSUER: &str = "urn:keyrot:local";
+pub const LOCAL_AUDIENCE: &str = "urn:keyrot:local:api";
+
+/// Each function's configuration, as the template sets it.
+fn function_env(function: &str, options: &Options) -> Vec<(&'static str, String)> {
+    let token = [
+        ("KEYROT_TOKEN_ISSUER", LOCAL_ISSUER.to_owned()),
+        ("KEYROT_TOKEN_AUDIENCE", LOCAL_AUDIENCE.to_owned()),
+    ];
+    match function {
+        // moto accepts new keys at once; keep the propagation wait short.
+        "rotation-fn" => vec![
+            ("KEYROT_VERIFY_INITIAL_DELAY_MS", "100".to_owned()),
+            ("KEYROT_VERIFY_MAX_WAIT_MS", "2000".to_owned()),
+        ],
+        "authorizer-fn" => {
+            let mut env = token.to_vec();
+            env.push(("KEYROT_ALLOWED_CIDRS", options.allowed_cidrs.join(",")));
+            env.push(("KEYROT_REGISTRY_TTL_SECONDS", "5".to_owned()));
+            env
+        }
+        "api-fn" => {
+            let mut env = token.to_vec();
+            env.push(("KEYROT_TOKEN_TTL_SECONDS", options.token_ttl_seconds.to_string()));
+            env.push(("KEYROT_ROTATION_INTERVAL_MINUTES", options.interval().as_secs().div_ceil(60).to_string()));
+            env
+        }
+        _ => Vec::new(),
+    }
+}
 
 /// Credentials moto accepts; not a secret.
 pub const LOCAL_ACCESS_KEY_ID: &str = "test";
@@ -30,6 +62,13 @@ pub struct Addresses {
     pub aws_endpoint: String,
     pub lambda_endpoint: String,
     pub state_dir: PathBuf,
+}
+
+/// Binds a listener on `port` (0: any free one), or says the port is taken.
+pub async fn listen(port: u16) -> Result<TcpListener, LocalError> {
+    TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|_| LocalError::PortInUse { port })
 }
 
 pub struct Stack {
@@ -92,9 +131,7 @@ impl Stack {
                 .env("AWS_ENDPOINT_URL", &stack.addresses.aws_endpoint)
                 .env("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY_ID)
                 .env("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_ACCESS_KEY)
-                // moto accepts new keys at once; keep the propagation wait short.
-                .env("KEYROT_VERIFY_INITIAL_DELAY_MS", "100")
-                .env("KEYROT_VERIFY_MAX_WAIT_MS", "2000");
+                .envs(function_env(function, options));
             let log = stack.addresses.state_dir.join("functions.log");
             stack.spawn(function, command, Some(log))?;
         }

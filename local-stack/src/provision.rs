@@ -15,6 +15,7 @@ pub const ROTATION_FUNCTION_ARN: &str =
 pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Aws {
@@ -34,6 +35,7 @@ impl Aws {
         Self {
             iam: aws_sdk_iam::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
         }
     }
 }
@@ -50,8 +52,83 @@ fn failed(step: impl Into<String>, error: impl std::fmt::Display) -> LocalError 
     }
 }
 
-/// Returns the managed secret ids.
-pub async fn provision(aws: &Aws, options: &Options) -> Result<Vec<String>, LocalError> {
+pub const SIGNING_KEY_SECRET: &str = "keyrot/signing-key";
+pub const PUBLIC_KEYS_PARAMETER: &str = "/keyrot/signing-public-keys";
+pub const DEFAULT_CLIENT: &str = "default";
+const DEFAULT_USAGE_KEY: &str = "keyrot-local-default-usage";
+
+/// What provisioning made that the banner and tests need.
+pub struct Provisioned {
+    pub secret_ids: Vec<String>,
+    /// The default client's API key (as an operator reads it from its secret).
+    pub api_key: String,
+}
+
+pub async fn provision(aws: &Aws, options: &Options) -> Result<Provisioned, LocalError> {
+    let secret_ids = provision_users(aws, options).await?;
+    provision_signing_key(aws).await?;
+    let api_key = provision_default_client(aws, options).await?;
+    Ok(Provisioned { secret_ids, api_key })
+}
+
+/// The signing key secret, rotated once so a key exists and its public half is published.
+async fn provision_signing_key(aws: &Aws) -> Result<(), LocalError> {
+    aws.ssm
+        .put_parameter()
+        .name(PUBLIC_KEYS_PARAMETER)
+        .value(r#"{"keys":[]}"#)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .map_err(|e| failed("creating the public keys parameter", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+    aws.secrets
+        .create_secret()
+        .name(SIGNING_KEY_SECRET)
+        .description("keyrot JWT signing key")
+        .secret_string("{}")
+        .send()
+        .await
+        .map_err(|e| failed("creating the signing key secret", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+    configure_rotation(aws, SIGNING_KEY_SECRET).await
+}
+
+/// The default client: may read every managed user, from the allowed CIDRs.
+async fn provision_default_client(aws: &Aws, options: &Options) -> Result<String, LocalError> {
+    let api_key = keyrot::random::random_hex(32)
+        .ok_or_else(|| failed("generating the default client's API key", "no system randomness"))?;
+    aws.secrets
+        .create_secret()
+        .name(format!("keyrot/clients/{DEFAULT_CLIENT}"))
+        .secret_string(serde_json::json!({ "ClientId": DEFAULT_CLIENT, "ApiKey": api_key }).to_string())
+        .send()
+        .await
+        .map_err(|e| failed("creating the default client's secret", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+    aws.ssm
+        .put_parameter()
+        .name(format!("/keyrot/clients/{DEFAULT_CLIENT}"))
+        .value(serde_json::json!({ "users": options.users, "cidrs": [], "usage_key": DEFAULT_USAGE_KEY }).to_string())
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .map_err(|e| failed("creating the default client's parameter", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+    Ok(api_key)
+}
+
+async fn configure_rotation(aws: &Aws, id: &str) -> Result<(), LocalError> {
+    // Configuring rotation rotates at once, through rotation-fn.
+    aws.secrets
+        .rotate_secret()
+        .secret_id(id)
+        .rotation_lambda_arn(ROTATION_FUNCTION_ARN)
+        .rotation_rules(RotationRulesType::builder().automatically_after_days(1).build())
+        .send()
+        .await
+        .map_err(|e| failed(format!("first rotation of {id}"), aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+/// The managed users and their secrets; returns the secret ids.
+async fn provision_users(aws: &Aws, options: &Options) -> Result<Vec<String>, LocalError> {
     let mut secret_ids = Vec::new();
     for user in &options.users {
         aws.iam
@@ -79,24 +156,7 @@ pub async fn provision(aws: &Aws, options: &Options) -> Result<Vec<String>, Loca
                     aws_sdk_secretsmanager::error::DisplayErrorContext(e),
                 )
             })?;
-        // Configuring rotation rotates at once: rotation-fn creates the first managed key.
-        aws.secrets
-            .rotate_secret()
-            .secret_id(&id)
-            .rotation_lambda_arn(ROTATION_FUNCTION_ARN)
-            .rotation_rules(
-                RotationRulesType::builder()
-                    .automatically_after_days(1)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| {
-                failed(
-                    format!("first rotation of {id}"),
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(e),
-                )
-            })?;
+        configure_rotation(aws, &id).await?;
         secret_ids.push(id);
     }
     Ok(secret_ids)
