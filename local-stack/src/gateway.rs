@@ -6,7 +6,8 @@
 use crate::invoke::{Invocation, Invoker};
 use crate::throttle::Throttle;
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerRequestTypeRequestContext,
+    ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayCustomAuthorizerRequestTypeRequestContext,
     ApiGatewayCustomAuthorizerRequestTypeRequestIdentity, ApiGatewayCustomAuthorizerResponse,
     ApiGatewayProxyRequest, ApiGatewayProxyResponse,
 };
@@ -58,7 +59,9 @@ impl Gateway {
     /// Serves until the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
             let gateway = self.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
@@ -78,7 +81,13 @@ impl Gateway {
         // Resource policy: only the allowed CIDRs reach the API at all.
         match parse_source_ip(&source_ip) {
             Some(ip) if self.allowed.contains(ip) => {}
-            _ => return gateway_response(StatusCode::FORBIDDEN, "forbidden", "source IP not allowed by the resource policy"),
+            _ => {
+                return gateway_response(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "source IP not allowed by the resource policy",
+                )
+            }
         }
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
@@ -87,7 +96,11 @@ impl Gateway {
             .iter()
             .find(|(m, r)| *m == method.as_str() && *r == resource)
         else {
-            return gateway_response(StatusCode::FORBIDDEN, "forbidden", "Missing Authentication Token");
+            return gateway_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Missing Authentication Token",
+            );
         };
         let query: Vec<(String, String)> = request
             .uri()
@@ -95,53 +108,128 @@ impl Gateway {
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
         let headers = request.headers().clone();
-        let body = match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
+        let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+        {
             Ok(body) => body.to_bytes(),
-            Err(_) => return gateway_response(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "request body too large"),
+            Err(_) => {
+                return gateway_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "request body too large",
+                )
+            }
         };
-        let method_arn = format!("arn:aws:execute-api:us-east-1:123456789012:{API_ID}/{STAGE}/{method}{resource}");
+        let method_arn = format!(
+            "arn:aws:execute-api:us-east-1:123456789012:{API_ID}/{STAGE}/{method}{resource}"
+        );
 
-        let authorizer_event = self.authorizer_event(&method, resource, &path, &headers, &query, &source_ip, &method_arn, &request_id);
-        let decision = match self.invoker.invoke("authorizer-fn", &authorizer_event).await {
-            Ok(Invocation::Returned(value)) => match serde_json::from_value::<ApiGatewayCustomAuthorizerResponse>(value) {
-                Ok(decision) => decision,
-                Err(_) => return gateway_response(StatusCode::INTERNAL_SERVER_ERROR, "authorizer_error", "authorizer returned an invalid response"),
-            },
+        let authorizer_event = self.authorizer_event(
+            &method,
+            resource,
+            &path,
+            &headers,
+            &query,
+            &source_ip,
+            &method_arn,
+            &request_id,
+        );
+        let decision = match self
+            .invoker
+            .invoke("authorizer-fn", &authorizer_event)
+            .await
+        {
+            Ok(Invocation::Returned(value)) => {
+                match serde_json::from_value::<ApiGatewayCustomAuthorizerResponse>(value) {
+                    Ok(decision) => decision,
+                    Err(_) => {
+                        return gateway_response(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "authorizer_error",
+                            "authorizer returned an invalid response",
+                        )
+                    }
+                }
+            }
             Ok(Invocation::Failed { message, .. }) if message == "Unauthorized" => {
                 return gateway_response(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
             }
             Ok(Invocation::Failed { error_type, .. }) => {
-                eprintln!("{request_id}: authorizer-fn failed with {error_type} (see functions.log)");
-                return gateway_response(StatusCode::INTERNAL_SERVER_ERROR, "authorizer_error", "authorizer failed");
+                eprintln!(
+                    "{request_id}: authorizer-fn failed with {error_type} (see functions.log)"
+                );
+                return gateway_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "authorizer_error",
+                    "authorizer failed",
+                );
             }
             Err(failure) => {
                 eprintln!("{request_id}: {failure}");
-                return gateway_response(StatusCode::INTERNAL_SERVER_ERROR, "authorizer_error", "authorizer failed");
+                return gateway_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "authorizer_error",
+                    "authorizer failed",
+                );
             }
         };
         let allowed = decision.policy_document.statement.iter().any(|s| {
             s.effect == IamPolicyEffect::Allow && s.resource.iter().any(|r| r == &method_arn)
         }) && !decision.policy_document.statement.iter().any(|s| {
-            s.effect == IamPolicyEffect::Deny && s.resource.iter().any(|r| r == &method_arn || r == "*")
+            s.effect == IamPolicyEffect::Deny
+                && s.resource.iter().any(|r| r == &method_arn || r == "*")
         });
         if !allowed {
-            return gateway_response(StatusCode::FORBIDDEN, "forbidden", "User is not authorized to access this resource");
+            return gateway_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "User is not authorized to access this resource",
+            );
         }
         // Usage plan: the authorizer names the client's API key (ApiKeySourceType AUTHORIZER).
         let Some(usage_key) = decision.usage_identifier_key.as_deref() else {
-            return gateway_response(StatusCode::FORBIDDEN, "forbidden", "no usage plan key for this client");
+            return gateway_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "no usage plan key for this client",
+            );
         };
         if !self.throttle.admit(usage_key) {
-            return gateway_response(StatusCode::TOO_MANY_REQUESTS, "throttled", "Too Many Requests");
+            return gateway_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "Too Many Requests",
+            );
         }
 
-        let proxy_event = self.proxy_event(&method, resource, &path, &headers, &query, &source_ip, &decision, body, &request_id);
+        let proxy_event = self.proxy_event(
+            &method,
+            resource,
+            &path,
+            &headers,
+            &query,
+            &source_ip,
+            &decision,
+            body,
+            &request_id,
+        );
         match self.invoker.invoke("api-fn", &proxy_event).await {
-            Ok(Invocation::Returned(value)) => match serde_json::from_value::<ApiGatewayProxyResponse>(value) {
-                Ok(response) => to_http(response),
-                Err(_) => gateway_response(StatusCode::BAD_GATEWAY, "internal_error", "Internal server error"),
-            },
-            _ => gateway_response(StatusCode::BAD_GATEWAY, "internal_error", "Internal server error"),
+            Ok(Invocation::Returned(value)) => {
+                match serde_json::from_value::<ApiGatewayProxyResponse>(value) {
+                    Ok(response) => to_http(response),
+                    Err(_) => gateway_response(
+                        StatusCode::BAD_GATEWAY,
+                        "internal_error",
+                        "Internal server error",
+                    ),
+                }
+            }
+            _ => gateway_response(
+                StatusCode::BAD_GATEWAY,
+                "internal_error",
+                "Internal server error",
+            ),
         }
     }
 
@@ -257,7 +345,9 @@ fn to_http(response: ApiGatewayProxyResponse) -> Response<Full<Bytes>> {
     let mut http_response = Response::new(Full::new(body));
     *http_response.status_mut() = status;
     for (name, value) in &response.headers {
-        http_response.headers_mut().insert(name.clone(), value.clone());
+        http_response
+            .headers_mut()
+            .insert(name.clone(), value.clone());
     }
     if !http_response.headers().contains_key("content-type") {
         http_response

@@ -31,11 +31,18 @@ impl Invoker {
     }
 
     pub async fn invoke(&self, function: &str, payload: &Value) -> Result<Invocation, String> {
-        let request = hyper::Request::post(format!("{}/2015-03-31/functions/{function}/invocations", self.base))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(payload.to_string())))
-            .map_err(|e| e.to_string())?;
-        let response = self.client.request(request).await.map_err(|e| format!("invoke {function}: {e}"))?;
+        let request = hyper::Request::post(format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.base
+        ))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(payload.to_string())))
+        .map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("invoke {function}: {e}"))?;
         let status = response.status();
         let body = response
             .into_body()

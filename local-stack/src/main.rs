@@ -26,12 +26,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), LocalError> {
-    let allowed = keyrot::api::source_ip::CidrList::parse_all(options.allowed_cidrs.iter().map(String::as_str))
-        .map_err(|e| LocalError::Option(e.to_string()))?;
+    let allowed = keyrot::api::source_ip::CidrList::parse_all(
+        options.allowed_cidrs.iter().map(String::as_str),
+    )
+    .map_err(|e| LocalError::Option(e.to_string()))?;
     let api_listener = processes::listen(options.api_port).await?;
     let api_port = api_listener
         .local_addr()
-        .map_err(|source| LocalError::Spawn { what: "the API listener".into(), source })?
+        .map_err(|source| LocalError::Spawn {
+            what: "the API listener".into(),
+            source,
+        })?
         .port();
     let api_url = format!("http://127.0.0.1:{api_port}/{}", gateway::STAGE);
     let mut stack = processes::Stack::start(&options).await?;
@@ -47,10 +52,15 @@ async fn run(options: Options) -> Result<(), LocalError> {
         let gateway_task = tokio::spawn(gateway.serve(api_listener));
         banner::print(&options, &addresses, &api_url, &provisioned);
         if let Some(path) = &options.ready_file {
-            banner::write_ready_file(path, &addresses, &api_url, &provisioned)
-                .map_err(|source| LocalError::Spawn { what: format!("ready file {}", path.display()), source })?;
+            banner::write_ready_file(path, &addresses, &api_url, &provisioned).map_err(
+                |source| LocalError::Spawn {
+                    what: format!("ready file {}", path.display()),
+                    source,
+                },
+            )?;
         }
-        let result = scheduler::rotate_every(&aws, &provisioned.secret_ids, options.interval()).await;
+        let result =
+            scheduler::rotate_every(&aws, &provisioned.secret_ids, options.interval()).await;
         gateway_task.abort();
         result
     };

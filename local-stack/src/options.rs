@@ -59,6 +59,10 @@ pub struct Options {
     #[arg(long, env = "KEYROT_ROOT", default_value = ".")]
     pub root: PathBuf,
 
+    /// Where logs go (default: <root>/target/keyrot/local).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+
     /// Directory of the function binaries.
     #[arg(long, env = "KEYROT_BIN_DIR", default_value = "target/debug")]
     pub bin_dir: PathBuf,
@@ -73,6 +77,8 @@ impl Options {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.root.join("target").join("keyrot").join("local")
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| self.root.join("target").join("keyrot").join("local"))
     }
 }

@@ -37,8 +37,14 @@ fn function_env(function: &str, options: &Options) -> Vec<(&'static str, String)
         }
         "api-fn" => {
             let mut env = token.to_vec();
-            env.push(("KEYROT_TOKEN_TTL_SECONDS", options.token_ttl_seconds.to_string()));
-            env.push(("KEYROT_ROTATION_INTERVAL_MINUTES", options.interval().as_secs().div_ceil(60).to_string()));
+            env.push((
+                "KEYROT_TOKEN_TTL_SECONDS",
+                options.token_ttl_seconds.to_string(),
+            ));
+            env.push((
+                "KEYROT_ROTATION_INTERVAL_MINUTES",
+                options.interval().as_secs().div_ceil(60).to_string(),
+            ));
             env
         }
         _ => Vec::new(),
@@ -155,6 +161,7 @@ impl Stack {
             .open(&log)
             .map_err(spawn_error)?;
         let file_err = file.try_clone().map_err(spawn_error)?;
+        stop_with_parent(&mut command);
         let child = command
             .stdin(Stdio::null())
             .stdout(file)
@@ -229,6 +236,24 @@ impl Stack {
         self.children.clear();
     }
 }
+
+/// Has the kernel stop the child if this process dies without cleaning up (SIGKILL, crash),
+/// so a stack never leaves moto or a function running.
+#[cfg(target_os = "linux")]
+fn stop_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_parent(_command: &mut Command) {}
 
 /// The port to use: `requested`, checked free, or any free one for 0.
 async fn reserve_port(requested: u16) -> Result<u16, LocalError> {

@@ -68,7 +68,10 @@ pub async fn provision(aws: &Aws, options: &Options) -> Result<Provisioned, Loca
     let secret_ids = provision_users(aws, options).await?;
     provision_signing_key(aws).await?;
     let api_key = provision_default_client(aws, options).await?;
-    Ok(Provisioned { secret_ids, api_key })
+    Ok(Provisioned {
+        secret_ids,
+        api_key,
+    })
 }
 
 /// The signing key secret, rotated once so a key exists and its public half is published.
@@ -80,7 +83,12 @@ async fn provision_signing_key(aws: &Aws) -> Result<(), LocalError> {
         .r#type(aws_sdk_ssm::types::ParameterType::String)
         .send()
         .await
-        .map_err(|e| failed("creating the public keys parameter", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            failed(
+                "creating the public keys parameter",
+                aws_sdk_ssm::error::DisplayErrorContext(e),
+            )
+        })?;
     aws.secrets
         .create_secret()
         .name(SIGNING_KEY_SECRET)
@@ -88,21 +96,37 @@ async fn provision_signing_key(aws: &Aws) -> Result<(), LocalError> {
         .secret_string("{}")
         .send()
         .await
-        .map_err(|e| failed("creating the signing key secret", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            failed(
+                "creating the signing key secret",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e),
+            )
+        })?;
     configure_rotation(aws, SIGNING_KEY_SECRET).await
 }
 
 /// The default client: may read every managed user, from the allowed CIDRs.
 async fn provision_default_client(aws: &Aws, options: &Options) -> Result<String, LocalError> {
-    let api_key = keyrot::random::random_hex(32)
-        .ok_or_else(|| failed("generating the default client's API key", "no system randomness"))?;
+    let api_key = keyrot::random::random_hex(32).ok_or_else(|| {
+        failed(
+            "generating the default client's API key",
+            "no system randomness",
+        )
+    })?;
     aws.secrets
         .create_secret()
         .name(format!("keyrot/clients/{DEFAULT_CLIENT}"))
-        .secret_string(serde_json::json!({ "ClientId": DEFAULT_CLIENT, "ApiKey": api_key }).to_string())
+        .secret_string(
+            serde_json::json!({ "ClientId": DEFAULT_CLIENT, "ApiKey": api_key }).to_string(),
+        )
         .send()
         .await
-        .map_err(|e| failed("creating the default client's secret", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            failed(
+                "creating the default client's secret",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e),
+            )
+        })?;
     aws.ssm
         .put_parameter()
         .name(format!("/keyrot/clients/{DEFAULT_CLIENT}"))
@@ -120,10 +144,19 @@ async fn configure_rotation(aws: &Aws, id: &str) -> Result<(), LocalError> {
         .rotate_secret()
         .secret_id(id)
         .rotation_lambda_arn(ROTATION_FUNCTION_ARN)
-        .rotation_rules(RotationRulesType::builder().automatically_after_days(1).build())
+        .rotation_rules(
+            RotationRulesType::builder()
+                .automatically_after_days(1)
+                .build(),
+        )
         .send()
         .await
-        .map_err(|e| failed(format!("first rotation of {id}"), aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            failed(
+                format!("first rotation of {id}"),
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e),
+            )
+        })?;
     Ok(())
 }
 

@@ -1,0 +1,460 @@
+//! End to end through the local stack, over HTTP and the AWS wire protocols: the real
+//! function binaries behind the Lambda emulator, moto as AWS, the local API gateway.
+//! Needs the function binaries built (`./scripts/test` builds them) and `.venv`.
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct LocalStack {
+    child: Child,
+    ready: Value,
+    state_dir: PathBuf,
+    stdout_log: PathBuf,
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.interrupt();
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl LocalStack {
+    fn start(extra: &[&str]) -> Self {
+        let root = workspace_root();
+        let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_keyrot-local"))
+            .parent()
+            .expect("bin dir")
+            .to_path_buf();
+        for function in ["rotation-fn", "authorizer-fn", "api-fn"] {
+            assert!(
+                bin_dir.join(function).exists(),
+                "{function} is not built: run ./scripts/test (it runs cargo build --bins first)"
+            );
+        }
+        let state_dir = std::env::temp_dir().join(format!("keyrot-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&state_dir).expect("state dir");
+        let ready_file = state_dir.join("ready.json");
+        let stdout_log = state_dir.join("stack.out");
+        let child = Command::new(env!("CARGO_BIN_EXE_keyrot-local"))
+            .args(["--aws-port", "0", "--lambda-port", "0", "--api-port", "0"])
+            .args([
+                "--root",
+                root.to_str().expect("utf-8 path"),
+                "--bin-dir",
+                bin_dir.to_str().expect("utf-8 path"),
+            ])
+            .args(["--state-dir", state_dir.to_str().expect("utf-8 path")])
+            .args(["--ready-file", ready_file.to_str().expect("utf-8 path")])
+            .args(extra)
+            .stdout(std::fs::File::create(&stdout_log).expect("stdout log"))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start keyrot-local");
+        let mut stack = Self {
+            child,
+            ready: Value::Null,
+            state_dir,
+            stdout_log,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready_file) {
+                if let Ok(ready) = serde_json::from_str::<Value>(&text) {
+                    stack.ready = ready;
+                    eprintln!("local stack ready in {:?}", started.elapsed());
+                    return stack;
+                }
+            }
+            if let Ok(Some(status)) = stack.child.try_wait() {
+                panic!(
+                    "keyrot-local exited early ({status}); logs in {}",
+                    stack.state_dir.display()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(180),
+                "stack not ready after 180 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Ctrl-C, as a user stops it; falls back to SIGKILL after 15 s.
+    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
+    fn api(&self) -> String {
+        self.ready["api_url"].as_str().expect("api url").to_owned()
+    }
+
+    fn api_key(&self) -> String {
+        self.ready["api_key"].as_str().expect("api key").to_owned()
+    }
+
+    async fn aws(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(self.ready["aws_endpoint"].as_str().expect("endpoint"))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "e2e"))
+            .load()
+            .await
+    }
+
+    /// Every log of the run, by file: the functions', moto's and the Lambda emulator's.
+    fn logs(&self) -> Vec<(String, String)> {
+        std::fs::read_dir(&self.state_dir)
+            .expect("state dir")
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|e| e == "log"))
+            .map(|entry| {
+                (
+                    entry.file_name().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(entry.path()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// What the stack printed to its console (the banner shows the API key on purpose).
+    fn console(&self) -> String {
+        std::fs::read_to_string(&self.stdout_log).unwrap_or_default()
+    }
+}
+
+struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Http {
+    fn from(source: IpAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(source));
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    async fn send(&self, method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = hyper::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .client
+            .request(request.body(Full::new(Bytes::new())).expect("request"))
+            .await
+            .expect("HTTP call");
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+}
+
+async fn token(http: &Http, api: &str, key: &str) -> String {
+    let (status, body) = http
+        .send(
+            "POST",
+            &format!("{api}/generate-token"),
+            &[("x-api-key", key)],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+async fn active_key(http: &Http, api: &str, key: &str, token: &str, user: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    http.send(
+        "GET",
+        &format!("{api}/active-key?username={user}"),
+        &[("x-api-key", key), ("authorization", &bearer)],
+    )
+    .await
+}
+
+async fn caller_arn(config: &aws_config::SdkConfig, key: &Value) -> String {
+    let credentials = Credentials::new(
+        key["AccessKeyId"].as_str().expect("id"),
+        key["SecretAccessKey"].as_str().expect("secret"),
+        None,
+        None,
+        "e2e",
+    );
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(config)
+            .credentials_provider(credentials)
+            .build(),
+    );
+    sts.get_caller_identity()
+        .send()
+        .await
+        .expect("STS")
+        .arn
+        .expect("arn")
+}
+
+async fn keys_of(iam: &aws_sdk_iam::Client, user: &str) -> Vec<(String, bool)> {
+    iam.list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .expect("list keys")
+        .access_key_metadata
+        .into_iter()
+        .map(|k| {
+            (
+                k.access_key_id.unwrap_or_default(),
+                k.status.map(|s| s.as_str() == "Active").unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
+    let stack = LocalStack::start(&[
+        "--allowed-cidrs",
+        "127.0.0.1/32",
+        "--token-ttl-seconds",
+        "10",
+        "--throttle-rate",
+        "1",
+        "--throttle-burst",
+        "15",
+        "--interval-seconds",
+        "3600",
+    ]);
+    let api = stack.api();
+    let key = stack.api_key();
+    let http = Http::from(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let aws = stack.aws().await;
+    let iam = aws_sdk_iam::Client::new(&aws);
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let ssm = aws_sdk_ssm::Client::new(&aws);
+    let mut handed_out: Vec<String> = vec![key.clone()];
+
+    // Token, key, and the key works as alice.
+    let first_token = token(&http, &api, &key).await;
+    handed_out.push(first_token.clone());
+    let (status, first) = active_key(&http, &api, &key, &first_token, "alice").await;
+    assert_eq!(status, 200, "{first}");
+    assert!(caller_arn(&aws, &first).await.ends_with(":user/alice"));
+    handed_out.push(first["SecretAccessKey"].as_str().unwrap().to_owned());
+
+    // Rotate through RotateSecret (as the schedule does): the API serves the new key and the
+    // previous one still exists and is active.
+    secrets
+        .rotate_secret()
+        .secret_id("keyrot/iam/alice")
+        .send()
+        .await
+        .expect("rotate");
+    let (_, second) = active_key(&http, &api, &key, &first_token, "alice").await;
+    handed_out.push(second["SecretAccessKey"].as_str().unwrap().to_owned());
+    assert_ne!(second["AccessKeyId"], first["AccessKeyId"]);
+    assert!(caller_arn(&aws, &second).await.ends_with(":user/alice"));
+    let keys = keys_of(&iam, "alice").await;
+    assert!(
+        keys.contains(&(first["AccessKeyId"].as_str().unwrap().to_owned(), true)),
+        "previous key active: {keys:?}"
+    );
+
+    // A second rotation removes the oldest: exactly two keys remain.
+    secrets
+        .rotate_secret()
+        .secret_id("keyrot/iam/alice")
+        .send()
+        .await
+        .expect("rotate");
+    let (_, third) = active_key(&http, &api, &key, &first_token, "alice").await;
+    handed_out.push(third["SecretAccessKey"].as_str().unwrap().to_owned());
+    let ids: Vec<String> = keys_of(&iam, "alice")
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(!ids.contains(&first["AccessKeyId"].as_str().unwrap().to_owned()));
+    assert!(ids.contains(&second["AccessKeyId"].as_str().unwrap().to_owned()));
+
+    // A second client, added without redeploy, that may read only bob.
+    let other_key = "e2e0other0client0key0with0enough0entropy0000";
+    handed_out.push(other_key.to_owned());
+    secrets
+        .create_secret()
+        .name("keyrot/clients/other")
+        .secret_string(json!({"ClientId": "other", "ApiKey": other_key}).to_string())
+        .send()
+        .await
+        .expect("client secret");
+    ssm.put_parameter()
+        .name("/keyrot/clients/other")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .value(json!({"users": ["bob"], "usage_key": "keyrot-local-other-usage"}).to_string())
+        .send()
+        .await
+        .expect("client parameter");
+    tokio::time::sleep(Duration::from_secs(6)).await; // the authorizer re-reads the registry every 5 s here
+    let other_token = token(&http, &api, other_key).await;
+    handed_out.push(other_token.clone());
+    assert_eq!(
+        active_key(&http, &api, other_key, &other_token, "bob")
+            .await
+            .0,
+        200
+    );
+    // Refusals.
+    assert_eq!(
+        active_key(&http, &api, other_key, &other_token, "alice")
+            .await
+            .0,
+        403,
+        "another client's user"
+    );
+    assert_eq!(
+        active_key(&http, &api, &key, &other_token, "alice").await.0,
+        401,
+        "token stolen from another client"
+    );
+    assert_eq!(
+        active_key(&http, &api, "not-a-key", &first_token, "alice")
+            .await
+            .0,
+        401,
+        "unknown API key"
+    );
+    let from_elsewhere = Http::from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+    assert_eq!(
+        active_key(&from_elsewhere, &api, &key, &first_token, "alice")
+            .await
+            .0,
+        403,
+        "disallowed source IP"
+    );
+    let spoofed = from_elsewhere
+        .send(
+            "POST",
+            &format!("{api}/generate-token"),
+            &[("x-api-key", &key), ("x-forwarded-for", "127.0.0.1")],
+        )
+        .await;
+    assert_eq!(spoofed.0, 403, "X-Forwarded-For is ignored");
+
+    // Signing key rotation: fresh tokens work, and the previous key's tokens until they expire.
+    let before_rotation = token(&http, &api, &key).await;
+    handed_out.push(before_rotation.clone());
+    secrets
+        .rotate_secret()
+        .secret_id("keyrot/signing-key")
+        .send()
+        .await
+        .expect("rotate signing key");
+    tokio::time::sleep(Duration::from_secs(6)).await; // past the authorizer's key cache
+    let fresh = token(&http, &api, &key).await;
+    handed_out.push(fresh.clone());
+    assert_eq!(
+        active_key(&http, &api, &key, &fresh, "alice").await.0,
+        200,
+        "token of the new key"
+    );
+    assert_eq!(
+        active_key(&http, &api, &key, &before_rotation, "alice")
+            .await
+            .0,
+        200,
+        "token of the previous key"
+    );
+
+    // Expiry: the first token (10 s TTL) is long dead.
+    assert_eq!(
+        active_key(&http, &api, &key, &first_token, "alice").await.0,
+        401,
+        "expired token"
+    );
+
+    // Throttling: past the burst, 429.
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(active_key(&http, &api, &key, &fresh, "alice").await.0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses[0], 200);
+
+    // Nothing handed out appears in any log of the run.
+    let logs = stack.logs();
+    assert!(
+        logs.iter()
+            .any(|(_, text)| text.contains("rotation step succeeded")),
+        "the functions' logs are captured"
+    );
+    let console = stack.console();
+    for secret in handed_out.iter().filter(|s| **s != key) {
+        assert!(
+            !console.contains(secret.as_str()),
+            "the console shows only the default API key"
+        );
+    }
+    // Ctrl-C stops everything: nothing listens on the stack's ports afterwards.
+    let aws_endpoint = stack.ready["aws_endpoint"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let lambda_endpoint = stack.ready["lambda_endpoint"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut stack = stack;
+    let status = stack.interrupt().expect("the stack stops on Ctrl-C");
+    assert!(status.success(), "clean exit: {status}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for address in [aws_endpoint, lambda_endpoint] {
+        assert!(
+            std::net::TcpStream::connect(&address).is_err(),
+            "{address} still listening after Ctrl-C"
+        );
+    }
+    for secret in &handed_out {
+        for (name, text) in &logs {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret, key or token was logged in {name}"
+            );
+        }
+    }
+}
