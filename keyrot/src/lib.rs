@@ -10,6 +10,7 @@ pub mod config;
 pub mod iam_key;
 pub mod json_error;
 pub mod logging;
+pub mod metrics;
 pub mod random;
 pub mod rotation;
 pub mod sensitive;

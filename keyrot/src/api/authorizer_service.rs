@@ -6,6 +6,7 @@ use super::clients::ClientRegistry;
 use super::registry_source::ClientSource;
 use super::token::TokenVerifier;
 use crate::cache::TtlCache;
+use crate::metrics::{self, Unit};
 use crate::signing_key::{KeySetError, PublicKeyStore};
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
@@ -110,6 +111,16 @@ impl<C: ClientSource, K: PublicKeyStore> AuthorizerService<C, K> {
             resource = request.resource.as_deref().unwrap_or(""),
             source_ip = request.request_context.identity.as_ref().and_then(|i| i.source_ip.as_deref()).unwrap_or(""),
             "authorizer decision"
+        );
+        let decision_name = match decision {
+            Decision::Allow(_) => "allow",
+            Decision::Forbidden { .. } => "deny",
+            Decision::Unauthorized(_) => "unauthorized",
+        };
+        metrics::emit(
+            &[("Decision", decision_name), ("Reason", decision.reason())],
+            &[&["Reason"], &["Decision"]],
+            &[("AuthorizerDecision", 1.0, Unit::Count)],
         );
         let method_arn = request.method_arn.as_deref().unwrap_or_default();
         policy_response(&decision, method_arn).ok_or(AuthorizerError::Unauthorized)

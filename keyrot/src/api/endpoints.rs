@@ -5,6 +5,7 @@ use super::secret_reader::SecretReader;
 use super::token::{TokenIssuer, TokenSettings};
 use crate::cache::TtlCache;
 use crate::iam_key::IamKeySecret;
+use crate::metrics::{self, Unit};
 use crate::signing_key::SigningKeySecret;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
@@ -134,6 +135,11 @@ impl<R: SecretReader> ApiService<R> {
         match issuer.issue(client_id, SystemTime::now()) {
             Ok(issued) => {
                 info!(request_id, client_id, decision = "token_issued", kid = issuer.kid(), token_id = %issued.claims.jti);
+                metrics::emit(
+                    &[("Function", "api-fn")],
+                    &[&["Function"]],
+                    &[("TokensIssued", 1.0, Unit::Count)],
+                );
                 response(
                     200,
                     json!({
@@ -219,6 +225,11 @@ impl<R: SecretReader> ApiService<R> {
         };
         let rotated = current.created.unwrap_or_else(SystemTime::now);
         info!(request_id, client_id, user, decision = "key_read", version = %current.version_id);
+        metrics::emit(
+            &[("Function", "api-fn")],
+            &[&["Function"]],
+            &[("ActiveKeyReads", 1.0, Unit::Count)],
+        );
         response(
             200,
             json!({

@@ -1,6 +1,7 @@
 //! The Lambda entry point of a rotation: parse, run, log the decision.
 
 use super::{RotationEngine, RotationError, RotationRequest, Rotator, SecretStore};
+use crate::metrics::{self, Unit};
 use lambda_runtime::LambdaEvent;
 use std::time::Instant;
 use tracing::{error, info, info_span, warn, Instrument};
@@ -29,7 +30,13 @@ pub async fn handle_rotation_event<S: SecretStore, R: Rotator>(
     );
     async {
         let started = Instant::now();
-        match engine.run(&request).await {
+        let result = engine.run(&request).await;
+        emit_step_metrics(
+            &request,
+            result.as_ref().ok().copied(),
+            started.elapsed().as_millis() as f64,
+        );
+        match result {
             Ok(outcome) => {
                 info!(
                     outcome = outcome.as_str(),
@@ -51,4 +58,66 @@ pub async fn handle_rotation_event<S: SecretStore, R: Rotator>(
     }
     .instrument(span)
     .await
+}
+
+/// The secret's name from the event's SecretId, which Secrets Manager sends as an ARN
+/// (`arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>`).
+pub fn secret_name_of(secret_id: &str) -> &str {
+    match secret_id.split_once(":secret:") {
+        Some((_, name_and_suffix)) => match name_and_suffix.rsplit_once('-') {
+            Some((name, suffix)) if suffix.len() == 6 => name,
+            _ => name_and_suffix,
+        },
+        None => secret_id,
+    }
+}
+
+/// Step outcome and duration per secret (and per secret and step); a completed rotation also
+/// counts as `RotationCompleted`, which the "not rotated within two intervals" alarm watches.
+fn emit_step_metrics(
+    request: &RotationRequest,
+    outcome: Option<super::StepOutcome>,
+    duration_ms: f64,
+) {
+    let name = secret_name_of(&request.secret_id);
+    let dimensions = [("SecretName", name), ("Step", request.step.as_str())];
+    let succeeded = if outcome.is_some() { 1.0 } else { 0.0 };
+    metrics::emit(
+        &dimensions,
+        &[&["SecretName"], &["SecretName", "Step"]],
+        &[
+            ("RotationStepSucceeded", succeeded, Unit::Count),
+            ("RotationStepFailed", 1.0 - succeeded, Unit::Count),
+            ("RotationStepDuration", duration_ms, Unit::Milliseconds),
+        ],
+    );
+    if outcome == Some(super::StepOutcome::Finished) {
+        metrics::emit(
+            &dimensions[..1],
+            &[&["SecretName"]],
+            &[("RotationCompleted", 1.0, Unit::Count)],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_name_of;
+
+    #[test]
+    fn secret_names_come_out_of_arns() {
+        assert_eq!(
+            secret_name_of(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:keyrot/iam/alice-AbC123"
+            ),
+            "keyrot/iam/alice"
+        );
+        assert_eq!(
+            secret_name_of(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:keyrot/iam/ci-bot-xYz789"
+            ),
+            "keyrot/iam/ci-bot"
+        );
+        assert_eq!(secret_name_of("keyrot/iam/alice"), "keyrot/iam/alice");
+    }
 }
