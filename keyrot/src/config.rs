@@ -21,7 +21,12 @@ pub struct RotationConfig {
     pub signing_key_secret: String,
     /// The SSM parameter the signing key's public halves are published to.
     pub public_keys_parameter: String,
+    /// Sender and recipient of failure mail; `None` when no sender is configured.
+    pub failure_mail: Option<(String, String)>,
 }
+
+pub const SENDER_EMAIL: &str = "KEYROT_SENDER_EMAIL";
+pub const ADMIN_EMAIL: &str = "KEYROT_ADMIN_EMAIL";
 
 pub const SIGNING_KEY_SECRET_NAME: &str = "KEYROT_SIGNING_KEY_SECRET_NAME";
 pub const PUBLIC_KEYS_PARAMETER: &str = "KEYROT_PUBLIC_KEYS_PARAMETER";
@@ -116,8 +121,30 @@ impl RotationConfig {
                 PUBLIC_KEYS_PARAMETER,
                 DEFAULT_PUBLIC_KEYS_PARAMETER,
             ),
+            failure_mail: failure_mail(&lookup)?,
         })
     }
+}
+
+/// Both addresses, or neither: a sender without an admin address is a mistake worth stopping on.
+fn failure_mail(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<(String, String)>, ConfigError> {
+    let sender = text_or(lookup, SENDER_EMAIL, "");
+    if sender.is_empty() {
+        return Ok(None);
+    }
+    let admin = required(lookup, ADMIN_EMAIL)?;
+    for (variable, address) in [(SENDER_EMAIL, &sender), (ADMIN_EMAIL, &admin)] {
+        if !address.contains('@') {
+            return Err(ConfigError {
+                variable,
+                value: address.clone(),
+                reason: "must be an email address".into(),
+            });
+        }
+    }
+    Ok(Some((sender, admin)))
 }
 
 fn duration_ms(
@@ -176,5 +203,31 @@ mod tests {
         let too_big = config(&[(RotationConfig::VERIFY_MAX_WAIT, "9999999")]).unwrap_err();
         assert!(too_big.to_string().contains("at most"));
         assert!(config(&[(RotationConfig::VERIFY_INITIAL_DELAY, "0")]).is_err());
+    }
+
+    #[test]
+    fn failure_mail_needs_both_addresses() {
+        assert_eq!(config(&[]).expect("no mail").failure_mail, None);
+        let both = config(&[
+            (SENDER_EMAIL, "keyrot@example.com"),
+            (ADMIN_EMAIL, "ops@example.com"),
+        ])
+        .expect("mail");
+        assert_eq!(
+            both.failure_mail,
+            Some(("keyrot@example.com".into(), "ops@example.com".into()))
+        );
+        assert_eq!(
+            config(&[(SENDER_EMAIL, "keyrot@example.com")])
+                .unwrap_err()
+                .variable,
+            ADMIN_EMAIL
+        );
+        assert_eq!(
+            config(&[(SENDER_EMAIL, "nope"), (ADMIN_EMAIL, "ops@example.com")])
+                .unwrap_err()
+                .variable,
+            SENDER_EMAIL
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod iam_key;
 pub mod json_error;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod random;
 pub mod rotation;
 pub mod sensitive;

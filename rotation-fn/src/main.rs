@@ -3,6 +3,7 @@
 
 use keyrot::config::RotationConfig;
 use keyrot::iam_key::{IamKeyRotator, IamSdk, StsKeyVerifier};
+use keyrot::notify::ConfiguredNotifier;
 use keyrot::rotation::{handle_rotation_event, ByName, RotationEngine, SecretsManagerStore};
 use keyrot::signing_key::{SigningKeyRotator, SsmPublicKeyStore};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -25,10 +26,11 @@ async fn main() -> Result<(), Error> {
         SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk_config)),
         ByName::new(iam_keys, signing_key, config.signing_key_secret),
     );
-    let engine = &engine;
+    let notifier = ConfiguredNotifier::new(config.failure_mail, &sdk_config);
+    let (engine, notifier) = (&engine, &notifier);
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            handle_rotation_event(engine, event).await
+            handle_rotation_event(engine, notifier, event).await
         },
     ))
     .await

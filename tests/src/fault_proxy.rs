@@ -60,6 +60,7 @@ struct Rule {
 struct State {
     rules: Vec<Rule>,
     calls: Vec<String>,
+    bodies: Vec<(String, String)>,
     faults_applied: Vec<(String, Fault)>,
     ordinal_base: usize,
 }
@@ -143,6 +144,16 @@ impl FaultProxy {
         self.lock().calls.iter().filter(|c| *c == operation).count()
     }
 
+    /// Request bodies of every call of `operation`, in order.
+    pub fn bodies(&self, operation: &str) -> Vec<String> {
+        self.lock()
+            .bodies
+            .iter()
+            .filter(|(op, _)| op == operation)
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+
     /// The faults actually applied, with the operation each hit.
     pub fn faults_applied(&self) -> Vec<(String, Fault)> {
         self.lock().faults_applied.clone()
@@ -170,10 +181,14 @@ async fn handle(
         .map_err(std::io::Error::other)?
         .to_bytes();
     let json_protocol = parts.headers.contains_key("x-amz-target");
-    let operation = operation_name(&parts.headers, &body);
+    let operation = operation_name(&parts.method, parts.uri.path(), &parts.headers, &body);
     let fault = {
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
         state.calls.push(operation.clone());
+        state.bodies.push((
+            operation.clone(),
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
         let ordinal = state.calls.len() - state.ordinal_base;
         let hit = state.rules.iter_mut().find(|rule| {
             rule.remaining > 0
@@ -229,9 +244,17 @@ async fn handle(
     }
 }
 
-/// `X-Amz-Target: secretsmanager.PutSecretValue` (JSON protocol) or `Action=...` (query
-/// protocol: IAM, STS).
-fn operation_name(headers: &hyper::HeaderMap, body: &[u8]) -> String {
+/// `X-Amz-Target: secretsmanager.PutSecretValue` (JSON protocol), `Action=...` (query
+/// protocol: IAM, STS), or the REST path of the few REST-JSON calls keyrot makes (SES v2).
+fn operation_name(
+    method: &hyper::Method,
+    path: &str,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> String {
+    if method == hyper::Method::POST && path == "/v2/email/outbound-emails" {
+        return "SendEmail".to_owned();
+    }
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         return target.rsplit('.').next().unwrap_or(target).to_owned();
     }

@@ -1,5 +1,6 @@
 //! Invariant 5: bad input gets a clear error and changes nothing.
 
+use keyrot::notify::NoNotifier;
 use keyrot::rotation::{handle_rotation_event, RotationError, Stage, Step};
 use keyrot_integration_tests::world::{KeyState, World};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
@@ -47,7 +48,12 @@ async fn set_current_value(world: &World, value: &str) {
 async fn invoke(world: &World, payload: serde_json::Value) -> Result<(), RotationError> {
     let mut context = Context::default();
     context.request_id = "bad-input-test".into();
-    handle_rotation_event(&world.engine, LambdaEvent::new(payload, context)).await
+    handle_rotation_event(
+        &world.engine,
+        &NoNotifier,
+        LambdaEvent::new(payload, context),
+    )
+    .await
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Logs are JSON, carry the request id, and never contain a secret access key.
 
+use keyrot::notify::NoNotifier;
 use keyrot::rotation::{handle_rotation_event, Stage};
 use keyrot_integration_tests::fault_proxy::Fault;
 use keyrot_integration_tests::logs::LogCapture;
@@ -32,9 +33,13 @@ async fn a_full_rotation_logs_json_decisions_without_secrets() {
                         "SecretId": world.secret_id,
                         "ClientRequestToken": token,
                     });
-                    handle_rotation_event(&world.engine, LambdaEvent::new(event, context))
-                        .await
-                        .expect("step");
+                    handle_rotation_event(
+                        &world.engine,
+                        &NoNotifier,
+                        LambdaEvent::new(event, context),
+                    )
+                    .await
+                    .expect("step");
                 }
                 let current = world.value(Stage::Current).await.expect("current");
                 secrets_handed_out.push(current.secret_access_key.clone().expect("secret"));
@@ -101,7 +106,7 @@ async fn failures_are_logged_with_their_code_and_no_secret() {
                 let mut context = Context::default();
                 context.request_id = format!("fail-{}", step.as_str());
                 let event = json!({"Step": step.as_str(), "SecretId": world.secret_id, "ClientRequestToken": token});
-                if handle_rotation_event(&world.engine, LambdaEvent::new(event, context)).await.is_err() {
+                if handle_rotation_event(&world.engine, &NoNotifier, LambdaEvent::new(event, context)).await.is_err() {
                     break;
                 }
             }

@@ -2,14 +2,16 @@
 
 use super::{RotationEngine, RotationError, RotationRequest, Rotator, SecretStore};
 use crate::metrics::{self, Unit};
+use crate::notify::{FailureNotifier, FailureReport};
 use lambda_runtime::LambdaEvent;
 use std::time::Instant;
 use tracing::{error, info, info_span, warn, Instrument};
 
 /// Runs one rotation step for a raw Secrets Manager event. The event is taken as JSON so a
 /// malformed one yields a [`RotationError::MalformedEvent`] naming what is wrong.
-pub async fn handle_rotation_event<S: SecretStore, R: Rotator>(
+pub async fn handle_rotation_event<S: SecretStore, R: Rotator, N: FailureNotifier>(
     engine: &RotationEngine<S, R>,
+    notifier: &N,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<(), RotationError> {
     let request_id = event.context.request_id;
@@ -52,6 +54,14 @@ pub async fn handle_rotation_event<S: SecretStore, R: Rotator>(
                     duration_ms = started.elapsed().as_millis() as u64,
                     "rotation step failed"
                 );
+                notifier
+                    .notify(&FailureReport {
+                        secret_name: secret_name_of(&request.secret_id).to_owned(),
+                        step: request.step.as_str().to_owned(),
+                        error_code: failure.code().to_owned(),
+                        message: failure.to_string(),
+                    })
+                    .await;
                 Err(failure)
             }
         }
