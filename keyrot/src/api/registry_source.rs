@@ -5,6 +5,7 @@
 //! Secret `<prefix><client-id>`: `{"ClientId": "<client-id>", "ApiKey": "..."}`
 
 use super::clients::Client;
+use super::secret_reader::{SecretReader, SecretsManagerReader};
 use super::source_ip::CidrList;
 use crate::{AwsCallError, Sensitive};
 use serde::Deserialize;
@@ -33,7 +34,7 @@ struct ClientKey {
 #[derive(Clone, Debug)]
 pub struct AwsClientSource {
     ssm: aws_sdk_ssm::Client,
-    secrets: aws_sdk_secretsmanager::Client,
+    secrets: SecretsManagerReader,
     parameter_path: String,
     secret_prefix: String,
 }
@@ -47,7 +48,7 @@ impl AwsClientSource {
     ) -> Self {
         Self {
             ssm,
-            secrets,
+            secrets: SecretsManagerReader::new(secrets),
             parameter_path: parameter_path.into(),
             secret_prefix: secret_prefix.into(),
         }
@@ -80,28 +81,10 @@ impl AwsClientSource {
 
     async fn api_key(&self, client_id: &str) -> Result<Option<Sensitive>, AwsCallError> {
         let secret_id = format!("{}{client_id}", self.secret_prefix);
-        let output = match self
-            .secrets
-            .get_secret_value()
-            .secret_id(&secret_id)
-            .version_stage("AWSCURRENT")
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error) => {
-                let error = AwsCallError::from_sdk("GetSecretValue", &error);
-                if error.has_code("ResourceNotFoundException") {
-                    return Ok(None);
-                }
-                return Err(error);
-            }
-        };
-        let key = output
-            .secret_string
-            .and_then(|text| serde_json::from_str::<ClientKey>(&text).ok())
-            .map(|key| Sensitive::new(key.api_key));
-        Ok(key)
+        let current = self.secrets.current(&secret_id).await?;
+        Ok(current
+            .and_then(|version| serde_json::from_str::<ClientKey>(version.value.expose()).ok())
+            .map(|key| Sensitive::new(key.api_key)))
     }
 }
 

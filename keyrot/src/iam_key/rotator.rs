@@ -140,13 +140,12 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
         let current = IamKeySecret::parse(current, &secret.name, Stage::Current.label())?;
         let user = self.require_user(secret, &current.user_name).await?;
         let mark = managed_tag_value(&secret.name, token).ok_or_else(|| {
-            RotationError::InvalidSecretValue {
-                secret: secret.name.clone(),
-                stage: Stage::Current.label(),
-                kind: KIND,
-                reason: "the secret name is too long to mark keys with (at most 180 characters)"
-                    .into(),
-            }
+            RotationError::invalid_value(
+                &secret.name,
+                Stage::Current.label(),
+                KIND,
+                "the secret name is too long to mark keys with (at most 180 characters)",
+            )
         })?;
         let keys = self.iam.list_access_keys(&user.name).await?;
         let tags = self.iam.list_user_tags(&user.name).await?;
@@ -235,12 +234,12 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
             });
         }
         let Some((key_id, _)) = pending.key() else {
-            return Err(RotationError::InvalidSecretValue {
-                secret: secret.name.clone(),
-                stage: Stage::Pending.label(),
-                kind: KIND,
-                reason: "it holds no access key".into(),
-            });
+            return Err(RotationError::invalid_value(
+                &secret.name,
+                Stage::Pending.label(),
+                KIND,
+                "it holds no access key",
+            ));
         };
         let user = self.require_user(secret, &pending.user_name).await?;
         let keys = self.iam.list_access_keys(&user.name).await?;

@@ -1,7 +1,6 @@
 //! The value stored in a managed secret.
 
-use crate::json_error::describe_json_error;
-use crate::rotation::RotationError;
+use crate::rotation::{parse_secret_json, RotationError};
 use crate::Sensitive;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -29,20 +28,14 @@ impl IamKeySecret {
         secret: &str,
         stage: &'static str,
     ) -> Result<Self, RotationError> {
-        let invalid = |reason: String| RotationError::InvalidSecretValue {
-            secret: secret.to_owned(),
-            stage,
-            kind: KIND,
-            reason,
-        };
-        let parsed: Self = serde_json::from_str(value.expose())
-            .map_err(|error| invalid(describe_json_error(&error)))?;
+        let invalid = |reason: &str| RotationError::invalid_value(secret, stage, KIND, reason);
+        let parsed: Self = parse_secret_json(value, secret, stage, KIND)?;
         if parsed.user_name.trim().is_empty() {
-            return Err(invalid("UserName is empty".into()));
+            return Err(invalid("UserName is empty"));
         }
         if parsed.access_key_id.is_some() != parsed.secret_access_key.is_some() {
             return Err(invalid(
-                "AccessKeyId and SecretAccessKey must be both present or both absent".into(),
+                "AccessKeyId and SecretAccessKey must be both present or both absent",
             ));
         }
         Ok(parsed)

@@ -86,6 +86,20 @@ pub enum RotationError {
 }
 
 impl RotationError {
+    pub fn invalid_value(
+        secret: &str,
+        stage: &'static str,
+        kind: &'static str,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::InvalidSecretValue {
+            secret: secret.to_owned(),
+            stage,
+            kind,
+            reason: reason.into(),
+        }
+    }
+
     /// A stable, machine-readable name for alarms and metrics.
     pub fn code(&self) -> &'static str {
         match self {
@@ -114,4 +128,21 @@ impl From<RotationError> for Diagnostic {
             error_message: error.to_string(),
         }
     }
+}
+
+/// Parses a secret value as the JSON of `T`; a failure is described without echoing the value.
+pub fn parse_secret_json<T: serde::de::DeserializeOwned>(
+    value: &crate::Sensitive,
+    secret: &str,
+    stage: &'static str,
+    kind: &'static str,
+) -> Result<T, RotationError> {
+    serde_json::from_str(value.expose()).map_err(|error| {
+        RotationError::invalid_value(
+            secret,
+            stage,
+            kind,
+            crate::json_error::describe_json_error(&error),
+        )
+    })
 }

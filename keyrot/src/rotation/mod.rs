@@ -13,7 +13,7 @@ mod store;
 mod tests;
 
 pub use engine::{RotationEngine, StepOutcome};
-pub use error::RotationError;
+pub use error::{parse_secret_json, RotationError};
 pub use event::{RotationRequest, Step};
 pub use handler::handle_rotation_event;
 pub use rotator::{Rotator, SecretRef};

@@ -30,13 +30,8 @@ impl<P: PublicKeyStore> SigningKeyRotator<P> {
             return Ok(());
         };
         let existing = self.public_keys.read().await?;
-        let existing =
-            parse_key_set(existing.as_deref()).map_err(|e| RotationError::InvalidSecretValue {
-                secret: secret.name.clone(),
-                stage: "published public keys",
-                kind: KIND,
-                reason: e.to_string(),
-            })?;
+        let existing = parse_key_set(existing.as_deref())
+            .map_err(|e| invalid(secret, "published public keys", &e.to_string()))?;
         let set = published_key_set(ed25519_jwk(kid, public_key), &existing);
         let text = serde_json::to_string(&set).map_err(|e| AwsCallError {
             operation: "PutParameter",
@@ -55,12 +50,7 @@ impl<P: PublicKeyStore> SigningKeyRotator<P> {
 }
 
 fn invalid(secret: &SecretRef, stage: &'static str, reason: &str) -> RotationError {
-    RotationError::InvalidSecretValue {
-        secret: secret.name.clone(),
-        stage,
-        kind: KIND,
-        reason: reason.to_owned(),
-    }
+    RotationError::invalid_value(&secret.name, stage, KIND, reason)
 }
 
 impl<P: PublicKeyStore> Rotator for SigningKeyRotator<P> {

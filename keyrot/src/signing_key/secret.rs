@@ -1,7 +1,6 @@
 //! The value of the signing key secret.
 
-use crate::json_error::describe_json_error;
-use crate::rotation::RotationError;
+use crate::rotation::{parse_secret_json, RotationError};
 use crate::Sensitive;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
@@ -41,26 +40,20 @@ impl SigningKeySecret {
         secret: &str,
         stage: &'static str,
     ) -> Result<Self, RotationError> {
-        let invalid = |reason: String| RotationError::InvalidSecretValue {
-            secret: secret.to_owned(),
-            stage,
-            kind: KIND,
-            reason,
-        };
-        let parsed: Self = serde_json::from_str(value.expose())
-            .map_err(|error| invalid(describe_json_error(&error)))?;
+        let invalid = |reason: &str| RotationError::invalid_value(secret, stage, KIND, reason);
+        let parsed: Self = parse_secret_json(value, secret, stage, KIND)?;
         let present = [&parsed.kid, &parsed.private_key, &parsed.public_key]
             .iter()
             .filter(|field| field.is_some())
             .count();
         if present != 0 && present != 3 {
             return Err(invalid(
-                "Kid, PrivateKey and PublicKey must be all present or all absent".into(),
+                "Kid, PrivateKey and PublicKey must be all present or all absent",
             ));
         }
         if present == 3 && parsed.key().is_none() {
             return Err(invalid(
-                "PrivateKey is not a base64 Ed25519 PKCS#8 key matching PublicKey".into(),
+                "PrivateKey is not a base64 Ed25519 PKCS#8 key matching PublicKey",
             ));
         }
         Ok(parsed)
