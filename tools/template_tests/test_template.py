@@ -456,3 +456,15 @@ def test_every_reference_resolves_for_users_with_punctuation(translated):
     for name, output in translated["Outputs"].items():
         for target in referenced_ids(output):
             assert target in known or target.startswith("AWS::"), (name, target)
+
+
+def test_every_checkov_skip_says_why(expanded):
+    skips = [
+        (logical_id, skip)
+        for logical_id, resource in expanded["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for logical_id, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
+        assert len(skip.get("comment", "")) >= 30, (logical_id, skip)
