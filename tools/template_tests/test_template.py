@@ -123,10 +123,13 @@ def test_scheduler_role_may_only_rotate_its_users_secret(expanded):
         trust = props(role)["AssumeRolePolicyDocument"]["Statement"]
         assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
         statements = [s for p in props(role)["Policies"] for s in p["PolicyDocument"]["Statement"]]
-        assert len(statements) == 1
-        assert statements[0]["Effect"] == "Allow"
-        assert as_list(statements[0]["Action"]) == ["secretsmanager:RotateSecret"]
-        assert getatt_target(statements[0]["Resource"]) == secret_id
+        assert all(s["Effect"] == "Allow" for s in statements)
+        grants = sorted((tuple(as_list(s["Action"])), getatt_target(s["Resource"])) for s in statements)
+        # RotateSecret requires its caller to be allowed to invoke the rotation function too.
+        assert grants == [
+            (("lambda:InvokeFunction",), "RotationFunction"),
+            (("secretsmanager:RotateSecret",), secret_id),
+        ]
         assert "ManagedPolicyArns" not in props(role)
 
 
