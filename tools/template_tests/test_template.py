@@ -471,3 +471,14 @@ def test_every_checkov_skip_says_why(expanded):
     for logical_id, skip in skips:
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
         assert len(skip.get("comment", "")) >= 30, (logical_id, skip)
+
+
+def test_dashboard_body_is_json_once_substituted(raw):
+    body, variables = props(raw["Resources"]["Dashboard"])["DashboardBody"]["Fn::Sub"]
+    assert set(variables) == {"Period"}
+    rendered = body.replace("${Period}", "600")
+    rendered = re.sub(r"\$\{[^}]+\}", "x", rendered)
+    widgets = json.loads(rendered)["widgets"]
+    titles = " ".join(w["properties"]["title"] for w in widgets)
+    for topic in ["Rotation steps succeeded", "Rotation steps failed", "Authorizer", "API"]:
+        assert topic in titles
