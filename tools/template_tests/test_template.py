@@ -1,0 +1,484 @@
+"""Properties of template.yaml that no validator checks but keyrot depends on: rotation
+cadence and wiring, least privilege, the API's authorizer and key source, the functions'
+environment contract, alarms and logs. Each test reads the template as written (raw), after
+the per-user loop (expanded) or after the SAM transform (translated); see conftest.py."""
+
+import json
+import re
+
+READ_PREFIXES = ("Get", "List", "Describe")
+UNIVERSAL_ROTATE = "arn:aws:scheduler:::aws-sdk:secretsmanager:rotateSecret"
+ISSUER = {"Fn::Sub": "urn:keyrot:${AWS::AccountId}:${AWS::Region}:${AWS::StackName}"}
+AUDIENCE = {"Fn::Sub": "urn:keyrot:${AWS::StackName}:api"}
+
+# The environment the Rust functions read (exact values where the template fixes them).
+ENV_CONTRACT = {
+    "RotationFunction": {
+        "RUST_LOG": "info",
+        "KEYROT_VERIFY_MAX_WAIT_MS": "60000",
+        "KEYROT_VERIFY_INITIAL_DELAY_MS": "1000",
+        "KEYROT_VERIFY_MAX_DELAY_MS": "8000",
+        "KEYROT_SIGNING_KEY_SECRET_NAME": "keyrot/signing-key",
+        "KEYROT_PUBLIC_KEYS_PARAMETER": "/keyrot/signing-public-keys",
+        "KEYROT_SENDER_EMAIL": {"Ref": "SenderEmail"},
+        "KEYROT_ADMIN_EMAIL": {"Ref": "AdminEmail"},
+    },
+    "AuthorizerFunction": {
+        "RUST_LOG": "info",
+        "KEYROT_ALLOWED_CIDRS": {"Ref": "AllowedCidrs"},
+        "KEYROT_CLIENTS_PARAMETER_PATH": "/keyrot/clients/",
+        "KEYROT_CLIENT_SECRET_PREFIX": "keyrot/clients/",
+        "KEYROT_PUBLIC_KEYS_PARAMETER": "/keyrot/signing-public-keys",
+        "KEYROT_TOKEN_ISSUER": ISSUER,
+        "KEYROT_TOKEN_AUDIENCE": AUDIENCE,
+        "KEYROT_REGISTRY_TTL_SECONDS": "30",
+    },
+    "ApiFunction": {
+        "RUST_LOG": "info",
+        "KEYROT_SIGNING_KEY_SECRET_NAME": "keyrot/signing-key",
+        "KEYROT_MANAGED_SECRET_PREFIX": "keyrot/iam/",
+        "KEYROT_TOKEN_ISSUER": ISSUER,
+        "KEYROT_TOKEN_AUDIENCE": AUDIENCE,
+        "KEYROT_TOKEN_TTL_SECONDS": {"Ref": "TokenTtlSeconds"},
+        "KEYROT_ROTATION_INTERVAL_MINUTES": {"Ref": "RotationIntervalMinutes"},
+    },
+}
+
+
+def of_type(template, resource_type):
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def props(resource):
+    return resource.get("Properties", {})
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def plain(value):
+    """A constant string, also when written as a Fn::Sub without variables (loop bodies)."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        assert "${" not in value["Fn::Sub"], value
+        return value["Fn::Sub"]
+    return value
+
+
+def depends_on(resource):
+    return as_list(resource.get("DependsOn", []))
+
+
+def getatt_target(value):
+    assert isinstance(value, dict) and "Fn::GetAtt" in value, value
+    getatt = value["Fn::GetAtt"]
+    return getatt.split(".")[0] if isinstance(getatt, str) else getatt[0]
+
+
+def managed_user_resources(expanded, user_key, resource_type):
+    """The one resource of this type generated for a user (logical ids strip non-alphanumerics)."""
+    plain = re.sub(r"[^A-Za-z0-9]", "", user_key)
+    found = {k: v for k, v in of_type(expanded, resource_type).items() if k.endswith(plain)}
+    assert len(found) == 1, (user_key, resource_type, list(found))
+    return next(iter(found.items()))
+
+
+# ------------------------------------------------------------------ rotation cadence
+
+
+def test_scheduler_rate_is_the_interval_parameter(expanded):
+    schedules = of_type(expanded, "AWS::Scheduler::Schedule")
+    assert len(schedules) == 3
+    for schedule in schedules.values():
+        assert props(schedule)["ScheduleExpression"] == {
+            "Fn::Sub": "rate(${RotationIntervalMinutes} minutes)"
+        }
+        assert props(schedule)["FlexibleTimeWindow"] == {"Mode": "OFF"}
+        assert props(schedule)["State"] == "ENABLED"
+
+
+def test_scheduler_calls_rotate_secret_on_its_own_users_secret_without_retries(expanded):
+    for user in ["alice", "ci-bot", "svc.backup"]:
+        _, schedule = managed_user_resources(expanded, user, "AWS::Scheduler::Schedule")
+        rotation_id, rotation = managed_user_resources(
+            expanded, user, "AWS::SecretsManager::RotationSchedule"
+        )
+        secret_id, secret = managed_user_resources(expanded, user, "AWS::SecretsManager::Secret")
+        target = props(schedule)["Target"]
+        assert target["Arn"] == UNIVERSAL_ROTATE
+        # The RotationSchedule's Id is its secret's ARN; naming it also orders the schedule
+        # after rotation is configured (RotateSecret is refused before).
+        assert target["Input"] == {"Fn::Sub": '{"SecretId":"${%s.Id}"}' % rotation_id}
+        assert getatt_target(props(rotation)["SecretId"]) == secret_id
+        assert plain(props(secret)["Name"]) == f"keyrot/iam/{user}"
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0
+
+
+def test_scheduler_role_may_only_rotate_its_users_secret(expanded):
+    for user in ["alice", "ci-bot"]:
+        _, schedule = managed_user_resources(expanded, user, "AWS::Scheduler::Schedule")
+        secret_id, _ = managed_user_resources(expanded, user, "AWS::SecretsManager::Secret")
+        role = expanded["Resources"][getatt_target(props(schedule)["Target"]["RoleArn"])]
+        assert role["Type"] == "AWS::IAM::Role"
+        trust = props(role)["AssumeRolePolicyDocument"]["Statement"]
+        assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
+        statements = [s for p in props(role)["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        assert all(s["Effect"] == "Allow" for s in statements)
+        grants = sorted((tuple(as_list(s["Action"])), getatt_target(s["Resource"])) for s in statements)
+        # RotateSecret requires its caller to be allowed to invoke the rotation function too.
+        assert grants == [
+            (("lambda:InvokeFunction",), "RotationFunction"),
+            (("secretsmanager:RotateSecret",), secret_id),
+        ]
+        assert "ManagedPolicyArns" not in props(role)
+
+
+def test_managed_secrets_start_with_only_the_user_name(expanded):
+    secrets = {
+        plain(props(s)["Name"]): props(s) for s in of_type(expanded, "AWS::SecretsManager::Secret").values()
+    }
+    for user in ["alice", "ci-bot", "svc.backup"]:
+        secret = secrets[f"keyrot/iam/{user}"]
+        assert json.loads(plain(secret["SecretString"])) == {"UserName": user}
+
+
+def test_native_schedules_use_the_rotation_function_after_its_permission(expanded):
+    permissions = [
+        (k, props(p))
+        for k, p in of_type(expanded, "AWS::Lambda::Permission").items()
+        if props(p)["Principal"] == "secretsmanager.amazonaws.com"
+    ]
+    assert len(permissions) == 1
+    permission_id, permission = permissions[0]
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert getatt_target(permission["FunctionName"]) == "RotationFunction"
+
+    schedules = of_type(expanded, "AWS::SecretsManager::RotationSchedule")
+    assert len(schedules) == 4  # three managed users and the signing key
+    for schedule_id, schedule in schedules.items():
+        assert permission_id in depends_on(schedule), schedule_id
+        assert getatt_target(props(schedule)["RotationLambdaARN"]) == "RotationFunction"
+        assert isinstance(props(schedule)["RotateImmediatelyOnUpdate"], bool)
+        if schedule_id != "SigningKeyRotation":
+            # Secrets Manager's own minimum; the scheduler provides the fast cadence.
+            assert props(schedule)["RotationRules"] == {"ScheduleExpression": "rate(4 hours)"}
+
+
+def test_native_schedule_waits_for_its_users_iam_access(expanded):
+    for user in ["alice", "svc.backup"]:
+        _, schedule = managed_user_resources(expanded, user, "AWS::SecretsManager::RotationSchedule")
+        policy_id, policy = managed_user_resources(expanded, user, "AWS::IAM::RolePolicy")
+        assert policy_id in depends_on(schedule)
+        assert props(policy)["RoleName"] == {"Ref": "RotationFunctionRole"}
+        [statement] = props(policy)["PolicyDocument"]["Statement"]
+        assert statement["Resource"] == {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/%s" % user
+        }
+        assert set(statement["Action"]) == {
+            "iam:GetUser", "iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey",
+            "iam:GetAccessKeyLastUsed", "iam:ListUserTags", "iam:TagUser", "iam:UntagUser",
+        }
+
+
+def test_rotation_timeout_covers_the_sts_wait(raw):
+    function = props(raw["Resources"]["RotationFunction"])
+    max_wait_s = int(function["Environment"]["Variables"]["KEYROT_VERIFY_MAX_WAIT_MS"]) / 1000
+    assert function["Timeout"] >= max(90, max_wait_s + 30)
+    assert "ReservedConcurrentExecutions" in function
+
+
+# ------------------------------------------------------------------ least privilege
+
+
+def iam_policy_documents(template):
+    for logical_id, resource in template["Resources"].items():
+        p = props(resource)
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in p.get("Policies", []):
+                if isinstance(policy, dict) and "Fn::If" in policy:
+                    policy = policy["Fn::If"][1]
+                yield logical_id, policy["PolicyDocument"]
+        elif resource["Type"] in ("AWS::IAM::RolePolicy", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            yield logical_id, p["PolicyDocument"]
+        elif resource["Type"] == "AWS::Serverless::Function":
+            for policy in as_list(p.get("Policies", [])):
+                if isinstance(policy, dict) and "Statement" in policy:
+                    yield logical_id, policy
+
+
+def test_no_write_action_on_every_resource(translated):
+    documents = list(iam_policy_documents(translated))
+    assert len(documents) >= 10
+    for logical_id, document in documents:
+        for statement in as_list(document["Statement"]):
+            assert "NotResource" not in statement and "NotAction" not in statement, logical_id
+            if statement["Effect"] != "Allow":
+                continue
+            actions = as_list(statement["Action"])
+            assert not any(a == "*" or a.endswith(":*") for a in actions), (logical_id, actions)
+            if "*" in as_list(statement["Resource"]):
+                writes = [a for a in actions if not a.split(":")[1].startswith(READ_PREFIXES)]
+                assert not writes, (logical_id, writes)
+
+
+def test_functions_have_explicit_roles(translated):
+    # No SAM-generated role: it would attach AWSLambdaBasicExecutionRole (logs on "*").
+    for logical_id in ["RotationFunction", "AuthorizerFunction", "ApiFunction"]:
+        role = props(translated["Resources"][logical_id])["Role"]
+        assert getatt_target(role) == f"{logical_id}Role"
+        role_props = props(translated["Resources"][f"{logical_id}Role"])
+        assert "ManagedPolicyArns" not in role_props
+
+
+def test_api_function_reads_only_managed_keys_and_signing_key(raw):
+    role = props(raw["Resources"]["ApiFunctionRole"])
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    secret_reads = [s for s in statements if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    assert len(secret_reads) == 1
+    assert as_list(secret_reads[0]["Action"]) == ["secretsmanager:GetSecretValue"]
+    assert as_list(secret_reads[0]["Resource"]) == [
+        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:keyrot/iam/*"},
+        {"Ref": "SigningKeySecret"},
+    ]
+
+
+# ------------------------------------------------------------------ API
+
+
+def test_authorizer_checks_every_request_by_source_ip(raw, translated):
+    api = props(raw["Resources"]["KeyrotApi"])
+    assert api["ApiKeySourceType"] == "AUTHORIZER"
+    assert api["Auth"]["ApiKeyRequired"] is True
+    authorizer = api["Auth"]["Authorizers"][api["Auth"]["DefaultAuthorizer"]]
+    assert authorizer["FunctionPayloadType"] == "REQUEST"
+    assert getatt_target(authorizer["FunctionArn"]) == "AuthorizerFunction"
+
+    # What API Gateway gets: identity sources and no result cache.
+    body = props(translated["Resources"]["KeyrotApi"])["Body"]
+    assert props(translated["Resources"]["KeyrotApi"])["ApiKeySourceType"] == "AUTHORIZER"
+    scheme = body["components"]["securitySchemes"][api["Auth"]["DefaultAuthorizer"]]
+    settings = scheme["x-amazon-apigateway-authorizer"]
+    sources = [s.strip() for s in settings["identitySource"].split(",")]
+    assert "context.identity.sourceIp" in sources
+    assert "method.request.header.x-api-key" in sources
+    assert settings["authorizerResultTtlInSeconds"] == 0
+    assert settings["type"] == "request"
+
+
+def test_routes_go_to_the_api_function_behind_authorizer_and_usage_plan(translated):
+    body = props(translated["Resources"]["KeyrotApi"])["Body"]
+    routes = {(path, method) for path, methods in body["paths"].items() for method in methods}
+    assert routes == {("/generate-token", "post"), ("/active-key", "get")}
+    for path, methods in body["paths"].items():
+        for method, operation in methods.items():
+            assert "${ApiFunction.Arn}" in operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+            security = {name for requirement in operation["security"] for name in requirement}
+            assert security == {"KeyrotAuthorizer", "api_key"}, (path, method)
+
+
+def test_resource_policy_denies_outside_allowed_cidrs(translated):
+    policy = props(translated["Resources"]["KeyrotApi"])["Body"]["x-amazon-apigateway-policy"]
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert len(denies) == 1
+    # A list of CIDRs once deployed: split from the parameter's text, which is what SAM
+    # substitutes for the Ref here.
+    cidrs = {"Fn::Split": [",", "0.0.0.0/0,::/0"]}
+    assert denies[0]["Condition"] == {"NotIpAddress": {"aws:SourceIp": cidrs}}
+    allows = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert [s["Condition"] for s in allows] == [{"IpAddress": {"aws:SourceIp": cidrs}}]
+    assert denies[0]["Action"] == "execute-api:Invoke"
+
+
+def test_gateway_errors_are_json_with_error_and_message(translated):
+    body = props(translated["Resources"]["KeyrotApi"])["Body"]
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    for kind in ["UNAUTHORIZED", "ACCESS_DENIED", "THROTTLED", "QUOTA_EXCEEDED", "DEFAULT_4XX", "DEFAULT_5XX"]:
+        rendered = responses[kind]["responseTemplates"]["application/json"].replace(
+            "$context.error.messageString", '"an error"'
+        )
+        assert set(json.loads(rendered)) == {"error", "message"}, kind
+    assert responses["UNAUTHORIZED"]["statusCode"] == "401"
+    assert responses["ACCESS_DENIED"]["statusCode"] == "403"
+    assert responses["THROTTLED"]["statusCode"] == "429"
+
+
+def test_stage_throttles_and_logs_access(translated):
+    stage = props(translated["Resources"]["KeyrotApiv1Stage"])
+    assert getatt_target(stage["AccessLogSetting"]["DestinationArn"]) == "ApiAccessLogGroup"
+    assert "$context.requestId" in stage["AccessLogSetting"]["Format"]
+    [settings] = stage["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == {"Ref": "StageRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "StageBurstLimit"}
+    # The API exists only after the account's log role when the stack sets it.
+    assert "ApiGatewayAccountReady" in depends_on(translated["Resources"]["KeyrotApi"])
+
+
+def test_default_client_usage_key_matches_registry_and_plan(raw):
+    resources = raw["Resources"]
+    key_value = props(resources["DefaultClientUsageKey"])["Value"]["Fn::Sub"]
+    registry = props(resources["DefaultClientRegistryEntry"])
+    assert registry["Name"] == "/keyrot/clients/default"
+    template, variables = registry["Value"]["Fn::Sub"]
+    entry = json.loads(template.replace("${Users}", "alice").replace("${Cidrs}", "203.0.113.0/24"))
+    assert set(entry) == {"users", "cidrs", "usage_key"}
+    assert entry["usage_key"] == key_value
+    assert len(key_value.replace("${AWS::StackName}", "s")) >= 20
+    assert variables["Users"] == {"Fn::Join": ['","', {"Ref": "DefaultClientUsers"}]}
+    assert variables["Cidrs"] == {"Fn::Join": ['","', {"Ref": "DefaultClientCidrs"}]}
+
+    plan_key = props(resources["DefaultClientUsagePlanKey"])
+    assert plan_key == {"KeyId": {"Ref": "DefaultClientUsageKey"}, "KeyType": "API_KEY",
+                        "UsagePlanId": {"Ref": "ClientUsagePlan"}}
+    plan = props(resources["ClientUsagePlan"])
+    assert set(plan["Throttle"]) == {"RateLimit", "BurstLimit"}
+    assert set(plan["Quota"]) == {"Limit", "Period"}
+
+
+def test_default_client_api_key_is_generated_at_deploy_time(raw):
+    secret = props(raw["Resources"]["DefaultClientSecret"])
+    assert secret["Name"] == "keyrot/clients/default"
+    assert "SecretString" not in secret
+    assert secret["GenerateSecretString"] == {
+        "SecretStringTemplate": '{"ClientId":"default"}',
+        "GenerateStringKey": "ApiKey",
+        "PasswordLength": 43,
+        "ExcludePunctuation": True,
+    }
+
+
+# ------------------------------------------------------------------ functions
+
+
+def test_functions_environment_contract(raw):
+    for logical_id, contract in ENV_CONTRACT.items():
+        variables = props(raw["Resources"][logical_id])["Environment"]["Variables"]
+        for name, value in contract.items():
+            assert variables.get(name) == value, (logical_id, name)
+
+
+def test_functions_build_their_own_binary(raw):
+    for logical_id, binary in [("RotationFunction", "rotation-fn"), ("AuthorizerFunction", "authorizer-fn"),
+                               ("ApiFunction", "api-fn")]:
+        function = raw["Resources"][logical_id]
+        assert function["Metadata"]["BuildMethod"] == "rust-cargolambda"
+        assert function["Metadata"]["BuildProperties"] == {"Binary": binary}
+        assert props(function)["CodeUri"] == f"{binary}/"
+        assert props(function)["Runtime"] == "provided.al2023"
+        assert props(function)["Handler"] == "bootstrap"
+        assert props(function)["Architectures"] == [{"Ref": "Architecture"}]
+
+
+def test_every_log_group_has_retention_and_every_function_logs_to_one(raw, expanded):
+    log_groups = of_type(expanded, "AWS::Logs::LogGroup")
+    assert len(log_groups) == 4
+    for logical_id, group in log_groups.items():
+        assert props(group)["RetentionInDays"] == {"Ref": "LogRetentionDays"}, logical_id
+    for logical_id in ENV_CONTRACT:
+        target = props(raw["Resources"][logical_id])["LoggingConfig"]["LogGroup"]
+        assert target["Ref"] in log_groups, logical_id
+
+
+# ------------------------------------------------------------------ monitoring
+
+
+def test_every_alarm_notifies_the_topic(expanded):
+    alarms = of_type(expanded, "AWS::CloudWatch::Alarm")
+    # Per user: failure and staleness; plus signing key, three function errors, 5xx, 4xx, throttles.
+    assert len(alarms) == 2 * 3 + 7
+    for logical_id, alarm in alarms.items():
+        assert {"Ref": "AlarmTopic"} in props(alarm)["AlarmActions"], logical_id
+
+
+def test_stale_alarm_spans_two_intervals_of_missing_success(raw, expanded):
+    intervals = raw["Parameters"]["RotationIntervalMinutes"]["AllowedValues"]
+    periods = raw["Mappings"]["IntervalSeconds"]
+    # The mapping is the arithmetic CloudFormation lacks: one interval in seconds.
+    assert {k: v["Seconds"] for k, v in periods.items()} == {m: int(m) * 60 for m in intervals}
+    for user in ["alice", "ci-bot"]:
+        stale = [props(a) for k, a in of_type(expanded, "AWS::CloudWatch::Alarm").items()
+                 if k.startswith("RotationStaleAlarm") and k.endswith(re.sub(r"\W", "", user))]
+        assert len(stale) == 1
+        alarm = stale[0]
+        assert alarm["MetricName"] == "RotationStepSucceeded"
+        assert alarm["Dimensions"] == [{"Name": "SecretName", "Value": {"Fn::Sub": f"keyrot/iam/{user}"}}]
+        assert alarm["TreatMissingData"] == "breaching"
+        assert alarm["EvaluationPeriods"] == 2 and alarm["DatapointsToAlarm"] == 2
+        assert alarm["Period"] == {"Fn::FindInMap": ["IntervalSeconds", {"Ref": "RotationIntervalMinutes"}, "Seconds"]}
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(raw):
+    topic = props(raw["Resources"]["AlarmTopic"])
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = props(raw["Resources"]["AlarmTopicKey"])
+    principals = [s["Principal"] for s in key["KeyPolicy"]["Statement"]]
+    assert {"Service": "cloudwatch.amazonaws.com"} in principals
+
+
+def test_outputs(raw):
+    outputs = raw["Outputs"]
+    assert outputs["DefaultClientApiKeyCommand"]["Value"] == (
+        "aws secretsmanager get-secret-value --secret-id keyrot/clients/default "
+        "--query SecretString --output text"
+    )
+    for name in ["ApiUrl", "DashboardUrl", "DefaultClientSecretArn", "SigningKeySecretArn"]:
+        assert name in outputs
+
+
+# ------------------------------------------------------------------ references
+
+
+def referenced_ids(node):
+    if isinstance(node, list):
+        for item in node:
+            yield from referenced_ids(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                yield value
+            elif key == "Fn::GetAtt":
+                yield value.split(".")[0] if isinstance(value, str) else value[0]
+            elif key == "Fn::Sub":
+                text, variables = (value, {}) if isinstance(value, str) else value
+                for name in re.findall(r"\$\{([^!}][^}]*)\}", text):
+                    if name not in variables:
+                        yield name.split(".")[0]
+                yield from referenced_ids(variables)
+            else:
+                yield from referenced_ids(value)
+
+
+def test_every_reference_resolves_for_users_with_punctuation(translated):
+    known = set(translated["Resources"]) | set(translated["Parameters"])
+    for logical_id, resource in translated["Resources"].items():
+        for target in depends_on(resource):
+            assert target in known, (logical_id, target)
+        for target in referenced_ids({k: v for k, v in resource.items() if k != "DependsOn"}):
+            assert target in known or target.startswith("AWS::"), (logical_id, target)
+    for name, output in translated["Outputs"].items():
+        for target in referenced_ids(output):
+            assert target in known or target.startswith("AWS::"), (name, target)
+
+
+def test_every_checkov_skip_says_why(expanded):
+    skips = [
+        (logical_id, skip)
+        for logical_id, resource in expanded["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for logical_id, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
+        assert len(skip.get("comment", "")) >= 30, (logical_id, skip)
+
+
+def test_dashboard_body_is_json_once_substituted(raw):
+    body, variables = props(raw["Resources"]["Dashboard"])["DashboardBody"]["Fn::Sub"]
+    assert set(variables) == {"Period"}
+    rendered = body.replace("${Period}", "600")
+    rendered = re.sub(r"\$\{[^}]+\}", "x", rendered)
+    widgets = json.loads(rendered)["widgets"]
+    titles = " ".join(w["properties"]["title"] for w in widgets)
+    for topic in ["Rotation steps succeeded", "Rotation steps failed", "Authorizer", "API"]:
+        assert topic in titles
