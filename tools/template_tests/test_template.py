@@ -401,7 +401,7 @@ def test_stale_alarm_spans_two_intervals_of_missing_success(raw, expanded):
                  if k.startswith("RotationStaleAlarm") and k.endswith(re.sub(r"\W", "", user))]
         assert len(stale) == 1
         alarm = stale[0]
-        assert alarm["MetricName"] == "RotationStepSucceeded"
+        assert alarm["MetricName"] == "RotationCompleted"  # emitted by rotation-fn on finishSecret only
         assert alarm["Dimensions"] == [{"Name": "SecretName", "Value": {"Fn::Sub": f"keyrot/iam/{user}"}}]
         assert alarm["TreatMissingData"] == "breaching"
         assert alarm["EvaluationPeriods"] == 2 and alarm["DatapointsToAlarm"] == 2
