@@ -42,12 +42,12 @@ pub struct Options {
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(10..=900))]
     pub token_ttl_seconds: u64,
 
-    /// Per-client steady request rate per second (as the usage plan's throttle rate).
-    #[arg(long, default_value_t = 10.0)]
+    /// Per-client steady request rate per second (as the template's ClientRateLimit).
+    #[arg(long, default_value_t = 5.0)]
     pub throttle_rate: f64,
 
-    /// Per-client burst (as the usage plan's throttle burst).
-    #[arg(long, default_value_t = 20)]
+    /// Per-client burst (as the template's ClientBurstLimit).
+    #[arg(long, default_value_t = 10)]
     pub throttle_burst: u32,
 
     /// Write the endpoints and the default client's API key as JSON to this file once ready
@@ -80,5 +80,54 @@ impl Options {
         self.state_dir
             .clone()
             .unwrap_or_else(|| self.root.join("target").join("keyrot").join("local"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template's default for `parameter`, as text.
+    fn template_default(template: &serde_yaml::Value, parameter: &str) -> String {
+        match &template["Parameters"][parameter]["Default"] {
+            serde_yaml::Value::String(text) => text.clone(),
+            serde_yaml::Value::Number(number) => number.to_string(),
+            other => panic!("{parameter} has no scalar default: {other:?}"),
+        }
+    }
+
+    /// The local stack runs what a default deployment runs: same users, interval, token
+    /// lifetime and per-client throttle (CIDRs differ on purpose: loopback here).
+    #[test]
+    fn defaults_match_the_template() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+                .expect("template.yaml");
+        let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template parses");
+        let options = Options::parse_from(["keyrot-local"]);
+        assert_eq!(
+            options.users.join(","),
+            template_default(&template, "ManagedUsers")
+        );
+        assert_eq!(
+            options.users.join(","),
+            template_default(&template, "DefaultClientUsers")
+        );
+        assert_eq!(
+            options.interval_minutes.to_string(),
+            template_default(&template, "RotationIntervalMinutes")
+        );
+        assert_eq!(
+            options.token_ttl_seconds.to_string(),
+            template_default(&template, "TokenTtlSeconds")
+        );
+        assert_eq!(
+            options.throttle_rate.to_string(),
+            template_default(&template, "ClientRateLimit")
+        );
+        assert_eq!(
+            options.throttle_burst.to_string(),
+            template_default(&template, "ClientBurstLimit")
+        );
     }
 }
