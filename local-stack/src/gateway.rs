@@ -121,20 +121,21 @@ impl Gateway {
                 )
             }
         };
-        let method_arn = format!(
-            "arn:aws:execute-api:us-east-1:123456789012:{API_ID}/{STAGE}/{method}{resource}"
-        );
-
-        let authorizer_event = self.authorizer_event(
-            &method,
+        let call = IncomingCall {
+            method_arn: format!(
+                "arn:aws:execute-api:us-east-1:123456789012:{API_ID}/{STAGE}/{method}{resource}"
+            ),
+            method,
             resource,
-            &path,
-            &headers,
-            &query,
-            &source_ip,
-            &method_arn,
-            &request_id,
-        );
+            path,
+            headers,
+            query,
+            source_ip,
+            request_id,
+        };
+        let (method_arn, request_id) = (&call.method_arn, &call.request_id);
+
+        let authorizer_event = authorizer_event(&call);
         let decision = match self
             .invoker
             .invoke("authorizer-fn", &authorizer_event)
@@ -175,10 +176,10 @@ impl Gateway {
             }
         };
         let allowed = decision.policy_document.statement.iter().any(|s| {
-            s.effect == IamPolicyEffect::Allow && s.resource.iter().any(|r| r == &method_arn)
+            s.effect == IamPolicyEffect::Allow && s.resource.iter().any(|r| r == method_arn)
         }) && !decision.policy_document.statement.iter().any(|s| {
             s.effect == IamPolicyEffect::Deny
-                && s.resource.iter().any(|r| r == &method_arn || r == "*")
+                && s.resource.iter().any(|r| r == method_arn || r == "*")
         });
         if !allowed {
             return gateway_response(
@@ -203,17 +204,7 @@ impl Gateway {
             );
         }
 
-        let proxy_event = self.proxy_event(
-            &method,
-            resource,
-            &path,
-            &headers,
-            &query,
-            &source_ip,
-            &decision,
-            body,
-            &request_id,
-        );
+        let proxy_event = proxy_event(&call, &decision, body);
         match self.invoker.invoke("api-fn", &proxy_event).await {
             Ok(Invocation::Returned(value)) => {
                 match serde_json::from_value::<ApiGatewayProxyResponse>(value) {
@@ -232,83 +223,78 @@ impl Gateway {
             ),
         }
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn authorizer_event(
-        &self,
-        method: &Method,
-        resource: &str,
-        path: &str,
-        headers: &HeaderMap,
-        query: &[(String, String)],
-        source_ip: &str,
-        method_arn: &str,
-        request_id: &str,
-    ) -> Value {
-        let mut identity = ApiGatewayCustomAuthorizerRequestTypeRequestIdentity::default();
-        identity.source_ip = Some(source_ip.to_owned());
-        let mut context = ApiGatewayCustomAuthorizerRequestTypeRequestContext::default();
-        context.path = Some(path.to_owned());
-        context.account_id = Some("123456789012".into());
-        context.stage = Some(STAGE.into());
-        context.request_id = Some(request_id.to_owned());
-        context.identity = Some(identity);
-        context.resource_path = Some(resource.to_owned());
-        context.http_method = Some(method.clone());
-        context.apiid = Some(API_ID.into());
-        let mut event = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
-        event.type_ = Some("REQUEST".into());
-        event.method_arn = Some(method_arn.to_owned());
-        event.resource = Some(resource.to_owned());
-        event.path = Some(path.to_owned());
-        event.http_method = Some(method.clone());
-        event.headers = last_values(headers);
-        event.multi_value_headers = headers.clone();
-        event.query_string_parameters = last_query_values(query).into();
-        event.multi_value_query_string_parameters = all_query_values(query).into();
-        event.request_context = context;
-        serde_json::to_value(event).unwrap_or(Value::Null)
-    }
+/// What the gateway learned from one HTTP request, as its events need it.
+struct IncomingCall {
+    method: Method,
+    resource: &'static str,
+    path: String,
+    headers: HeaderMap,
+    query: Vec<(String, String)>,
+    source_ip: String,
+    request_id: String,
+    method_arn: String,
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn proxy_event(
-        &self,
-        method: &Method,
-        resource: &str,
-        path: &str,
-        headers: &HeaderMap,
-        query: &[(String, String)],
-        source_ip: &str,
-        decision: &ApiGatewayCustomAuthorizerResponse,
-        body: Bytes,
-        request_id: &str,
-    ) -> Value {
-        let mut event = ApiGatewayProxyRequest::default();
-        event.resource = Some(resource.to_owned());
-        event.path = Some(path.to_owned());
-        event.http_method = method.clone();
-        event.headers = last_values(headers);
-        event.multi_value_headers = headers.clone();
-        event.query_string_parameters = last_query_values(query).into();
-        event.multi_value_query_string_parameters = all_query_values(query).into();
-        event.request_context.resource_path = Some(resource.to_owned());
-        event.request_context.http_method = method.clone();
-        event.request_context.stage = Some(STAGE.into());
-        event.request_context.request_id = Some(request_id.to_owned());
-        event.request_context.apiid = Some(API_ID.into());
-        event.request_context.identity.source_ip = Some(source_ip.to_owned());
-        let mut fields: HashMap<String, Value> = decision
-            .context
-            .as_object()
-            .map(|map| map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        fields.insert("principalId".into(), json!(decision.principal_id));
-        event.request_context.authorizer.fields = fields;
-        if !body.is_empty() {
-            event.body = Some(String::from_utf8_lossy(&body).into_owned());
-        }
-        serde_json::to_value(event).unwrap_or(Value::Null)
+/// The REQUEST authorizer event API Gateway would send for `call`.
+fn authorizer_event(call: &IncomingCall) -> Value {
+    let mut identity = ApiGatewayCustomAuthorizerRequestTypeRequestIdentity::default();
+    identity.source_ip = Some(call.source_ip.clone());
+    let mut context = ApiGatewayCustomAuthorizerRequestTypeRequestContext::default();
+    context.path = Some(call.path.clone());
+    context.account_id = Some("123456789012".into());
+    context.stage = Some(STAGE.into());
+    context.request_id = Some(call.request_id.clone());
+    context.identity = Some(identity);
+    context.resource_path = Some(call.resource.to_owned());
+    context.http_method = Some(call.method.clone());
+    context.apiid = Some(API_ID.into());
+    let mut event = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
+    event.type_ = Some("REQUEST".into());
+    event.method_arn = Some(call.method_arn.clone());
+    event.resource = Some(call.resource.to_owned());
+    event.path = Some(call.path.clone());
+    event.http_method = Some(call.method.clone());
+    event.headers = last_values(&call.headers);
+    event.multi_value_headers = call.headers.clone();
+    event.query_string_parameters = last_query_values(&call.query).into();
+    event.multi_value_query_string_parameters = all_query_values(&call.query).into();
+    event.request_context = context;
+    serde_json::to_value(event).unwrap_or(Value::Null)
+}
+
+/// The proxy integration event for `call`, carrying the authorizer's context.
+fn proxy_event(
+    call: &IncomingCall,
+    decision: &ApiGatewayCustomAuthorizerResponse,
+    body: Bytes,
+) -> Value {
+    let mut event = ApiGatewayProxyRequest::default();
+    event.resource = Some(call.resource.to_owned());
+    event.path = Some(call.path.clone());
+    event.http_method = call.method.clone();
+    event.headers = last_values(&call.headers);
+    event.multi_value_headers = call.headers.clone();
+    event.query_string_parameters = last_query_values(&call.query).into();
+    event.multi_value_query_string_parameters = all_query_values(&call.query).into();
+    event.request_context.resource_path = Some(call.resource.to_owned());
+    event.request_context.http_method = call.method.clone();
+    event.request_context.stage = Some(STAGE.into());
+    event.request_context.request_id = Some(call.request_id.clone());
+    event.request_context.apiid = Some(API_ID.into());
+    event.request_context.identity.source_ip = Some(call.source_ip.clone());
+    let mut fields: HashMap<String, Value> = decision
+        .context
+        .as_object()
+        .map(|map| map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    fields.insert("principalId".into(), json!(decision.principal_id));
+    event.request_context.authorizer.fields = fields;
+    if !body.is_empty() {
+        event.body = Some(String::from_utf8_lossy(&body).into_owned());
     }
+    serde_json::to_value(event).unwrap_or(Value::Null)
 }
 
 /// API Gateway's `headers`: one (the last) value per name.
