@@ -4,7 +4,7 @@
 //! Deny), then api-fn with the authorizer's context.
 
 use crate::moto::{moto_url, sdk_config};
-use crate::world::test_backoff;
+use crate::world::{start_rotation, test_backoff};
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyRequest,
 };
@@ -33,7 +33,6 @@ pub type Engine = RotationEngine<
 >;
 
 pub const ALLOWED_CIDRS: &str = "127.0.0.0/8, 10.0.0.0/8, 2001:db8:1:2::/64";
-const LAMBDA_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:keyrot-rotation";
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
@@ -241,21 +240,7 @@ impl ApiWorld {
 
     /// A complete rotation of `secret_id` through the engine, as Secrets Manager drives it.
     pub async fn rotate(&self, secret_id: &str) {
-        let token = self
-            .secrets
-            .rotate_secret()
-            .secret_id(secret_id)
-            .rotation_lambda_arn(LAMBDA_ARN)
-            .rotation_rules(
-                aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                    .automatically_after_days(1)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("RotateSecret")
-            .version_id
-            .expect("token");
+        let token = start_rotation(&self.secrets, secret_id, true).await;
         for step in [Step::Create, Step::Set, Step::Test, Step::Finish] {
             let request = RotationRequest {
                 step,

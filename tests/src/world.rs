@@ -50,6 +50,30 @@ pub struct World {
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
+/// What Secrets Manager does on RotateSecret for a secret whose rotation is configured on
+/// keyrot's function: stage a new, empty AWSPENDING version; returns its id (the token).
+pub async fn start_rotation(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    rotate_immediately: bool,
+) -> String {
+    secrets
+        .rotate_secret()
+        .rotate_immediately(rotate_immediately)
+        .secret_id(secret_id)
+        .rotation_lambda_arn(ROTATION_LAMBDA_ARN)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RotateSecret")
+        .version_id
+        .expect("version id")
+}
+
 impl World {
     /// A user and a freshly onboarded secret (`{"UserName": ...}`, rotation not yet enabled).
     pub async fn new(name: &str) -> Self {
@@ -117,21 +141,7 @@ impl World {
     /// RotateSecret with `RotateImmediately` as given (false: Secrets Manager runs only
     /// testSecret).
     pub async fn start_rotation_with(&self, rotate_immediately: bool) -> String {
-        self.secrets
-            .rotate_secret()
-            .rotate_immediately(rotate_immediately)
-            .secret_id(&self.secret_id)
-            .rotation_lambda_arn(ROTATION_LAMBDA_ARN)
-            .rotation_rules(
-                aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                    .automatically_after_days(1)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("RotateSecret")
-            .version_id
-            .expect("version id")
+        start_rotation(&self.secrets, &self.secret_id, rotate_immediately).await
     }
 
     pub fn request(&self, step: Step, token: &str) -> RotationRequest {
