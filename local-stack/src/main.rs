@@ -1,16 +1,10 @@
 //! `keyrot-local`: all of keyrot on this machine, against moto as AWS.
 
-mod banner;
-mod gateway;
-mod invoke;
-mod options;
-mod processes;
-mod provision;
-mod scheduler;
-mod throttle;
-
 use clap::Parser;
-use options::Options;
+use keyrot_local::options::Options;
+use keyrot_local::{
+    banner, gateway, invoke, processes, provision, scheduler, throttle, LocalError,
+};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -96,32 +90,4 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LocalError {
-    #[error("could not start {what}: {source}")]
-    Spawn {
-        what: String,
-        source: std::io::Error,
-    },
-    #[error("{what} did not become ready on {address} within {seconds} s (its log: {log})")]
-    NotReady {
-        what: String,
-        address: String,
-        seconds: u64,
-        log: String,
-    },
-    #[error("{what} exited unexpectedly ({status}); see {log}")]
-    Exited {
-        what: String,
-        status: String,
-        log: String,
-    },
-    #[error("port {port} is already in use: stop what uses it or pass another port (see --help)")]
-    PortInUse { port: u16 },
-    #[error("invalid option: {0}")]
-    Option(String),
-    #[error("provisioning failed at {step}: {message}")]
-    Provision { step: String, message: String },
 }

@@ -13,6 +13,10 @@ pub struct Options {
     /// IAM users to create and manage, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "alice,bob")]
     pub users: Vec<String>,
+    /// Users the default client may read, comma-separated (as the template's
+    /// DefaultClientUsers).
+    #[arg(long, value_delimiter = ',', default_value = "alice,bob")]
+    pub client_users: Vec<String>,
 
     /// Rotation interval in minutes (as the template's RotationIntervalMinutes).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1440))]
@@ -63,6 +67,10 @@ pub struct Options {
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
 
+    /// Use the Lambda Invoke API at this URL instead of starting cargo-lambda and the function
+    /// binaries (the benchmark harness hosts the functions itself).
+    #[arg(long)]
+    pub external_lambda: Option<String>,
     /// Directory of the function binaries.
     #[arg(long, env = "KEYROT_BIN_DIR", default_value = "target/debug")]
     pub bin_dir: PathBuf,
@@ -110,7 +118,7 @@ mod tests {
             template_default(&template, "ManagedUsers")
         );
         assert_eq!(
-            options.users.join(","),
+            options.client_users.join(","),
             template_default(&template, "DefaultClientUsers")
         );
         assert_eq!(

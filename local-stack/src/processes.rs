@@ -18,7 +18,27 @@ pub const LOCAL_ISSUER: &str = "urn:keyrot:local";
 pub const LOCAL_AUDIENCE: &str = "urn:keyrot:local:api";
 
 /// Each function's configuration, as the template sets it.
-fn function_env(function: &str, options: &Options) -> Vec<(&'static str, String)> {
+/// The environment a function gets (as the template's function settings), apart from
+/// `AWS_LAMBDA_RUNTIME_API`: Lambda's own variables, AWS access to moto, and keyrot's settings.
+pub fn function_env(
+    function: &str,
+    aws_endpoint: &str,
+    options: &Options,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+        ("AWS_REGION", LOCAL_REGION.to_owned()),
+        ("AWS_ENDPOINT_URL", aws_endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY_ID.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_ACCESS_KEY.to_owned()),
+    ];
+    env.extend(keyrot_env(function, options));
+    env
+}
+
+fn keyrot_env(function: &str, options: &Options) -> Vec<(&'static str, String)> {
     let token = [
         ("KEYROT_TOKEN_ISSUER", LOCAL_ISSUER.to_owned()),
         ("KEYROT_TOKEN_AUDIENCE", LOCAL_AUDIENCE.to_owned()),
@@ -90,11 +110,18 @@ impl Stack {
             source,
         })?;
         let aws_port = reserve_port(options.aws_port).await?;
-        let lambda_port = reserve_port(options.lambda_port).await?;
+        // With an external Invoke API (the benchmark harness), only moto runs here.
+        let (lambda_port, lambda_endpoint) = match &options.external_lambda {
+            Some(url) => (None, url.trim_end_matches('/').to_owned()),
+            None => {
+                let port = reserve_port(options.lambda_port).await?;
+                (Some(port), format!("http://127.0.0.1:{port}"))
+            }
+        };
         let mut stack = Self {
             addresses: Addresses {
                 aws_endpoint: format!("http://127.0.0.1:{aws_port}"),
-                lambda_endpoint: format!("http://127.0.0.1:{lambda_port}"),
+                lambda_endpoint,
                 state_dir,
             },
             children: Vec::new(),
@@ -110,6 +137,10 @@ impl Stack {
             );
         stack.spawn("moto", moto, None)?;
 
+        let Some(lambda_port) = lambda_port else {
+            stack.wait_ready("moto", aws_port).await?;
+            return Ok(stack);
+        };
         let mut lambda = Command::new(venv_bin.join("cargo-lambda"));
         lambda
             .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
@@ -130,14 +161,11 @@ impl Stack {
                     "AWS_LAMBDA_RUNTIME_API",
                     format!("http://127.0.0.1:{lambda_port}/.rt/{function}"),
                 )
-                .env("AWS_LAMBDA_FUNCTION_NAME", function)
-                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-                .env("AWS_REGION", LOCAL_REGION)
-                .env("AWS_ENDPOINT_URL", &stack.addresses.aws_endpoint)
-                .env("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY_ID)
-                .env("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_ACCESS_KEY)
-                .envs(function_env(function, options));
+                .envs(function_env(
+                    function,
+                    &stack.addresses.aws_endpoint,
+                    options,
+                ));
             let log = stack.addresses.state_dir.join("functions.log");
             stack.spawn(function, command, Some(log))?;
         }

@@ -105,7 +105,8 @@ async fn provision_signing_key(aws: &Aws) -> Result<(), LocalError> {
     configure_rotation(aws, SIGNING_KEY_SECRET).await
 }
 
-/// The default client: may read every managed user, from the allowed CIDRs.
+/// The default client: may read the `--client-users` (all managed users by default), from the
+/// allowed CIDRs.
 async fn provision_default_client(aws: &Aws, options: &Options) -> Result<String, LocalError> {
     let api_key = keyrot::random::random_hex(32).ok_or_else(|| {
         failed(
@@ -130,7 +131,7 @@ async fn provision_default_client(aws: &Aws, options: &Options) -> Result<String
     aws.ssm
         .put_parameter()
         .name(format!("/keyrot/clients/{DEFAULT_CLIENT}"))
-        .value(serde_json::json!({ "users": options.users, "cidrs": [], "usage_key": DEFAULT_USAGE_KEY }).to_string())
+        .value(serde_json::json!({ "users": options.client_users, "cidrs": [], "usage_key": DEFAULT_USAGE_KEY }).to_string())
         .r#type(aws_sdk_ssm::types::ParameterType::String)
         .send()
         .await

@@ -7,20 +7,24 @@ KEYROT_STATE="$KEYROT_ROOT/target/keyrot"
 
 log() { printf '[keyrot] %s\n' "$*" >&2; }
 
-# Creates .venv with the pinned Python tools (moto, awscli, cargo-lambda) when missing or when
-# the pins changed, and puts its bin/ first on PATH.
-ensure_python_tools() {
-  local requirements="$KEYROT_ROOT/tools/requirements.txt"
-  local constraints="$KEYROT_ROOT/tools/constraints.txt"
-  local stamp="$KEYROT_VENV/.keyrot-requirements"
-  if ! { [ -x "$KEYROT_VENV/bin/python" ] && [ -f "$stamp" ] \
+# Creates VENV from REQUIREMENTS + CONSTRAINTS when missing or when the pins changed.
+ensure_venv() {
+  local venv="$1" requirements="$2" constraints="$3"
+  local stamp="$venv/.keyrot-requirements"
+  if ! { [ -x "$venv/bin/python" ] && [ -f "$stamp" ] \
       && cat "$requirements" "$constraints" | cmp -s - "$stamp"; }; then
-    log "installing pinned Python tools into $KEYROT_VENV (first run only)"
-    python3 -m venv "$KEYROT_VENV"
-    "$KEYROT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    log "installing $(basename "$(dirname "$requirements")")/$(basename "$requirements") into $venv (first run only)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
       -r "$requirements" -c "$constraints"
     cat "$requirements" "$constraints" > "$stamp"
   fi
+}
+
+# .venv with the pinned Python tools (moto, awscli, cargo-lambda), its bin/ first on PATH.
+ensure_python_tools() {
+  ensure_venv "$KEYROT_VENV" "$KEYROT_ROOT/tools/requirements.txt" "$KEYROT_ROOT/tools/constraints.txt"
   export PATH="$KEYROT_VENV/bin:$PATH"
 }
 

@@ -1,0 +1,196 @@
+//! The API functions, keyrot's (Rust) and the Python baseline, measured in the same run with
+//! the same events: cold starts, warm latency of each path, peak memory.
+
+use crate::events::{authorizer_event, proxy_event, Call};
+use crate::measure::{self, is_allow, is_anything, is_deny, is_ok_response, Check};
+use crate::stack::BenchStack;
+use crate::stats::Summary;
+use crate::subject::{Running, Spec};
+use crate::{Args, BenchError};
+use serde_json::{json, Value};
+
+/// A source address outside the allowlist, for the deny path.
+const OUTSIDE_IP: &str = "198.51.100.7";
+const USER: &str = "alice";
+
+/// The events of one round, built from real answers (the authorizer's context, a token).
+struct Events {
+    authorize_read: Value,
+    authorize_read_elsewhere: Value,
+    issue_token: Value,
+    read_key: Value,
+}
+
+async fn events(
+    stack: &BenchStack,
+    authorizer: &mut Running,
+    api: &mut Running,
+) -> Result<Events, BenchError> {
+    let api_key = ("x-api-key", stack.api_key.clone());
+    let token_call = Call {
+        method: "POST",
+        resource: "/generate-token",
+        headers: vec![api_key.clone()],
+        query: vec![],
+        source_ip: "127.0.0.1",
+    };
+    let authorize_token = authorizer_event(&token_call);
+    let context = measure::once(
+        "authorizer (token route)",
+        authorizer,
+        &authorize_token,
+        is_allow,
+    )
+    .await?;
+    let issue_token = proxy_event(&token_call, &context);
+    let issued = measure::once("api (token)", api, &issue_token, is_ok_response).await?;
+    let token = serde_json::from_str::<Value>(issued["body"].as_str().unwrap_or("{}"))
+        .ok()
+        .and_then(|body| body["token"].as_str().map(str::to_owned))
+        .ok_or_else(|| BenchError::Setup("api-fn issued no token".into()))?;
+    let mut read_call = Call {
+        method: "GET",
+        resource: "/active-key",
+        headers: vec![api_key, ("Authorization", format!("Bearer {token}"))],
+        query: vec![("username", USER)],
+        source_ip: "127.0.0.1",
+    };
+    let authorize_read = authorizer_event(&read_call);
+    let context = measure::once(
+        "authorizer (read route)",
+        authorizer,
+        &authorize_read,
+        is_allow,
+    )
+    .await?;
+    let read_key = proxy_event(&read_call, &context);
+    read_call.source_ip = OUTSIDE_IP;
+    Ok(Events {
+        authorize_read,
+        authorize_read_elsewhere: authorizer_event(&read_call),
+        issue_token,
+        read_key,
+    })
+}
+
+fn cold_json(samples: &[measure::ColdStart]) -> Value {
+    let totals: Vec<_> = samples.iter().map(|s| s.total).collect();
+    let inits: Vec<_> = samples.iter().map(|s| s.init).collect();
+    json!({ "total": Summary::of(&totals).to_json(), "init": Summary::of(&inits).to_json() })
+}
+
+fn mib(kib: Option<u64>) -> Value {
+    kib.map(|k| json!(k as f64 / 1024.0)).unwrap_or(Value::Null)
+}
+
+/// Warm paths of one process, then its peak memory.
+async fn warm_paths(
+    label: &str,
+    spec: &Spec,
+    stack: &BenchStack,
+    args: &Args,
+    paths: &[(&str, &Value, Check)],
+) -> Result<Value, BenchError> {
+    let mut running = Running::start(spec, &stack.log(label)).await?;
+    let mut result = json!({});
+    for (name, event, check) in paths {
+        let samples = measure::warm(
+            &format!("{label} {name}"),
+            &mut running,
+            event,
+            *check,
+            args.warmup,
+            args.warm_runs,
+        )
+        .await;
+        match samples {
+            Ok(samples) => result[*name] = Summary::of(&samples).to_json(),
+            Err(error) => {
+                running.stop().await;
+                return Err(error);
+            }
+        }
+    }
+    result["peak_rss_mib"] = mib(running.peak_rss_kib());
+    running.stop().await;
+    Ok(result)
+}
+
+pub async fn measure(stack: &BenchStack, args: &Args) -> Result<Value, BenchError> {
+    let mut authorizer = Running::start(&stack.rust("authorizer-fn"), &stack.log("fixture")).await?;
+    let mut api = Running::start(&stack.rust("api-fn"), &stack.log("fixture")).await?;
+    let prepared = events(stack, &mut authorizer, &mut api).await;
+    authorizer.stop().await;
+    api.stop().await;
+    let e = prepared?;
+
+    let mut results = json!({});
+    let hello = stack.hello();
+    results["hello"] = json!({
+        "cold": cold_json(&measure::cold_starts("hello", &hello, &json!({}), is_anything, args.cold_runs, &stack.log("hello")).await?),
+    });
+    let hello_warm = warm_paths(
+        "hello",
+        &hello,
+        stack,
+        args,
+        &[("echo", &json!({}), is_anything)],
+    )
+    .await?;
+    results["hello"]["warm"] = hello_warm;
+
+    for implementation in ["rust", "python"] {
+        let (authorizer, api) = match implementation {
+            "rust" => (stack.rust("authorizer-fn"), stack.rust("api-fn")),
+            _ => (
+                stack.python("authorizer-fn", args, "authorizer"),
+                stack.python("api-fn", args, "api"),
+            ),
+        };
+        let label = |f: &str| format!("{implementation}-{f}");
+        let authorizer_cold = measure::cold_starts(
+            &label("authorizer"),
+            &authorizer,
+            &e.authorize_read,
+            is_allow,
+            args.cold_runs,
+            &stack.log(&label("authorizer")),
+        )
+        .await?;
+        let api_cold = measure::cold_starts(
+            &label("api"),
+            &api,
+            &e.issue_token,
+            is_ok_response,
+            args.cold_runs,
+            &stack.log(&label("api")),
+        )
+        .await?;
+        let mut authorizer_result = warm_paths(
+            &label("authorizer"),
+            &authorizer,
+            stack,
+            args,
+            &[
+                ("allow", &e.authorize_read, is_allow),
+                ("deny", &e.authorize_read_elsewhere, is_deny),
+            ],
+        )
+        .await?;
+        authorizer_result["cold"] = cold_json(&authorizer_cold);
+        let mut api_result = warm_paths(
+            &label("api"),
+            &api,
+            stack,
+            args,
+            &[
+                ("token", &e.issue_token, is_ok_response),
+                ("read", &e.read_key, is_ok_response),
+            ],
+        )
+        .await?;
+        api_result["cold"] = cold_json(&api_cold);
+        results[implementation] = json!({ "authorizer": authorizer_result, "api": api_result });
+    }
+    Ok(results)
+}

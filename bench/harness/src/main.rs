@@ -1,0 +1,178 @@
+//! `keyrot-bench`: measures the release functions (and a Python baseline) and writes the
+//! results as JSON and as the generated part of BENCHMARKS.md. Run through `scripts/bench`,
+//! which builds everything and runs criterion first.
+
+mod api_bench;
+mod decision;
+mod events;
+mod invoke_api;
+mod measure;
+mod report;
+mod rotation;
+mod runtime_api;
+mod sizes;
+mod stack;
+mod stats;
+mod subject;
+
+use clap::Parser;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "keyrot-bench",
+    about = "Benchmarks keyrot's functions against a Python baseline."
+)]
+pub struct Args {
+    /// The keyrot checkout.
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+    /// Release binaries: the three functions and hello-fn.
+    #[arg(long, default_value = "target/release")]
+    pub bin_dir: PathBuf,
+    /// The `keyrot-local` binary (the local stack).
+    #[arg(long, default_value = "target/debug/keyrot-local")]
+    pub local_stack: PathBuf,
+    /// Python of the baseline's venv (awslambdaric, boto3, PyJWT).
+    #[arg(long, default_value = ".venv-bench/bin/python")]
+    pub python: PathBuf,
+    /// Criterion's output directory.
+    #[arg(long, default_value = "target/criterion")]
+    pub criterion_dir: PathBuf,
+    /// Where results and logs go.
+    #[arg(long, default_value = "target/keyrot/bench")]
+    pub out_dir: PathBuf,
+    /// Cold starts per function.
+    #[arg(long, default_value_t = 20)]
+    pub cold_runs: usize,
+    /// Measured warm invocations per path.
+    #[arg(long, default_value_t = 1000)]
+    pub warm_runs: usize,
+    /// Unmeasured invocations before them.
+    #[arg(long, default_value_t = 50)]
+    pub warmup: usize,
+    /// Warm rotations of the resident rotation-fn.
+    #[arg(long, default_value_t = 20)]
+    pub rotations: usize,
+    /// Managed users rotated in one round on the local stack (0 skips it).
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Replace the generated section of this file (BENCHMARKS.md) with the results.
+    #[arg(long)]
+    pub update: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("setup: {0}")]
+    Setup(String),
+    #[error("invoking {0}: {1}")]
+    Invoke(String, String),
+    #[error("{what} answered unexpectedly: {answer}")]
+    Unexpected { what: String, answer: String },
+}
+
+impl BenchError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+impl Args {
+    /// Paths made absolute (relative ones are relative to the checkout): function processes
+    /// run in other directories.
+    fn absolute(mut self) -> Self {
+        let current = std::env::current_dir().unwrap_or_default();
+        self.root = current.join(&self.root);
+        for path in [
+            &mut self.bin_dir,
+            &mut self.local_stack,
+            &mut self.python,
+            &mut self.criterion_dir,
+            &mut self.out_dir,
+        ] {
+            *path = self.root.join(&*path);
+        }
+        self
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse().absolute();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("keyrot-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn step(what: &str) {
+    eprintln!("[keyrot-bench] {what}");
+}
+
+async fn run(args: &Args) -> Result<(), BenchError> {
+    std::fs::create_dir_all(&args.out_dir)
+        .map_err(|e| BenchError::io(format!("creating {}", args.out_dir.display()), e))?;
+    let mut results = json!({
+        "machine": report::machine(),
+        "settings": {
+            "cold_runs": args.cold_runs, "warm_runs": args.warm_runs, "warmup": args.warmup,
+            "rotations": args.rotations, "users": args.users,
+        },
+    });
+    step("sizes");
+    results["sizes"] = sizes::measure(&args.bin_dir, &args.out_dir)?;
+    results["decision"] = decision::read(&args.criterion_dir);
+
+    step("starting the local stack with the harness as its Lambda service");
+    let stack = stack::BenchStack::start(args).await?;
+    step("API functions: cold starts, warm paths, memory (Rust and Python)");
+    let api = api_bench::measure(&stack, args).await;
+    step("rotation: warm, cold, calls per rotation");
+    let rotation = match &api {
+        Ok(_) => Some(rotation::measure(&stack, args).await),
+        Err(_) => None,
+    };
+    stack.stop().await;
+    results["functions"] = api?;
+    if let Some(rotation) = rotation {
+        results["rotation"] = rotation?;
+    }
+    if args.users > 0 {
+        step(&format!(
+            "{} managed users rotated in a row on the local stack",
+            args.users
+        ));
+        results["throughput"] = rotation::throughput(args).await?;
+    }
+
+    let json_path = args.out_dir.join("results.json");
+    let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+    std::fs::write(&json_path, text).map_err(|e| BenchError::io("writing results.json", e))?;
+    let markdown = report::render(&results);
+    let md_path = args.out_dir.join("results.md");
+    std::fs::write(&md_path, &markdown).map_err(|e| BenchError::io("writing results.md", e))?;
+    if let Some(path) = &args.update {
+        report::splice_into(path, &markdown)?;
+    }
+    println!("{markdown}");
+    step(&format!(
+        "results: {} and {}",
+        json_path.display(),
+        md_path.display()
+    ));
+    Ok(())
+}
