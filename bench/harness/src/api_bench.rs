@@ -2,7 +2,7 @@
 //! the same events: cold starts, warm latency of each path, peak memory.
 
 use crate::events::{authorizer_event, proxy_event, Call};
-use crate::measure::{self, is_allow, is_anything, is_deny, is_ok_response, Check};
+use crate::measure::{self, cold_json, is_allow, is_anything, is_deny, is_ok_response, Check};
 use crate::stack::BenchStack;
 use crate::stats::Summary;
 use crate::subject::{Running, Spec};
@@ -73,12 +73,6 @@ async fn events(
     })
 }
 
-fn cold_json(samples: &[measure::ColdStart]) -> Value {
-    let totals: Vec<_> = samples.iter().map(|s| s.total).collect();
-    let inits: Vec<_> = samples.iter().map(|s| s.init).collect();
-    json!({ "total": Summary::of(&totals).to_json(), "init": Summary::of(&inits).to_json() })
-}
-
 fn mib(kib: Option<u64>) -> Value {
     kib.map(|k| json!(k as f64 / 1024.0)).unwrap_or(Value::Null)
 }
@@ -117,7 +111,8 @@ async fn warm_paths(
 }
 
 pub async fn measure(stack: &BenchStack, args: &Args) -> Result<Value, BenchError> {
-    let mut authorizer = Running::start(&stack.rust("authorizer-fn"), &stack.log("fixture")).await?;
+    let mut authorizer =
+        Running::start(&stack.rust("authorizer-fn"), &stack.log("fixture")).await?;
     let mut api = Running::start(&stack.rust("api-fn"), &stack.log("fixture")).await?;
     let prepared = events(stack, &mut authorizer, &mut api).await;
     authorizer.stop().await;
@@ -192,5 +187,42 @@ pub async fn measure(stack: &BenchStack, args: &Args) -> Result<Value, BenchErro
         api_result["cold"] = cold_json(&api_cold);
         results[implementation] = json!({ "authorizer": authorizer_result, "api": api_result });
     }
+    if let Some(bundle_only) = trust_store_diagnostic(stack, args, &e.authorize_read).await? {
+        results["rust"]["authorizer"]["cold_bundle_only"] = bundle_only;
+    }
     Ok(results)
+}
+
+/// The system CA bundle rustls-native-certs finds first on Debian-like systems.
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Diagnostic: the Rust authorizer's cold start when its trust store is the CA bundle alone.
+/// By default the SDK's HTTPS client loads the bundle and every file of the certificate
+/// directory (/etc/ssl/certs) at start; this run shows what that costs on this machine.
+async fn trust_store_diagnostic(
+    stack: &BenchStack,
+    args: &Args,
+    event: &Value,
+) -> Result<Option<Value>, BenchError> {
+    if !std::path::Path::new(CA_BUNDLE).is_file() {
+        return Ok(None);
+    }
+    let empty_dir = args.out_dir.join("empty-cert-dir");
+    std::fs::create_dir_all(&empty_dir)
+        .map_err(|e| BenchError::io(format!("creating {}", empty_dir.display()), e))?;
+    let mut spec = stack.rust("authorizer-fn");
+    spec.env.push(("SSL_CERT_FILE".into(), CA_BUNDLE.into()));
+    spec.env
+        .push(("SSL_CERT_DIR".into(), empty_dir.display().to_string()));
+    let label = "rust-authorizer-bundle-only";
+    let samples = measure::cold_starts(
+        label,
+        &spec,
+        event,
+        is_allow,
+        args.cold_runs,
+        &stack.log(label),
+    )
+    .await?;
+    Ok(Some(cold_json(&samples)))
 }

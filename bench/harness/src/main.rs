@@ -57,8 +57,11 @@ pub struct Args {
     #[arg(long, default_value_t = 20)]
     pub rotations: usize,
     /// Managed users rotated in one round on the local stack (0 skips it).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 1000)]
     pub users: usize,
+    /// Results of an earlier run (results.json) to show side by side with this one.
+    #[arg(long)]
+    pub before: Option<PathBuf>,
     /// Replace the generated section of this file (BENCHMARKS.md) with the results.
     #[arg(long)]
     pub update: Option<PathBuf>,
@@ -101,6 +104,9 @@ impl Args {
             &mut self.criterion_dir,
             &mut self.out_dir,
         ] {
+            *path = self.root.join(&*path);
+        }
+        if let Some(path) = &mut self.before {
             *path = self.root.join(&*path);
         }
         self
@@ -162,7 +168,17 @@ async fn run(args: &Args) -> Result<(), BenchError> {
     let json_path = args.out_dir.join("results.json");
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
     std::fs::write(&json_path, text).map_err(|e| BenchError::io("writing results.json", e))?;
-    let markdown = report::render(&results);
+    let mut markdown = report::render(&results);
+    if let Some(path) = &args.before {
+        let before = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .ok_or_else(|| {
+                BenchError::Setup(format!("{} is not a results.json", path.display()))
+            })?;
+        markdown.push_str("\n### Before and after tuning\n\n");
+        report::before_after(&mut markdown, &before, &results);
+    }
     let md_path = args.out_dir.join("results.md");
     std::fs::write(&md_path, &markdown).map_err(|e| BenchError::io("writing results.md", e))?;
     if let Some(path) = &args.update {

@@ -52,6 +52,18 @@ pub struct ColdStart {
     pub total: Duration,
 }
 
+/// Summaries of cold starts: total, init, and the first invocation (total minus init).
+pub fn cold_json(samples: &[ColdStart]) -> serde_json::Value {
+    let of = |part: fn(&ColdStart) -> Duration| {
+        crate::stats::Summary::of(&samples.iter().map(part).collect::<Vec<_>>()).to_json()
+    };
+    serde_json::json!({
+        "total": of(|s| s.total),
+        "init": of(|s| s.init),
+        "first_invocation": of(|s| s.total.saturating_sub(s.init)),
+    })
+}
+
 /// Init time of `running` plus the duration of `first`, its first invocation.
 pub fn cold_start(running: &Running, first: &Answer) -> ColdStart {
     let first_poll = running.runtime.first_poll().unwrap_or(first.delivered);

@@ -121,6 +121,22 @@ fn summary(out: &mut String, r: &Value) {
             mark(rust / hello <= 2.0)
         );
     }
+    let hello_init = num(&f["hello"]["cold"]["init"]["median_ms"]);
+    for (function, cold) in [
+        ("authorizer", &f["rust"]["authorizer"]["cold"]),
+        ("api", &f["rust"]["api"]["cold"]),
+        ("rotation", &r["rotation"]["cold"]),
+    ] {
+        let init = num(&cold["init"]["median_ms"]);
+        let _ = writeln!(
+            out,
+            "| init of {function} (spawn → first poll): ≤ 2× the floor's | {} ({} vs {}) | {} |",
+            ratio(init, hello_init),
+            ms(&json!(init)),
+            ms(&json!(hello_init)),
+            mark(init / hello_init <= 2.0)
+        );
+    }
     if let Some(decisions) = r["decision"].as_object() {
         for (name, d) in decisions {
             let us = num(&d["median_us"]);
@@ -161,7 +177,7 @@ fn summary(out: &mut String, r: &Value) {
 
 fn cold_table(out: &mut String, r: &Value) {
     let f = &r["functions"];
-    let _ = writeln!(out, "| function | Rust median | Rust p95 | Rust init median | Python median | Python p95 | Python ÷ Rust |\n|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| function | Rust median | Rust p95 | Rust init median | Rust first invocation median | Python median | Python p95 | Python ÷ Rust |\n|---|---|---|---|---|---|---|---|");
     let row = |out: &mut String, name: &str, rust: &Value, python: Option<&Value>| {
         let (pm, pp) = python
             .map(|p| (ms(&p["total"]["median_ms"]), ms(&p["total"]["p95_ms"])))
@@ -176,10 +192,11 @@ fn cold_table(out: &mut String, r: &Value) {
             .unwrap_or("–".into());
         let _ = writeln!(
             out,
-            "| {name} | {} | {} | {} | {pm} | {pp} | {r} |",
+            "| {name} | {} | {} | {} | {} | {pm} | {pp} | {r} |",
             ms(&rust["total"]["median_ms"]),
             ms(&rust["total"]["p95_ms"]),
-            ms(&rust["init"]["median_ms"])
+            ms(&rust["init"]["median_ms"]),
+            ms(&rust["first_invocation"]["median_ms"])
         );
     };
     row(out, "hello-fn (floor)", &f["hello"]["cold"], None);
@@ -201,6 +218,15 @@ fn cold_table(out: &mut String, r: &Value) {
         &r["rotation"]["cold"],
         None,
     );
+    let bundle_only = &f["rust"]["authorizer"]["cold_bundle_only"];
+    if !bundle_only.is_null() {
+        row(
+            out,
+            "authorizer, trust store = CA bundle only (diagnostic)",
+            bundle_only,
+            None,
+        );
+    }
 }
 
 fn warm_table(out: &mut String, r: &Value) {
@@ -301,12 +327,112 @@ fn rotation(out: &mut String, r: &Value) {
     }
 }
 
+/// A metric of the before/after table: label, path in results.json, formatting.
+type Row = (&'static str, &'static [&'static str], fn(&Value) -> String);
+/// A section of the report: what renders it from results.json.
+type Section = fn(&mut String, &Value);
+
+/// Key numbers of an earlier run (`before`) next to this one.
+pub fn before_after(out: &mut String, before: &Value, after: &Value) {
+    let _ = writeln!(out, "| metric | before | after |\n|---|---|---|");
+    let rows: [Row; 13] = [
+        (
+            "authorizer cold start (median)",
+            &[
+                "functions",
+                "rust",
+                "authorizer",
+                "cold",
+                "total",
+                "median_ms",
+            ],
+            ms,
+        ),
+        (
+            "api cold start, token issue (median)",
+            &["functions", "rust", "api", "cold", "total", "median_ms"],
+            ms,
+        ),
+        (
+            "rotation-fn cold start (median)",
+            &["rotation", "cold", "total", "median_ms"],
+            ms,
+        ),
+        (
+            "rotation wall time, warm (median)",
+            &["rotation", "wall", "median_ms"],
+            ms,
+        ),
+        (
+            "authorizer init (median)",
+            &[
+                "functions",
+                "rust",
+                "authorizer",
+                "cold",
+                "init",
+                "median_ms",
+            ],
+            ms,
+        ),
+        (
+            "warm authorizer allow p99",
+            &["functions", "rust", "authorizer", "allow", "p99_ms"],
+            ms,
+        ),
+        (
+            "warm token issue p99",
+            &["functions", "rust", "api", "token", "p99_ms"],
+            ms,
+        ),
+        (
+            "authorizer peak RSS",
+            &["functions", "rust", "authorizer", "peak_rss_mib"],
+            mib,
+        ),
+        (
+            "api peak RSS",
+            &["functions", "rust", "api", "peak_rss_mib"],
+            mib,
+        ),
+        ("rotation-fn peak RSS", &["rotation", "peak_rss_mib"], mib),
+        (
+            "rotation-fn zipped",
+            &["sizes", "rotation-fn", "zipped_bytes"],
+            mb,
+        ),
+        (
+            "authorizer-fn zipped",
+            &["sizes", "authorizer-fn", "zipped_bytes"],
+            mb,
+        ),
+        ("api-fn zipped", &["sizes", "api-fn", "zipped_bytes"], mb),
+    ];
+    for (label, path, format) in rows {
+        let at = |root: &Value| path.iter().fold(root.clone(), |v, key| v[*key].clone());
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} |",
+            format(&at(before)),
+            format(&at(after))
+        );
+    }
+}
+
+fn mib(v: &Value) -> String {
+    format!("{:.1} MiB", num(v))
+}
+
+fn mb(v: &Value) -> String {
+    format!("{:.2} MB", num(v) / 1e6)
+}
+
 pub fn render(r: &Value) -> String {
     let m = &r["machine"];
     let s = &r["settings"];
     let mut out = String::new();
     let _ = writeln!(out, "Measured {} on {} ({} cores, {:.0} GiB), Linux {}, {}. Cold starts: {} per function; warm paths: {} measured invocations after {} unmeasured.\n", m["date"].as_str().unwrap_or(""), m["cpu"].as_str().unwrap_or(""), m["cores"], num(&m["memory_gib"]), m["kernel"].as_str().unwrap_or(""), m["rustc"].as_str().unwrap_or(""), s["cold_runs"], s["warm_runs"], s["warmup"]);
-    let sections: [(&str, fn(&mut String, &Value)); 5] = [
+    let sections: [(&str, Section); 5] = [
         ("### Goals", summary),
         (
             "### Cold start (spawn → first response at the Runtime API)",
@@ -352,4 +478,51 @@ pub fn splice_into(path: &Path, generated: &str) -> Result<(), BenchError> {
     let updated = format!("{}{BEGIN}\n{generated}{}", &text[..begin], &text[end..]);
     std::fs::write(path, updated)
         .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splices_between_the_markers_only() {
+        let path = std::env::temp_dir().join(format!("keyrot-splice-{}.md", std::process::id()));
+        std::fs::write(&path, format!("intro\n{BEGIN}\nold\n{END}\noutro\n")).expect("write");
+        splice_into(&path, "new\n").expect("splice");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text, format!("intro\n{BEGIN}\nnew\n{END}\noutro\n"));
+        std::fs::write(&path, "no markers").expect("write");
+        assert!(splice_into(&path, "new\n").is_err());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn goals_report_met_and_unmet() {
+        let results = json!({
+            "functions": {
+                "hello": { "cold": { "total": { "median_ms": 1.0 } } },
+                "rust": { "authorizer": { "cold": { "total": { "median_ms": 1.5 } }, "allow": { "p99_ms": 0.5 }, "deny": { "p99_ms": 2.0 }, "peak_rss_mib": 10.0 },
+                          "api": { "cold": { "total": { "median_ms": 30.0 } }, "peak_rss_mib": 10.0 } },
+                "python": { "authorizer": { "cold": { "total": { "median_ms": 300.0 } }, "peak_rss_mib": 60.0 },
+                            "api": { "cold": { "total": { "median_ms": 200.0 } }, "peak_rss_mib": 20.0 } }
+            },
+            "rotation": { "cold": { "total": { "median_ms": 3.0 } } },
+            "sizes": { "api-fn": { "zipped_bytes": 4_900_000 }, "rotation-fn": { "zipped_bytes": 5_100_000 } },
+        });
+        let mut out = String::new();
+        summary(&mut out, &results);
+        let line = |needle: &str| {
+            out.lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(line("cold start authorizer: ≥ 10×").ends_with("| met |"));
+        assert!(line("cold start api: ≥ 10×").contains("not met"));
+        assert!(line("cold start authorizer: ≤ 2×").ends_with("| met |"));
+        assert!(line("p99 (deny)").contains("not met"));
+        assert!(line("peak RSS api").contains("not met"));
+        assert!(line("zipped rotation-fn").contains("not met"));
+        assert!(line("zipped api-fn").ends_with("| met |"));
+    }
 }

@@ -1,7 +1,7 @@
 //! Rotation: one full rotation's wall time and AWS calls, rotation-fn's cold start, and many
 //! managed users rotated in a row on the local stack.
 
-use crate::measure::cold_start;
+use crate::measure::{cold_json, cold_start};
 use crate::stack::{BenchStack, LocalStack};
 use crate::stats::Summary;
 use crate::subject::Running;
@@ -98,12 +98,10 @@ pub async fn measure(stack: &BenchStack, args: &Args) -> Result<Value, BenchErro
         *calls.entry(call).or_default() += 1;
     }
 
-    let totals: Vec<_> = colds.iter().map(|c| c.total).collect();
-    let inits: Vec<_> = colds.iter().map(|c| c.init).collect();
     Ok(json!({
         "wall": Summary::of(&walls).to_json(),
         "function_time": Summary::of(&functions).to_json(),
-        "cold": { "total": Summary::of(&totals).to_json(), "init": Summary::of(&inits).to_json() },
+        "cold": cold_json(&colds),
         "peak_rss_mib": peak_rss.map(|k| k as f64 / 1024.0),
         "calls_per_rotation": calls,
     }))

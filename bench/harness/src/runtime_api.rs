@@ -243,3 +243,75 @@ async fn next_event(state: &State) -> Response<Full<Bytes>> {
     set("content-type", "application/json".into());
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// One HTTP/1.1 exchange on a fresh connection; returns the raw response.
+    async fn exchange(address: &str, request: String) -> String {
+        let mut stream = TcpStream::connect(address).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        response
+    }
+
+    #[tokio::test]
+    async fn hands_out_the_event_and_times_the_answer() {
+        let api = RuntimeApi::start("f").await.expect("start");
+        let address = api.address().to_owned();
+        let invocation = tokio::spawn({
+            let api = std::sync::Arc::new(api);
+            let handle = api.clone();
+            async move {
+                let answer = handle
+                    .invoke(Bytes::from_static(b"{\"n\":1}"), Duration::from_secs(10))
+                    .await;
+                (answer, api)
+            }
+        });
+        let next = exchange(
+            &address,
+            "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into(),
+        )
+        .await;
+        assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+        assert!(next.ends_with("{\"n\":1}"), "{next}");
+        let id = next
+            .lines()
+            .find_map(|l| l.strip_prefix("lambda-runtime-aws-request-id: "))
+            .expect("request id")
+            .trim()
+            .to_owned();
+        let body = "{\"ok\":true}";
+        let posted = exchange(
+            &address,
+            format!("POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len()),
+        )
+        .await;
+        assert!(posted.starts_with("HTTP/1.1 202"), "{posted}");
+        let (answer, api) = invocation.await.expect("join");
+        let answer = answer.expect("answer");
+        assert!(answer.ok);
+        assert_eq!(&answer.body[..], body.as_bytes());
+        assert!(answer.answered >= answer.delivered);
+        assert!(api.first_poll().expect("polled") <= answer.delivered);
+        assert_eq!(api.answers().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_init_error_ends_the_wait() {
+        let api = RuntimeApi::start("f").await.expect("start");
+        let body = "{\"errorType\":\"Boom\"}";
+        exchange(
+            api.address(),
+            format!("POST /2018-06-01/runtime/init/error HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len()),
+        )
+        .await;
+        let result = api.invoke(Bytes::new(), Duration::from_secs(10)).await;
+        assert!(matches!(result, Err(InvokeError::Init(message)) if message.contains("Boom")));
+    }
+}

@@ -2,8 +2,8 @@
 //! `/proc`, stopped at the end.
 
 use crate::runtime_api::{Answer, RuntimeApi};
-use bytes::Bytes;
 use crate::BenchError;
+use bytes::Bytes;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

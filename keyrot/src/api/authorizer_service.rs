@@ -70,14 +70,11 @@ impl<C: ClientSource, K: PublicKeyStore> AuthorizerService<C, K> {
     ) -> Result<ApiGatewayCustomAuthorizerResponse, AuthorizerError> {
         let request_id = event.context.request_id;
         let request = event.payload;
-        let registry = self
-            .registry
-            .get_or_load(|| async { self.clients.load().await.map(ClientRegistry::new) })
-            .await
-            .map_err(|e| self.unavailable(&request_id, e.to_string()))?;
-        let verifier = self
-            .verifier
-            .get_or_load(|| async {
+        // Both loads at once: on a cold start they are the first invocation's only AWS calls.
+        let (registry, verifier) = tokio::join!(
+            self.registry
+                .get_or_load(|| async { self.clients.load().await.map(ClientRegistry::new) }),
+            self.verifier.get_or_load(|| async {
                 let text = self.public_keys.read().await.map_err(|e| e.to_string())?;
                 let set = crate::signing_key::parse_key_set_text(text.as_deref())
                     .map_err(|e: KeySetError| e.to_string())?;
@@ -86,9 +83,10 @@ impl<C: ClientSource, K: PublicKeyStore> AuthorizerService<C, K> {
                     &self.settings.issuer,
                     &self.settings.audience,
                 ))
-            })
-            .await
-            .map_err(|e| self.unavailable(&request_id, e))?;
+            }),
+        );
+        let registry = registry.map_err(|e| self.unavailable(&request_id, e.to_string()))?;
+        let verifier = verifier.map_err(|e| self.unavailable(&request_id, e))?;
 
         let decision = decide(
             &request,
@@ -102,9 +100,14 @@ impl<C: ClientSource, K: PublicKeyStore> AuthorizerService<C, K> {
             Decision::Forbidden { client_id, .. } => client_id.as_str(),
             Decision::Unauthorized(_) => "",
         };
+        let decision_name = match decision {
+            Decision::Allow(_) => "allow",
+            Decision::Forbidden { .. } => "deny",
+            Decision::Unauthorized(_) => "unauthorized",
+        };
         info!(
             request_id = %request_id,
-            decision = match decision { Decision::Allow(_) => "allow", Decision::Forbidden { .. } => "deny", Decision::Unauthorized(_) => "unauthorized" },
+            decision = decision_name,
             reason = decision.reason(),
             client_id,
             method = request.http_method.as_ref().map(|m| m.as_str()).unwrap_or(""),
@@ -112,11 +115,6 @@ impl<C: ClientSource, K: PublicKeyStore> AuthorizerService<C, K> {
             source_ip = request.request_context.identity.as_ref().and_then(|i| i.source_ip.as_deref()).unwrap_or(""),
             "authorizer decision"
         );
-        let decision_name = match decision {
-            Decision::Allow(_) => "allow",
-            Decision::Forbidden { .. } => "deny",
-            Decision::Unauthorized(_) => "unauthorized",
-        };
         metrics::emit(
             &[("Decision", decision_name), ("Reason", decision.reason())],
             &[&["Reason"], &["Decision"]],
