@@ -3,6 +3,8 @@
 //! wire them. `call` plays API Gateway: authorizer first (401 on "Unauthorized", 403 on a
 //! Deny), then api-fn with the authorizer's context.
 
+pub use crate::events::Call;
+use crate::events::{authorizer_event, proxy_event};
 use crate::moto::{moto_url, sdk_config};
 use crate::world::{start_rotation, test_backoff};
 use aws_lambda_events::apigw::{
@@ -41,38 +43,6 @@ pub struct TestClient {
     pub id: String,
     pub api_key: String,
     pub users: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Call {
-    pub method: &'static str,
-    pub resource: &'static str,
-    pub headers: Vec<(String, String)>,
-    pub query: Vec<(String, String)>,
-    pub source_ip: String,
-}
-
-impl Call {
-    pub fn new(method: &'static str, resource: &'static str) -> Self {
-        Self {
-            method,
-            resource,
-            source_ip: "127.0.0.1".into(),
-            ..Self::default()
-        }
-    }
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_owned(), value.to_owned()));
-        self
-    }
-    pub fn query(mut self, name: &str, value: &str) -> Self {
-        self.query.push((name.to_owned(), value.to_owned()));
-        self
-    }
-    pub fn from_ip(mut self, ip: &str) -> Self {
-        self.source_ip = ip.to_owned();
-        self
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -274,59 +244,10 @@ impl ApiWorld {
             .expect("parses")
     }
 
-    pub fn method_arn(method: &str, resource: &str) -> String {
-        format!("arn:aws:execute-api:us-east-1:123456789012:abcdef1234/v1/{method}{resource}")
-    }
-
     /// One request through API Gateway's flow.
     pub async fn call(&self, call: Call) -> Reply {
-        let mut headers = serde_json::Map::new();
-        let mut multi_headers: serde_json::Map<String, Value> = serde_json::Map::new();
-        for (name, value) in &call.headers {
-            headers.insert(name.clone(), json!(value));
-            multi_headers
-                .entry(name.clone())
-                .or_insert_with(|| json!([]))
-                .as_array_mut()
-                .expect("array")
-                .push(json!(value));
-        }
-        let mut query = serde_json::Map::new();
-        let mut multi_query: serde_json::Map<String, Value> = serde_json::Map::new();
-        for (name, value) in &call.query {
-            query.insert(name.clone(), json!(value));
-            multi_query
-                .entry(name.clone())
-                .or_insert_with(|| json!([]))
-                .as_array_mut()
-                .expect("array")
-                .push(json!(value));
-        }
-        let method_arn = Self::method_arn(call.method, call.resource);
-        let authorizer_event = json!({
-            "type": "REQUEST",
-            "methodArn": method_arn,
-            "resource": call.resource,
-            "path": call.resource,
-            "httpMethod": call.method,
-            "headers": headers,
-            "multiValueHeaders": multi_headers,
-            "queryStringParameters": query,
-            "multiValueQueryStringParameters": multi_query,
-            "pathParameters": {},
-            "stageVariables": {},
-            "requestContext": {
-                "path": format!("/v1{}", call.resource),
-                "accountId": "123456789012",
-                "resourceId": "abc123",
-                "stage": "v1",
-                "requestId": "req-1",
-                "identity": { "sourceIp": call.source_ip },
-                "resourcePath": call.resource,
-                "httpMethod": call.method,
-                "apiId": "abcdef1234"
-            }
-        });
+        let method_arn = crate::events::method_arn(call.method, call.resource);
+        let authorizer_event = authorizer_event(&call);
         let request: ApiGatewayCustomAuthorizerRequestTypeRequest =
             serde_json::from_value(authorizer_event.clone()).expect("authorizer event");
         let mut context = Context::default();
@@ -346,12 +267,8 @@ impl ApiWorld {
         if statement.effect != IamPolicyEffect::Allow || statement.resource != vec![method_arn] {
             return gateway_reply(403, "forbidden");
         }
-        let mut proxy_event = authorizer_event;
-        proxy_event["requestContext"]["authorizer"] = decision.context.clone();
-        proxy_event["requestContext"]["authorizer"]["principalId"] = json!(decision.principal_id);
-        proxy_event["requestContext"]["identity"] = json!({ "sourceIp": call.source_ip });
-        proxy_event["body"] = Value::Null;
-        proxy_event["isBase64Encoded"] = json!(false);
+        let decision = serde_json::to_value(&decision).expect("authorizer response");
+        let proxy_event = proxy_event(&call, &decision);
         let request: ApiGatewayProxyRequest =
             serde_json::from_value(proxy_event).expect("proxy event");
         let response = self.api.handle(request, "api-invocation").await;

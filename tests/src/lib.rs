@@ -3,6 +3,7 @@
 //! with the rotation engine wired exactly as `rotation-fn` wires it.
 
 pub mod api_world;
+pub mod events;
 pub mod fault_proxy;
 pub mod logs;
 pub mod moto;

@@ -1,12 +1,12 @@
 //! The API functions, keyrot's (Rust) and the Python baseline, measured in the same run with
 //! the same events: cold starts, warm latency of each path, peak memory.
 
-use crate::events::{authorizer_event, proxy_event, Call};
 use crate::measure::{self, cold_json, is_allow, is_anything, is_deny, is_ok_response, Check};
 use crate::stack::BenchStack;
 use crate::stats::Summary;
 use crate::subject::{Running, Spec};
 use crate::{Args, BenchError};
+use keyrot_integration_tests::events::{authorizer_event, proxy_event, Call};
 use serde_json::{json, Value};
 
 /// A source address outside the allowlist, for the deny path.
@@ -26,14 +26,7 @@ async fn events(
     authorizer: &mut Running,
     api: &mut Running,
 ) -> Result<Events, BenchError> {
-    let api_key = ("x-api-key", stack.api_key.clone());
-    let token_call = Call {
-        method: "POST",
-        resource: "/generate-token",
-        headers: vec![api_key.clone()],
-        query: vec![],
-        source_ip: "127.0.0.1",
-    };
+    let token_call = Call::new("POST", "/generate-token").header("x-api-key", &stack.api_key);
     let authorize_token = authorizer_event(&token_call);
     let context = measure::once(
         "authorizer (token route)",
@@ -48,13 +41,10 @@ async fn events(
         .ok()
         .and_then(|body| body["token"].as_str().map(str::to_owned))
         .ok_or_else(|| BenchError::Setup("api-fn issued no token".into()))?;
-    let mut read_call = Call {
-        method: "GET",
-        resource: "/active-key",
-        headers: vec![api_key, ("Authorization", format!("Bearer {token}"))],
-        query: vec![("username", USER)],
-        source_ip: "127.0.0.1",
-    };
+    let read_call = Call::new("GET", "/active-key")
+        .header("x-api-key", &stack.api_key)
+        .header("Authorization", &format!("Bearer {token}"))
+        .query("username", USER);
     let authorize_read = authorizer_event(&read_call);
     let context = measure::once(
         "authorizer (read route)",
@@ -64,10 +54,9 @@ async fn events(
     )
     .await?;
     let read_key = proxy_event(&read_call, &context);
-    read_call.source_ip = OUTSIDE_IP;
     Ok(Events {
         authorize_read,
-        authorize_read_elsewhere: authorizer_event(&read_call),
+        authorize_read_elsewhere: authorizer_event(&read_call.from_ip(OUTSIDE_IP)),
         issue_token,
         read_key,
     })

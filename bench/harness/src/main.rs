@@ -4,7 +4,6 @@
 
 mod api_bench;
 mod decision;
-mod events;
 mod invoke_api;
 mod measure;
 mod report;

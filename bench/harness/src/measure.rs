@@ -15,11 +15,11 @@ pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 pub type Check = fn(&Value) -> bool;
 
 pub fn is_allow(answer: &Value) -> bool {
-    crate::events::effect(answer) == Some("Allow")
+    keyrot_integration_tests::events::effect(answer) == Some("Allow")
 }
 
 pub fn is_deny(answer: &Value) -> bool {
-    crate::events::effect(answer) == Some("Deny")
+    keyrot_integration_tests::events::effect(answer) == Some("Deny")
 }
 
 pub fn is_ok_response(answer: &Value) -> bool {

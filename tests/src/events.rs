@@ -1,17 +1,42 @@
 //! The events API Gateway sends for keyrot's two routes, as JSON: the REQUEST authorizer's and
-//! the proxy integration's (carrying the authorizer's context).
+//! the proxy integration's (carrying the authorizer's context). Used by the API tests and by
+//! the benchmark harness.
 
 use serde_json::{json, Map, Value};
 
 pub const ACCOUNT: &str = "123456789012";
-pub const API_ID: &str = "benchapi01";
+pub const API_ID: &str = "abcdef1234";
 
-pub struct Call<'a> {
-    pub method: &'a str,
-    pub resource: &'a str,
-    pub headers: Vec<(&'a str, String)>,
-    pub query: Vec<(&'a str, &'a str)>,
-    pub source_ip: &'a str,
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    pub method: &'static str,
+    pub resource: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub source_ip: String,
+}
+
+impl Call {
+    pub fn new(method: &'static str, resource: &'static str) -> Self {
+        Self {
+            method,
+            resource,
+            source_ip: "127.0.0.1".into(),
+            ..Self::default()
+        }
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+    pub fn from_ip(mut self, ip: &str) -> Self {
+        self.source_ip = ip.to_owned();
+        self
+    }
 }
 
 fn single_and_multi(pairs: impl Iterator<Item = (String, String)>) -> (Value, Value) {
@@ -28,16 +53,8 @@ fn single_and_multi(pairs: impl Iterator<Item = (String, String)>) -> (Value, Va
 }
 
 fn common(call: &Call) -> Value {
-    let (headers, multi_headers) = single_and_multi(
-        call.headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone())),
-    );
-    let (query, multi_query) = single_and_multi(
-        call.query
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
+    let (headers, multi_headers) = single_and_multi(call.headers.iter().cloned());
+    let (query, multi_query) = single_and_multi(call.query.iter().cloned());
     json!({
         "resource": call.resource,
         "path": call.resource,
@@ -53,7 +70,7 @@ fn common(call: &Call) -> Value {
             "accountId": ACCOUNT,
             "resourceId": "bench1",
             "stage": "v1",
-            "requestId": "bench-request",
+            "requestId": "req-1",
             "identity": { "sourceIp": call.source_ip },
             "resourcePath": call.resource,
             "httpMethod": call.method,
@@ -62,13 +79,15 @@ fn common(call: &Call) -> Value {
     })
 }
 
+/// The ARN API Gateway names the invoked method with.
+pub fn method_arn(method: &str, resource: &str) -> String {
+    format!("arn:aws:execute-api:us-east-1:{ACCOUNT}:{API_ID}/v1/{method}{resource}")
+}
+
 pub fn authorizer_event(call: &Call) -> Value {
     let mut event = common(call);
     event["type"] = json!("REQUEST");
-    event["methodArn"] = json!(format!(
-        "arn:aws:execute-api:us-east-1:{ACCOUNT}:{API_ID}/v1/{}{}",
-        call.method, call.resource
-    ));
+    event["methodArn"] = json!(method_arn(call.method, call.resource));
     event
 }
 
