@@ -1,8 +1,8 @@
 //! Random identifiers (token ids, key ids) from the kernel's CSPRNG.
 //!
-//! Not aws-lc's generator: its first use seeds a DRBG, which took about 33 ms on the benchmark
-//! machine, all of it inside the first token request of a cold api-fn (BENCHMARKS.md). The
-//! kernel's generator is ready at once and as unpredictable.
+//! Not aws-lc's generator: its first use seeds a DRBG, which cost tens of milliseconds inside
+//! the first token request of a cold api-fn (before/after in BENCHMARKS.md). The kernel's
+//! generator is ready at once and as unpredictable.
 
 /// `bytes` random bytes as lowercase hex; `None` only if the system generator fails.
 pub fn random_hex(bytes: usize) -> Option<String> {

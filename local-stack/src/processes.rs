@@ -30,6 +30,7 @@ pub fn function_env(
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
         ("AWS_REGION", LOCAL_REGION.to_owned()),
+        ("AWS_DEFAULT_REGION", LOCAL_REGION.to_owned()),
         ("AWS_ENDPOINT_URL", aws_endpoint.to_owned()),
         ("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY_ID.to_owned()),
         ("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_ACCESS_KEY.to_owned()),

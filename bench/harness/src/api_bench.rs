@@ -66,17 +66,27 @@ fn mib(kib: Option<u64>) -> Value {
     kib.map(|k| json!(k as f64 / 1024.0)).unwrap_or(Value::Null)
 }
 
-/// Warm paths of one process, then its peak memory.
-async fn warm_paths(
+/// One function's workload: the event its cold starts answer, and its warm paths.
+struct Workload<'a> {
+    cold: (&'a Value, Check),
+    warm: Vec<(&'static str, &'a Value, Check)>,
+}
+
+/// Cold starts of `spec`, then the warm paths on one process, then that process's peak memory.
+async fn measure_function(
     label: &str,
     spec: &Spec,
+    workload: &Workload<'_>,
     stack: &BenchStack,
     args: &Args,
-    paths: &[(&str, &Value, Check)],
 ) -> Result<Value, BenchError> {
-    let mut running = Running::start(spec, &stack.log(label)).await?;
-    let mut result = json!({});
-    for (name, event, check) in paths {
+    let (event, check) = workload.cold;
+    let log = stack.log(label);
+    let cold = measure::cold_starts(label, spec, event, check, args.cold_runs, &log).await?;
+    let mut result = json!({ "cold": cold_json(&cold) });
+    // On an error the process is killed when `running` drops.
+    let mut running = Running::start(spec, &log).await?;
+    for (name, event, check) in &workload.warm {
         let samples = measure::warm(
             &format!("{label} {name}"),
             &mut running,
@@ -85,14 +95,8 @@ async fn warm_paths(
             args.warmup,
             args.warm_runs,
         )
-        .await;
-        match samples {
-            Ok(samples) => result[*name] = Summary::of(&samples).to_json(),
-            Err(error) => {
-                running.stop().await;
-                return Err(error);
-            }
-        }
+        .await?;
+        result[*name] = Summary::of(&samples).to_json();
     }
     result["peak_rss_mib"] = mib(running.peak_rss_kib());
     running.stop().await;
@@ -108,73 +112,42 @@ pub async fn measure(stack: &BenchStack, args: &Args) -> Result<Value, BenchErro
     api.stop().await;
     let e = prepared?;
 
-    let mut results = json!({});
-    let hello = stack.hello();
-    results["hello"] = json!({
-        "cold": cold_json(&measure::cold_starts("hello", &hello, &json!({}), is_anything, args.cold_runs, &stack.log("hello")).await?),
-    });
-    let hello_warm = warm_paths(
-        "hello",
-        &hello,
-        stack,
-        args,
-        &[("echo", &json!({}), is_anything)],
-    )
-    .await?;
-    results["hello"]["warm"] = hello_warm;
+    let empty = json!({});
+    let hello = Workload {
+        cold: (&empty, is_anything),
+        warm: vec![("echo", &empty, is_anything)],
+    };
+    let authorizer = Workload {
+        cold: (&e.authorize_read, is_allow),
+        warm: vec![
+            ("allow", &e.authorize_read, is_allow),
+            ("deny", &e.authorize_read_elsewhere, is_deny),
+        ],
+    };
+    let api = Workload {
+        cold: (&e.issue_token, is_ok_response),
+        warm: vec![
+            ("token", &e.issue_token, is_ok_response),
+            ("read", &e.read_key, is_ok_response),
+        ],
+    };
 
-    for implementation in ["rust", "python"] {
-        let (authorizer, api) = match implementation {
-            "rust" => (stack.rust("authorizer-fn"), stack.rust("api-fn")),
-            _ => (
-                stack.python("authorizer-fn", args, "authorizer"),
-                stack.python("api-fn", args, "api"),
-            ),
-        };
+    let mut results = json!({});
+    results["hello"] = measure_function("hello", &stack.hello(), &hello, stack, args).await?;
+    let implementations = [
+        ("rust", stack.rust("authorizer-fn"), stack.rust("api-fn")),
+        (
+            "python",
+            stack.python("authorizer-fn", args, "authorizer"),
+            stack.python("api-fn", args, "api"),
+        ),
+    ];
+    for (implementation, authorizer_spec, api_spec) in &implementations {
         let label = |f: &str| format!("{implementation}-{f}");
-        let authorizer_cold = measure::cold_starts(
-            &label("authorizer"),
-            &authorizer,
-            &e.authorize_read,
-            is_allow,
-            args.cold_runs,
-            &stack.log(&label("authorizer")),
-        )
-        .await?;
-        let api_cold = measure::cold_starts(
-            &label("api"),
-            &api,
-            &e.issue_token,
-            is_ok_response,
-            args.cold_runs,
-            &stack.log(&label("api")),
-        )
-        .await?;
-        let mut authorizer_result = warm_paths(
-            &label("authorizer"),
-            &authorizer,
-            stack,
-            args,
-            &[
-                ("allow", &e.authorize_read, is_allow),
-                ("deny", &e.authorize_read_elsewhere, is_deny),
-            ],
-        )
-        .await?;
-        authorizer_result["cold"] = cold_json(&authorizer_cold);
-        let mut api_result = warm_paths(
-            &label("api"),
-            &api,
-            stack,
-            args,
-            &[
-                ("token", &e.issue_token, is_ok_response),
-                ("read", &e.read_key, is_ok_response),
-            ],
-        )
-        .await?;
-        api_result["cold"] = cold_json(&api_cold);
-        results[implementation] = json!({ "authorizer": authorizer_result, "api": api_result });
+        results[*implementation] = json!({
+            "authorizer": measure_function(&label("authorizer"), authorizer_spec, &authorizer, stack, args).await?,
+            "api": measure_function(&label("api"), api_spec, &api, stack, args).await?,
+        });
     }
     if let Some(bundle_only) = trust_store_diagnostic(stack, args, &e.authorize_read).await? {
         results["rust"]["authorizer"]["cold_bundle_only"] = bundle_only;

@@ -129,6 +129,18 @@ fn step(what: &str) {
 }
 
 async fn run(args: &Args) -> Result<(), BenchError> {
+    // Read first: a wrong path should fail before minutes of measuring, not after.
+    let before: Option<serde_json::Value> = match &args.before {
+        None => None,
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .ok_or_else(|| {
+                    BenchError::Setup(format!("{} is not a results.json", path.display()))
+                })?,
+        ),
+    };
     std::fs::create_dir_all(&args.out_dir)
         .map_err(|e| BenchError::io(format!("creating {}", args.out_dir.display()), e))?;
     let mut results = json!({
@@ -144,18 +156,16 @@ async fn run(args: &Args) -> Result<(), BenchError> {
 
     step("starting the local stack with the harness as its Lambda service");
     let stack = stack::BenchStack::start(args).await?;
-    step("API functions: cold starts, warm paths, memory (Rust and Python)");
-    let api = api_bench::measure(&stack, args).await;
-    step("rotation: warm, cold, calls per rotation");
-    let rotation = match &api {
-        Ok(_) => Some(rotation::measure(&stack, args).await),
-        Err(_) => None,
-    };
-    stack.stop().await;
-    results["functions"] = api?;
-    if let Some(rotation) = rotation {
-        results["rotation"] = rotation?;
+    let measured = async {
+        step("API functions: cold starts, warm paths, memory (Rust and Python)");
+        let functions = api_bench::measure(&stack, args).await?;
+        step("rotation: warm, cold, calls per rotation");
+        let rotation = rotation::measure(&stack, args).await?;
+        Ok::<_, BenchError>((functions, rotation))
     }
+    .await;
+    stack.stop().await;
+    (results["functions"], results["rotation"]) = measured?;
     if args.users > 0 {
         step(&format!(
             "{} managed users rotated in a row on the local stack",
@@ -168,15 +178,9 @@ async fn run(args: &Args) -> Result<(), BenchError> {
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
     std::fs::write(&json_path, text).map_err(|e| BenchError::io("writing results.json", e))?;
     let mut markdown = report::render(&results);
-    if let Some(path) = &args.before {
-        let before = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .ok_or_else(|| {
-                BenchError::Setup(format!("{} is not a results.json", path.display()))
-            })?;
+    if let Some(before) = &before {
         markdown.push_str("\n### Before and after tuning\n\n");
-        report::before_after(&mut markdown, &before, &results);
+        report::before_after(&mut markdown, before, &results);
     }
     let md_path = args.out_dir.join("results.md");
     std::fs::write(&md_path, &markdown).map_err(|e| BenchError::io("writing results.md", e))?;

@@ -235,8 +235,8 @@ fn warm_table(out: &mut String, r: &Value) {
     let _ = writeln!(
         out,
         "| hello-fn echo (floor) | {} | {} | – | – | – |",
-        ms(&f["hello"]["warm"]["echo"]["median_ms"]),
-        ms(&f["hello"]["warm"]["echo"]["p99_ms"])
+        ms(&f["hello"]["echo"]["median_ms"]),
+        ms(&f["hello"]["echo"]["p99_ms"])
     );
     for (function, path, label) in [
         ("authorizer", "allow", "authorizer allow (JWT, key, CIDR)"),
@@ -275,7 +275,7 @@ fn memory_and_size(out: &mut String, r: &Value) {
     ] {
         let rust = match function {
             "rotation" => &r["rotation"]["peak_rss_mib"],
-            "hello" => &f["hello"]["warm"]["peak_rss_mib"],
+            "hello" => &f["hello"]["peak_rss_mib"],
             _ => &f["rust"][function]["peak_rss_mib"],
         };
         let size = &r["sizes"][binary];

@@ -1,14 +1,15 @@
 //! Rotation: one full rotation's wall time and AWS calls, rotation-fn's cold start, and many
 //! managed users rotated in a row on the local stack.
 
-use crate::measure::{cold_json, cold_start};
+use crate::measure::{cold_json, cold_start, ColdStart};
 use crate::stack::{BenchStack, LocalStack};
 use crate::stats::Summary;
-use crate::subject::Running;
+use crate::subject::{Running, Spec};
 use crate::{Args, BenchError};
 use keyrot_integration_tests::fault_proxy::FaultProxy;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const SECRETS: [&str; 2] = ["keyrot/iam/alice", "keyrot/iam/bob"];
@@ -53,6 +54,28 @@ fn steps_time(running: &Running, from: usize) -> Result<Duration, BenchError> {
         .sum())
 }
 
+/// One rotation of `secret` by a fresh process of `spec`, which Secrets Manager invokes
+/// instead of the resident rotation-fn; the process's cold start.
+async fn rotate_with(
+    stack: &BenchStack,
+    spec: &Spec,
+    log: &Path,
+    secret: &str,
+) -> Result<ColdStart, BenchError> {
+    let running = Running::start(spec, log).await?;
+    stack.invoke.route("rotation-fn", running.runtime.clone());
+    let rotated = rotate(&stack.aws, secret).await;
+    stack
+        .invoke
+        .route("rotation-fn", stack.resident_rotation.runtime.clone());
+    let result = rotated.and_then(|_| {
+        steps_time(&running, 0)?;
+        Ok(cold_start(&running, &running.runtime.answers()[0]))
+    });
+    running.stop().await;
+    result
+}
+
 pub async fn measure(stack: &BenchStack, args: &Args) -> Result<Value, BenchError> {
     // Warm: the resident process rotates each secret in turn.
     let resident = &stack.resident_rotation;
@@ -66,19 +89,10 @@ pub async fn measure(stack: &BenchStack, args: &Args) -> Result<Value, BenchErro
 
     // Cold: a fresh process takes the next rotation.
     let spec = stack.rust("rotation-fn");
+    let log = stack.log("rotation-fn-cold");
     let mut colds = Vec::new();
     for i in 0..args.cold_runs {
-        let running = Running::start(&spec, &stack.log("rotation-fn-cold")).await?;
-        stack.invoke.route("rotation-fn", running.runtime.clone());
-        let result = rotate(&stack.aws, SECRETS[i % SECRETS.len()])
-            .await
-            .and_then(|_| {
-                steps_time(&running, 0)?;
-                Ok(cold_start(&running, &running.runtime.answers()[0]))
-            });
-        stack.invoke.route("rotation-fn", resident.runtime.clone());
-        running.stop().await;
-        colds.push(result?);
+        colds.push(rotate_with(stack, &spec, &log, SECRETS[i % SECRETS.len()]).await?);
     }
 
     // AWS calls of one rotation, counted by a proxy between the function and moto.
@@ -87,12 +101,13 @@ pub async fn measure(stack: &BenchStack, args: &Args) -> Result<Value, BenchErro
     counted
         .env
         .push(("AWS_ENDPOINT_URL".into(), proxy.url().to_owned()));
-    let running = Running::start(&counted, &stack.log("rotation-fn-counted")).await?;
-    stack.invoke.route("rotation-fn", running.runtime.clone());
-    let result = rotate(&stack.aws, SECRETS[0]).await;
-    stack.invoke.route("rotation-fn", resident.runtime.clone());
-    running.stop().await;
-    result?;
+    rotate_with(
+        stack,
+        &counted,
+        &stack.log("rotation-fn-counted"),
+        SECRETS[0],
+    )
+    .await?;
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
     for call in proxy.calls() {
         *calls.entry(call).or_default() += 1;

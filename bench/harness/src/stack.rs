@@ -194,10 +194,6 @@ impl BenchStack {
             dir: args.root.join("bench").join("python"),
             handler: format!("{module}.handler"),
         };
-        spec.env.push((
-            "AWS_DEFAULT_REGION".into(),
-            keyrot_local::processes::LOCAL_REGION.into(),
-        ));
         spec
     }
 
