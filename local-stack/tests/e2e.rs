@@ -553,8 +553,15 @@ async fn a_consumer_refreshing_at_refresh_after_never_holds_a_dead_key() {
     assert!(output.status.success(), "consumer failed: {stderr}");
     let summary: Value = serde_json::from_slice(&output.stdout).expect("consumer summary");
     let counts = scheduler_counts(&stack);
-    eprintln!("consumer soak over {SOAK_SECONDS} s ({INTERVAL_SECONDS} s interval): {summary}");
-    eprintln!("rotations started: {counts}; most keys alice held at once: {most_keys}");
+    let report = format!(
+        "consumer soak over {SOAK_SECONDS} s ({INTERVAL_SECONDS} s interval): {summary}\n\
+         rotations started: {counts}; most keys alice held at once: {most_keys}\n"
+    );
+    eprint!("{report}");
+    // cargo test hides a passing test's output: ./scripts/test prints this file afterwards.
+    let report_dir = workspace_root().join("target").join("keyrot");
+    let _ = std::fs::create_dir_all(&report_dir);
+    let _ = std::fs::write(report_dir.join("consumer-soak.txt"), &report);
 
     assert_eq!(summary["failed"], 0, "calls with a dead key: {summary}");
     assert_eq!(summary["past_expiration"], 0, "{summary}");
