@@ -18,7 +18,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-pub type Engine = RotationEngine<SecretsManagerStore, IamKeyRotator<IamSdk, StsKeyVerifier>>;
+pub type Engine =
+    RotationEngine<SecretsManagerStore, IamKeyRotator<IamSdk, StsKeyVerifier, SecretsManagerStore>>;
 
 pub const ROTATION_LAMBDA_ARN: &str =
     "arn:aws:lambda:us-east-1:123456789012:function:keyrot-rotation";
@@ -102,6 +103,7 @@ impl World {
             IamKeyRotator::new(
                 IamSdk::new(aws_sdk_iam::Client::new(&engine_config)),
                 StsKeyVerifier::new(&engine_config),
+                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&engine_config)),
                 IamRotationSettings {
                     verify_backoff: backoff,
                     lifetime,
