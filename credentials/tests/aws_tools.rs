@@ -49,6 +49,15 @@ fn the_aws_cli_authenticates_as_the_user_before_and_after_three_rotations() {
             .to_owned()
     };
 
+    // A `write --watch` daemon beside the CLI: it must follow the same rotations.
+    let watched = consumer.dir.join("credentials");
+    let mut watch = consumer.helper(
+        "alice",
+        &["write", "--watch", "--profile", "keyrot-alice", "--file"],
+    );
+    watch.arg(&watched).stderr(std::process::Stdio::null());
+    let mut watcher = Daemon::spawn(watch);
+
     let mut seen = vec![key_id()];
     assert!(caller_arn(&consumer, &config, "keyrot-alice", &endpoint).ends_with(":user/alice"));
     for rotation in 1..=3 {
@@ -69,6 +78,17 @@ fn the_aws_cli_authenticates_as_the_user_before_and_after_three_rotations() {
     }
     seen.dedup();
     assert_eq!(seen.len(), 4, "four distinct keys: {seen:?}");
+    let last = seen.last().cloned().unwrap_or_default();
+    wait_for(
+        "write --watch writes the latest key",
+        Duration::from_secs(INTERVAL_SECONDS * 2),
+        || {
+            std::fs::read_to_string(&watched)
+                .ok()
+                .filter(|text| text.contains(&format!("aws_access_key_id = {last}\n")))
+        },
+    );
+    assert!(watcher.is_running(), "the watcher keeps running");
 }
 
 #[test]

@@ -187,21 +187,19 @@ fn modes_cache_concurrency_and_failures() {
     // expects one only after an hour, so the test checks the first write and that it keeps
     // running; compressed rotations are covered by the AWS tools tests.
     let watched = consumer.dir.join("watched");
-    let mut watcher = consumer
-        .helper(
-            "alice",
-            &[
-                "write",
-                "--watch",
-                "--profile",
-                "p",
-                "--file",
-                watched.to_str().expect("utf-8"),
-            ],
-        )
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("watch");
+    let mut watch = consumer.helper(
+        "alice",
+        &[
+            "write",
+            "--watch",
+            "--profile",
+            "p",
+            "--file",
+            watched.to_str().expect("utf-8"),
+        ],
+    );
+    watch.stderr(Stdio::null());
+    let mut watcher = Daemon::spawn(watch);
     wait_for(
         "the watcher writes",
         std::time::Duration::from_secs(30),
@@ -211,12 +209,8 @@ fn modes_cache_concurrency_and_failures() {
                 .filter(|t| t.contains(cached["AccessKeyId"].as_str().unwrap_or("?")))
         },
     );
-    assert!(
-        watcher.try_wait().expect("status").is_none(),
-        "still watching"
-    );
-    watcher.kill().expect("stop watcher");
-    let _ = watcher.wait();
+    assert!(watcher.is_running(), "still watching");
+    drop(watcher);
 
     // Failures, each with its own message.
     let wrong = Consumer::new(

@@ -208,3 +208,23 @@ pub fn rotate(stack: &LocalStack, secret_id: &str) {
         .expect("aws secretsmanager rotate-secret");
     assert!(output.status.success(), "rotate: {}", stderr(&output));
 }
+
+/// A long-running helper (`write --watch`) that is killed when the test ends, even by a panic.
+pub struct Daemon(pub std::process::Child);
+
+impl Daemon {
+    pub fn spawn(mut command: Command) -> Self {
+        Self(command.spawn().expect("spawn daemon"))
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.0.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
