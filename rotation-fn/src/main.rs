@@ -2,7 +2,7 @@
 //! key secret (picked by the secret's name).
 
 use keyrot::config::RotationConfig;
-use keyrot::iam_key::{IamKeyRotator, IamSdk, StsKeyVerifier};
+use keyrot::iam_key::{IamKeyRotator, IamRotationSettings, IamSdk, StsKeyVerifier};
 use keyrot::notify::ConfiguredNotifier;
 use keyrot::rotation::{handle_rotation_event, ByName, RotationEngine, SecretsManagerStore};
 use keyrot::signing_key::{SigningKeyRotator, SsmPublicKeyStore};
@@ -16,7 +16,11 @@ async fn main() -> Result<(), Error> {
     let iam_keys = IamKeyRotator::new(
         IamSdk::new(aws_sdk_iam::Client::new(&sdk_config)),
         StsKeyVerifier::new(&sdk_config),
-        config.verify_backoff,
+        IamRotationSettings {
+            verify_backoff: config.verify_backoff,
+            lifetime: config.lifetime,
+            managed_prefix: config.managed_prefix,
+        },
     );
     let signing_key = SigningKeyRotator::new(SsmPublicKeyStore::new(
         aws_sdk_ssm::Client::new(&sdk_config),

@@ -6,6 +6,7 @@ pub mod authorizer_service;
 pub mod clients;
 pub mod config;
 pub mod endpoints;
+pub mod key_times;
 pub mod registry_source;
 pub mod secret_reader;
 pub mod source_ip;
