@@ -149,14 +149,15 @@ pub async fn rotate_every(
 ) -> Result<(), LocalError> {
     let mut tasks = tokio::task::JoinSet::new();
     for secret_id in secret_ids {
-        let (aws, counters, secret_id) = (aws.clone(), counters.clone(), secret_id.clone());
+        let (tick_aws, tick_counters, tick_secret_id) =
+            (aws.clone(), counters.clone(), secret_id.clone());
         tasks.spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             ticks.tick().await; // the first tick is immediate; provisioning just rotated
             loop {
                 ticks.tick().await;
-                rotate(&aws, &counters, Source::Tick, &secret_id).await;
+                rotate(&tick_aws, &tick_counters, Source::Tick, &tick_secret_id).await;
             }
         });
         if let Some(window) = native_window {
