@@ -9,6 +9,21 @@ import sys
 import time
 
 import boto3
+from botocore.exceptions import ClientError
+
+
+def rotate_early(operator, secret_id: str) -> None:
+    """RotateSecret, as an operator would; refused while the schedule's rotation runs (as on
+    AWS), so retried a bounded number of times."""
+    for _ in range(20):
+        try:
+            operator.rotate_secret(SecretId=secret_id)
+            return
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "InvalidRequestException":
+                raise
+            time.sleep(0.5)
+    raise RuntimeError("RotateSecret refused 20 times")
 
 
 def main() -> int:
@@ -35,7 +50,7 @@ def main() -> int:
     rotated_early = False
     while time.monotonic() - started < args.seconds:
         if not rotated_early and time.monotonic() - started >= args.early_rotation_at:
-            operator.rotate_secret(SecretId=args.secret_id)
+            rotate_early(operator, args.secret_id)
             rotated_early = True
         calls += 1
         try:

@@ -36,7 +36,7 @@ pub struct Gateway {
     allowed: CidrList,
     throttle: Throttle,
     requests: AtomicU64,
-    /// One line per request (`method path status`; no header, query or body, so
+    /// One line per request (`unix-time method path status`; no header, query or body, so
     /// nothing secret): what tests count API calls with.
     access_log: Option<Mutex<std::fs::File>>,
 }
@@ -69,7 +69,16 @@ impl Gateway {
     fn log_access(&self, method: &Method, path: &str, status: StatusCode) {
         if let Some(log) = &self.access_log {
             if let Ok(mut file) = log.lock() {
-                let _ = writeln!(file, "{method} {path} {}", status.as_u16());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    file,
+                    "{}.{:03} {method} {path} {}",
+                    now.as_secs(),
+                    now.subsec_millis(),
+                    status.as_u16()
+                );
             }
         }
     }

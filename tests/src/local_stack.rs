@@ -169,14 +169,18 @@ impl LocalStack {
         std::fs::read_to_string(&self.stdout_log).unwrap_or_default()
     }
 
+    /// The local gateway's access log: `unix-time method path status` per request.
+    pub fn gateway_log(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("gateway.log")).unwrap_or_default()
+    }
+
     /// How many requests for `method` `resource` (e.g. `GET`, `/active-key`) reached the local
     /// API gateway so far, whatever their answer, from its access log.
     pub fn api_requests(&self, method: &str, resource: &str) -> usize {
-        let wanted = format!("{method} /v1{resource} ");
-        std::fs::read_to_string(self.state_dir.join("gateway.log"))
-            .unwrap_or_default()
+        let wanted = format!(" {method} /v1{resource} ");
+        self.gateway_log()
             .lines()
-            .filter(|line| line.starts_with(&wanted))
+            .filter(|line| line.contains(&wanted))
             .count()
     }
 }

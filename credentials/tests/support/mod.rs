@@ -195,18 +195,32 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
 }
 
 /// `RotateSecret` on moto through the real AWS CLI (moto's launcher runs the real rotation
-/// function for it).
+/// function for it). A rotation the schedule is running at that moment makes it refuse, as AWS
+/// does; the operator's retry is bounded.
 pub fn rotate(stack: &LocalStack, secret_id: &str) {
     let aws = workspace_root().join(".venv").join("bin").join("aws");
-    let output = clean(aws.to_str().expect("utf-8"))
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .args(["--endpoint-url", &stack.aws_endpoint()])
-        .args(["secretsmanager", "rotate-secret", "--secret-id", secret_id])
-        .output()
-        .expect("aws secretsmanager rotate-secret");
-    assert!(output.status.success(), "rotate: {}", stderr(&output));
+    let mut refusals = Vec::new();
+    for _ in 0..20 {
+        let output = clean(aws.to_str().expect("utf-8"))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .args(["--endpoint-url", &stack.aws_endpoint()])
+            .args(["secretsmanager", "rotate-secret", "--secret-id", secret_id])
+            .output()
+            .expect("aws secretsmanager rotate-secret");
+        if output.status.success() {
+            return;
+        }
+        let message = stderr(&output);
+        assert!(
+            message.contains("InvalidRequestException"),
+            "rotate: {message}"
+        );
+        refusals.push(message);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("RotateSecret refused 20 times: {refusals:?}");
 }
 
 /// A long-running helper (`write --watch`) that is killed when the test ends, even by a panic.
