@@ -22,6 +22,8 @@ pub struct RotationConfig {
     pub lifetime: KeyLifetime,
     /// Managed IAM key secrets are named this prefix followed by the user name.
     pub managed_prefix: String,
+    /// Where the client registry's parameters are (the emergency revoke names who is affected).
+    pub clients_parameter_path: String,
     /// The signing key secret's name; every other secret is an IAM access key secret.
     pub signing_key_secret: String,
     /// The SSM parameter the signing key's public halves are published to.
@@ -37,6 +39,16 @@ pub const ROTATION_INTERVAL_SECONDS: &str = "KEYROT_ROTATION_INTERVAL_SECONDS";
 pub const MANAGED_SECRET_PREFIX: &str = "KEYROT_MANAGED_SECRET_PREFIX";
 pub const DEFAULT_MANAGED_SECRET_PREFIX: &str = "keyrot/iam/";
 pub const PROMISE_WAIT_MAX_MS: &str = "KEYROT_PROMISE_WAIT_MAX_MS";
+pub const CLIENTS_PARAMETER_PATH: &str = "KEYROT_CLIENTS_PARAMETER_PATH";
+pub const DEFAULT_CLIENTS_PARAMETER_PATH: &str = "/keyrot/clients/";
+
+/// SSM paths are compared as prefixes of parameter names: always end them with a slash.
+pub fn with_trailing_slash(mut path: String) -> String {
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    path
+}
 
 /// The rotation interval, shared by api-fn (which promises keys for it) and rotation-fn
 /// (which keeps them for it): `KEYROT_ROTATION_INTERVAL_SECONDS`, else `..._MINUTES`, else 10
@@ -146,6 +158,11 @@ impl RotationConfig {
                 MANAGED_SECRET_PREFIX,
                 DEFAULT_MANAGED_SECRET_PREFIX,
             ),
+            clients_parameter_path: with_trailing_slash(text_or(
+                &lookup,
+                CLIENTS_PARAMETER_PATH,
+                DEFAULT_CLIENTS_PARAMETER_PATH,
+            )),
             signing_key_secret: text_or(
                 &lookup,
                 SIGNING_KEY_SECRET_NAME,

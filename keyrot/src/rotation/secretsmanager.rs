@@ -13,6 +13,10 @@ impl SecretsManagerStore {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl SecretStore for SecretsManagerStore {
