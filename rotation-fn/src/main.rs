@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
     let iam_keys = IamKeyRotator::new(
         IamSdk::new(iam.clone()),
         StsKeyVerifier::new(&sdk_config),
+        store.clone(),
         IamRotationSettings {
             verify_backoff: config.verify_backoff,
             lifetime: config.lifetime,

@@ -31,7 +31,10 @@ use std::time::Duration;
 
 pub type Engine = RotationEngine<
     SecretsManagerStore,
-    ByName<IamKeyRotator<IamSdk, StsKeyVerifier>, SigningKeyRotator<SsmPublicKeyStore>>,
+    ByName<
+        IamKeyRotator<IamSdk, StsKeyVerifier, SecretsManagerStore>,
+        SigningKeyRotator<SsmPublicKeyStore>,
+    >,
 >;
 
 pub const ALLOWED_CIDRS: &str = "127.0.0.0/8, 10.0.0.0/8, 2001:db8:1:2::/64";
@@ -95,6 +98,7 @@ impl ApiWorld {
                 IamKeyRotator::new(
                     IamSdk::new(iam.clone()),
                     StsKeyVerifier::new(&config),
+                    SecretsManagerStore::new(secrets.clone()),
                     IamRotationSettings {
                         verify_backoff: test_backoff(),
                         lifetime: KeyLifetime::NONE,

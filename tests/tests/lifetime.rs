@@ -185,3 +185,46 @@ async fn the_version_limit_fails_the_step_with_its_cause_and_loses_no_working_ke
     // The rotation is open (its AWSPENDING has no value); the current key works.
     world.assert_invariants(Some(&token)).await;
 }
+
+/// A forged mark (anyone with iam:TagUser on the user can write one) does not get a hand-made
+/// key deleted: keyrot confirms a mark against the secret's version history first.
+#[tokio::test]
+async fn a_forged_mark_on_a_hand_made_key_is_not_trusted() {
+    let mut world = World::new("forged").await;
+    world.rotate().await;
+    let token = world.version_with(Stage::Current).await.expect("current");
+    let foreign = world.add_foreign_key().await;
+    // The forger copies the current key's mark onto the hand-made key: the version it names
+    // holds another key.
+    let mark = world
+        .tags()
+        .await
+        .into_values()
+        .find(|v| v.contains(&token));
+    world
+        .iam
+        .tag_user()
+        .user_name(&world.user)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(&foreign)
+                .value(mark.expect("the current key's mark"))
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("forge the mark");
+    let token = world.start_rotation().await;
+    let error = world.run_steps(&token).await.unwrap_err();
+    assert_eq!(error.code(), "NoFreeKeySlot", "{error}");
+    assert!(
+        world.key_ids().await.contains(&foreign),
+        "the hand-made key survives"
+    );
+    // The advice no longer tells the operator to store a hand-made key as AWSCURRENT, which
+    // got the working key deleted and left the adopted one unmarked.
+    assert!(!error.to_string().contains("AWSCURRENT value"), "{error}");
+    world.abandon_rotation().await;
+    world.assert_invariants(None).await;
+}

@@ -184,6 +184,14 @@ impl KeyLedger {
     pub fn intents(&self) -> &[CreationIntent] {
         &self.intents
     }
+
+    /// The same ledger without the marks of `keys`.
+    pub fn without(mut self, keys: &[String]) -> Self {
+        for key in keys {
+            self.managed.remove(key);
+        }
+        self
+    }
 }
 
 #[cfg(test)]

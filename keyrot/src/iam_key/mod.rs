@@ -9,7 +9,9 @@ mod secret;
 
 pub use ledger::{CreationIntent, KeyLedger, ManagedMark, INTENT_TAG_PREFIX, MANAGED_TAG_PREFIX};
 pub use lifetime::KeyLifetime;
-pub use ports::{AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, NewAccessKey};
+pub use ports::{
+    AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, NewAccessKey, SecretVersions,
+};
 pub use rotator::{IamKeyRotator, IamRotationSettings};
 pub use sdk::{IamSdk, StsKeyVerifier};
 pub use secret::IamKeySecret;

@@ -90,3 +90,13 @@ pub enum KeyCheck {
 pub trait KeyVerifier: Send + Sync {
     fn check(&self, key_id: &str, secret: &Sensitive) -> impl Future<Output = KeyCheck> + Send;
 }
+
+/// Values of a secret's versions by id, to confirm a managed-key mark before acting on it.
+pub trait SecretVersions: Send + Sync {
+    /// The value of `version_id`; `None` when the version has no value or no longer exists.
+    fn version_value(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<Option<Sensitive>, AwsCallError>> + Send;
+}

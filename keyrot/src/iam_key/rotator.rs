@@ -4,7 +4,7 @@
 
 use super::ledger::{managed_tag_value, CreationIntent, KeyLedger};
 use super::lifetime::{self, Decision, KeyLifetime, Slots};
-use super::ports::{AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier};
+use super::ports::{AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, SecretVersions};
 use super::secret::{IamKeySecret, KIND};
 use crate::backoff::Backoff;
 use crate::rotation::{RotationError, Rotator, SecretRef, Stage};
@@ -22,19 +22,58 @@ pub struct IamRotationSettings {
     pub managed_prefix: String,
 }
 
-pub struct IamKeyRotator<I, V> {
+pub struct IamKeyRotator<I, V, S> {
     iam: I,
     verifier: V,
+    versions: S,
     settings: IamRotationSettings,
 }
 
-impl<I: IamKeys, V: KeyVerifier> IamKeyRotator<I, V> {
-    pub fn new(iam: I, verifier: V, settings: IamRotationSettings) -> Self {
+impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
+    pub fn new(iam: I, verifier: V, versions: S, settings: IamRotationSettings) -> Self {
         Self {
             iam,
             verifier,
+            versions,
             settings,
         }
+    }
+
+    /// The ledger with only the marks that the secret's own history confirms. A mark is a
+    /// user tag, which anyone with iam:TagUser on the user can write: a forged one must not
+    /// get a hand-made key deleted. A mark is confirmed when the version it names holds that
+    /// key, or (an attempt whose PutSecretValue never happened) holds nothing and the key was
+    /// never used.
+    async fn confirmed_ledger(
+        &self,
+        secret: &SecretRef,
+        ledger: KeyLedger,
+        keys: &[AccessKeyInfo],
+        known: &[&str],
+    ) -> Result<KeyLedger, RotationError> {
+        let mut forged = Vec::new();
+        for key in keys {
+            let Some(mark) = ledger.mark_for(&key.id, &secret.name) else {
+                continue;
+            };
+            if known.contains(&key.id.as_str()) {
+                continue;
+            }
+            let confirmed = match self
+                .versions
+                .version_value(&secret.arn, &mark.version)
+                .await?
+            {
+                Some(value) => IamKeySecret::parse(&value, &secret.name, "version")
+                    .is_ok_and(|value| value.access_key_id.as_deref() == Some(key.id.as_str())),
+                None => self.iam.key_last_used(&key.id).await?.is_none(),
+            };
+            if !confirmed {
+                warn!(decision = "mark_not_confirmed", key_id = %key.id, version = %mark.version, "the key's mark is not backed by the secret's history: treating the key as not keyrot's");
+                forged.push(key.id.clone());
+            }
+        }
+        Ok(ledger.without(&forged))
     }
 
     /// Parses a value of `secret` and refuses one naming another user than the secret's name
@@ -183,7 +222,7 @@ impl<I: IamKeys, V: KeyVerifier> IamKeyRotator<I, V> {
     }
 }
 
-impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
+impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I, V, S> {
     fn kind(&self) -> &'static str {
         KIND
     }
@@ -210,12 +249,18 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
         })?;
         let keys = self.iam.list_access_keys(&user.name).await?;
         let tags = self.iam.list_user_tags(&user.name).await?;
-        let ledger = KeyLedger::from_tags(&tags);
         let current_key = current.access_key_id.as_deref();
         let previous_key = previous
             .as_ref()
             .and_then(|value| Some((value.access_key_id.as_deref()?, value.interval())))
             .filter(|(id, _)| Some(*id) != current_key);
+        let known: Vec<&str> = current_key
+            .into_iter()
+            .chain(previous_key.map(|(id, _)| id))
+            .collect();
+        let ledger = self
+            .confirmed_ledger(secret, KeyLedger::from_tags(&tags), &keys, &known)
+            .await?;
         let lost = self.lost_creations(&keys, &ledger).await?;
         let plan = lifetime::plan(
             &Slots {

@@ -122,3 +122,30 @@ impl SecretStore for SecretsManagerStore {
         Ok(())
     }
 }
+
+impl crate::iam_key::SecretVersions for SecretsManagerStore {
+    async fn version_value(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<Sensitive>, AwsCallError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .version_id(version_id)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.secret_string.map(Sensitive::new)),
+            Err(error) => {
+                let error = AwsCallError::from_sdk("GetSecretValue", &error);
+                if error.has_code("ResourceNotFoundException") {
+                    Ok(None)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+}
