@@ -20,9 +20,10 @@ use hyper::body::Incoming;
 use keyrot::api::source_ip::{parse_source_ip, CidrList};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
 pub const STAGE: &str = "v1";
@@ -35,6 +36,9 @@ pub struct Gateway {
     allowed: CidrList,
     throttle: Throttle,
     requests: AtomicU64,
+    /// One line per request (`unix-time method path status`; no header, query or body, so
+    /// nothing secret): what tests count API calls with.
+    access_log: Option<Mutex<std::fs::File>>,
 }
 
 fn gateway_response(status: StatusCode, error: &str, message: &str) -> Response<Full<Bytes>> {
@@ -53,6 +57,29 @@ impl Gateway {
             allowed,
             throttle,
             requests: AtomicU64::new(0),
+            access_log: None,
+        }
+    }
+
+    pub fn with_access_log(mut self, file: std::fs::File) -> Self {
+        self.access_log = Some(Mutex::new(file));
+        self
+    }
+
+    fn log_access(&self, method: &Method, path: &str, status: StatusCode) {
+        if let Some(log) = &self.access_log {
+            if let Ok(mut file) = log.lock() {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    file,
+                    "{}.{:03} {method} {path} {}",
+                    now.as_secs(),
+                    now.subsec_millis(),
+                    status.as_u16()
+                );
+            }
         }
     }
 
@@ -66,7 +93,13 @@ impl Gateway {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let gateway = gateway.clone();
-                    async move { Ok::<_, std::convert::Infallible>(gateway.handle(request, peer).await) }
+                    async move {
+                        let (method, path) =
+                            (request.method().clone(), request.uri().path().to_owned());
+                        let response = gateway.handle(request, peer).await;
+                        gateway.log_access(&method, &path, response.status());
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)

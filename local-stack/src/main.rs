@@ -38,11 +38,23 @@ async fn run(options: Options) -> Result<(), LocalError> {
     let aws = std::sync::Arc::new(provision::Aws::connect(&addresses.aws_endpoint).await);
     let serve = async {
         let provisioned = provision::provision(&aws, &options).await?;
-        let gateway = std::sync::Arc::new(gateway::Gateway::new(
-            invoke::Invoker::new(&addresses.lambda_endpoint),
-            allowed,
-            throttle::Throttle::new(options.throttle_rate, options.throttle_burst),
-        ));
+        let access_log = addresses.state_dir.join("gateway.log");
+        let access_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&access_log)
+            .map_err(|source| LocalError::Spawn {
+                what: format!("gateway log {}", access_log.display()),
+                source,
+            })?;
+        let gateway = std::sync::Arc::new(
+            gateway::Gateway::new(
+                invoke::Invoker::new(&addresses.lambda_endpoint),
+                allowed,
+                throttle::Throttle::new(options.throttle_rate, options.throttle_burst),
+            )
+            .with_access_log(access_log),
+        );
         let gateway_task = tokio::spawn(gateway.serve(api_listener));
         banner::print(&options, &addresses, &api_url, &provisioned);
         if let Some(path) = &options.ready_file {

@@ -2,157 +2,24 @@
 //! function binaries behind the Lambda emulator, moto as AWS, the local API gateway.
 //! Needs the function binaries built (`./scripts/test` builds them) and `.venv`.
 
-use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use keyrot_integration_tests::local_stack::{workspace_root, LocalStack};
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct LocalStack {
-    child: Child,
-    ready: Value,
-    state_dir: PathBuf,
-    stdout_log: PathBuf,
-}
-
-impl Drop for LocalStack {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.interrupt();
-        }
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-impl LocalStack {
-    fn start(extra: &[&str]) -> Self {
-        let root = workspace_root();
-        let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_keyrot-local"))
-            .parent()
-            .expect("bin dir")
-            .to_path_buf();
-        for function in ["rotation-fn", "authorizer-fn", "api-fn"] {
-            assert!(
-                bin_dir.join(function).exists(),
-                "{function} is not built: run ./scripts/test (it runs cargo build --bins first)"
-            );
-        }
-        static STACKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let state_dir = std::env::temp_dir().join(format!(
-            "keyrot-e2e-{}-{}",
-            std::process::id(),
-            STACKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&state_dir).expect("state dir");
-        let ready_file = state_dir.join("ready.json");
-        let stdout_log = state_dir.join("stack.out");
-        let child = Command::new(env!("CARGO_BIN_EXE_keyrot-local"))
-            .args(["--aws-port", "0", "--lambda-port", "0", "--api-port", "0"])
-            .args([
-                "--root",
-                root.to_str().expect("utf-8 path"),
-                "--bin-dir",
-                bin_dir.to_str().expect("utf-8 path"),
-            ])
-            .args(["--state-dir", state_dir.to_str().expect("utf-8 path")])
-            .args(["--ready-file", ready_file.to_str().expect("utf-8 path")])
-            .args(extra)
-            .stdout(std::fs::File::create(&stdout_log).expect("stdout log"))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keyrot-local");
-        let mut stack = Self {
-            child,
-            ready: Value::Null,
-            state_dir,
-            stdout_log,
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&ready_file) {
-                if let Ok(ready) = serde_json::from_str::<Value>(&text) {
-                    stack.ready = ready;
-                    eprintln!("local stack ready in {:?}", started.elapsed());
-                    return stack;
-                }
-            }
-            if let Ok(Some(status)) = stack.child.try_wait() {
-                panic!(
-                    "keyrot-local exited early ({status}); logs in {}",
-                    stack.state_dir.display()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(180),
-                "stack not ready after 180 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Ctrl-C, as a user stops it; falls back to SIGKILL after 15 s.
-    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-
-    fn api(&self) -> String {
-        self.ready["api_url"].as_str().expect("api url").to_owned()
-    }
-
-    fn api_key(&self) -> String {
-        self.ready["api_key"].as_str().expect("api key").to_owned()
-    }
-
-    async fn aws(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(self.ready["aws_endpoint"].as_str().expect("endpoint"))
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "e2e"))
-            .load()
-            .await
-    }
-
-    /// Every log of the run, by file: the functions', moto's and the Lambda emulator's.
-    fn logs(&self) -> Vec<(String, String)> {
-        std::fs::read_dir(&self.state_dir)
-            .expect("state dir")
-            .flatten()
-            .filter(|entry| entry.path().extension().is_some_and(|e| e == "log"))
-            .map(|entry| {
-                (
-                    entry.file_name().to_string_lossy().into_owned(),
-                    std::fs::read_to_string(entry.path()).unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-
-    /// What the stack printed to its console (the banner shows the API key on purpose).
-    fn console(&self) -> String {
-        std::fs::read_to_string(&self.stdout_log).unwrap_or_default()
-    }
+/// The directory of `keyrot-local` and the function binaries.
+fn bin_dir() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_keyrot-local"))
+        .parent()
+        .expect("bin dir")
 }
 
 struct Http {
@@ -251,18 +118,21 @@ async fn keys_of(iam: &aws_sdk_iam::Client, user: &str) -> Vec<(String, bool)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
-    let stack = LocalStack::start(&[
-        "--allowed-cidrs",
-        "127.0.0.1/32",
-        "--token-ttl-seconds",
-        "10",
-        "--throttle-rate",
-        "1",
-        "--throttle-burst",
-        "15",
-        "--interval-seconds",
-        "3600",
-    ]);
+    let stack = LocalStack::start(
+        bin_dir(),
+        &[
+            "--allowed-cidrs",
+            "127.0.0.1/32",
+            "--token-ttl-seconds",
+            "10",
+            "--throttle-rate",
+            "1",
+            "--throttle-burst",
+            "15",
+            "--interval-seconds",
+            "3600",
+        ],
+    );
     let api = stack.api();
     let key = stack.api_key();
     let http = Http::from(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -506,12 +376,15 @@ async fn rotate_when_free(secrets: &aws_sdk_secretsmanager::Client, secret_id: &
 async fn a_consumer_refreshing_at_refresh_after_never_holds_a_dead_key() {
     const INTERVAL_SECONDS: u64 = 8;
     const SOAK_SECONDS: u64 = 6 * INTERVAL_SECONDS;
-    let stack = LocalStack::start(&[
-        "--interval-seconds",
-        &INTERVAL_SECONDS.to_string(),
-        "--native-window-seconds",
-        "5",
-    ]);
+    let stack = LocalStack::start(
+        bin_dir(),
+        &[
+            "--interval-seconds",
+            &INTERVAL_SECONDS.to_string(),
+            "--native-window-seconds",
+            "5",
+        ],
+    );
     let aws = stack.aws().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let iam = aws_sdk_iam::Client::new(&aws);
