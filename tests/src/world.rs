@@ -81,6 +81,16 @@ impl World {
     }
 
     pub async fn with_backoff(name: &str, backoff: Backoff) -> Self {
+        Self::build(name, backoff, None).await
+    }
+
+    /// As `new`, for a user created with an IAM path (e.g. `/division/`): its ARN is
+    /// `user/division/<name>`, the secret stays `keyrot/iam/<name>`.
+    pub async fn with_user_path(name: &str, path: &str) -> Self {
+        Self::build(name, test_backoff(), Some(path)).await
+    }
+
+    async fn build(name: &str, backoff: Backoff, path: Option<&str>) -> Self {
         let moto = moto_url();
         let direct_config = sdk_config(&moto).await;
         let proxy = FaultProxy::start(&moto).await;
@@ -106,6 +116,7 @@ impl World {
         let user_arn = iam
             .create_user()
             .user_name(&user)
+            .set_path(path.map(str::to_owned))
             .send()
             .await
             .expect("create user")
