@@ -37,11 +37,12 @@ async fn run(options: Options) -> Result<(), LocalError> {
     let addresses = stack.addresses.clone();
     let aws = provision::Aws::connect(&addresses.aws_endpoint).await;
     let serve = async {
-        let provisioned = provision::provision(&aws, &options).await?;
+        let provisioned = provision::provision(&aws, &addresses.aws_endpoint, &options).await?;
         let gateway = std::sync::Arc::new(gateway::Gateway::new(
             invoke::Invoker::new(&addresses.lambda_endpoint),
             allowed,
             throttle::Throttle::new(options.throttle_rate, options.throttle_burst),
+            provisioned.usage_plans.clone(),
         ));
         let gateway_task = tokio::spawn(gateway.serve(api_listener));
         banner::print(&options, &addresses, &api_url, &provisioned);

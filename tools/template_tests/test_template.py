@@ -354,13 +354,16 @@ def test_resource_policy_denies_outside_allowed_cidrs(translated):
 def test_gateway_errors_are_json_with_error_and_message(translated):
     body = props(translated["Resources"]["KeyrotApi"])["Body"]
     responses = body["x-amazon-apigateway-gateway-responses"]
-    for kind in ["UNAUTHORIZED", "ACCESS_DENIED", "THROTTLED", "QUOTA_EXCEEDED", "DEFAULT_4XX", "DEFAULT_5XX"]:
+    for kind in ["UNAUTHORIZED", "ACCESS_DENIED", "INVALID_API_KEY", "THROTTLED", "QUOTA_EXCEEDED",
+                 "DEFAULT_4XX", "DEFAULT_5XX"]:
         rendered = responses[kind]["responseTemplates"]["application/json"].replace(
             "$context.error.messageString", '"an error"'
         )
         assert set(json.loads(rendered)) == {"error", "message"}, kind
     assert responses["UNAUTHORIZED"]["statusCode"] == "401"
     assert responses["ACCESS_DENIED"]["statusCode"] == "403"
+    # A usage key outside the plan: what the local gateway answers too (usage_plans.rs).
+    assert responses["INVALID_API_KEY"]["statusCode"] == "403"
     assert responses["THROTTLED"]["statusCode"] == "429"
 
 
@@ -482,7 +485,7 @@ def test_outputs(raw):
         "aws secretsmanager get-secret-value --secret-id keyrot/clients/default "
         "--query SecretString --output text"
     )
-    for name in ["ApiUrl", "DashboardUrl", "DefaultClientSecretArn", "SigningKeySecretArn"]:
+    for name in ["ApiUrl", "DashboardUrl", "DefaultClientSecretArn", "SigningKeySecretArn", "ClientUsagePlanId"]:
         assert name in outputs
 
 
