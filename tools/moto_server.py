@@ -9,20 +9,29 @@ Docker. This launcher swaps that backend for rotation calls only:
 * without it, RotateSecret only stages the new version (AWSPENDING, no value) and enables
   rotation, and the caller drives the four steps itself, as keyrot's integration tests do.
 
-It also fixes one moto divergence that keyrot depends on: a RotateSecret that names no
-rotation function (as a schedule's `{"SecretId": ...}` does) must use the configured one, as
-on AWS; moto instead forgets it and marks the empty new version AWSCURRENT.
+It also makes moto behave like AWS where keyrot depends on it (moto 5.2.5 differs):
+
+* a RotateSecret that names no rotation function (as a schedule's `{"SecretId": ...}` does)
+  uses the configured one; moto forgets it and marks the empty new version AWSCURRENT;
+* RotateSecret is refused while a rotation is in progress, i.e. while a version carries
+  AWSPENDING without AWSCURRENT ("A previous rotation isn't complete. That rotation will be
+  reattempted."); moto's check is inverted: it refuses when AWSPENDING sits on the AWSCURRENT
+  version, which AWS accepts, and silently replaces a pending version, which AWS refuses;
+* with KEYROT_MOTO_MAX_VERSIONS=N, PutSecretValue is refused with LimitExceededException once
+  a secret holds N versions that Secrets Manager may not remove yet (labelled, or younger than
+  24 hours), as AWS's retention rule and reported version quota do; moto never refuses.
 
 Usage: python moto_server.py -H 127.0.0.1 -p PORT   (the same flags as moto_server)
 """
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 
 import moto.awslambda.utils as lambda_utils
-from moto.secretsmanager.exceptions import InvalidRequestException
+from moto.secretsmanager.exceptions import InvalidRequestException, SecretsManagerClientError
 from moto.secretsmanager.models import SecretsManagerBackend
 from moto.server import main
 
@@ -71,15 +80,44 @@ def _describe(payload):
         return payload.decode(errors="replace")[:500]
 
 
+# Versions younger than this are never removed by Secrets Manager.
+VERSION_RETENTION_SECONDS = 24 * 3600
+
+
+class LimitExceededException(SecretsManagerClientError):
+    def __init__(self, message):
+        super().__init__("LimitExceededException", message)
+
+
+def _refuse_if_rotation_in_progress(secret):
+    """AWS: RotateSecret fails while AWSPENDING is on a version without AWSCURRENT."""
+    for version in secret.versions.values():
+        stages = version["version_stages"]
+        if "AWSPENDING" in stages and "AWSCURRENT" not in stages:
+            raise InvalidRequestException(
+                "A previous rotation isn't complete. That rotation will be reattempted."
+            )
+    # AWSPENDING left on the AWSCURRENT version ends a rotation cleanly on AWS; take it off so
+    # that moto's inverted check does not refuse what AWS accepts.
+    for version in secret.versions.values():
+        if "AWSCURRENT" in version["version_stages"]:
+            version["version_stages"] = [
+                stage for stage in version["version_stages"] if stage != "AWSPENDING"
+            ]
+
+
 _moto_rotate_secret = SecretsManagerBackend.rotate_secret
 
 
 def _rotate_with_configured_function(self, secret_id, client_request_token=None,
                                      rotation_lambda_arn=None, rotation_rules=None,
                                      rotate_immediately=True):
-    if not rotation_lambda_arn and self._is_valid_identifier(secret_id):
-        rotation_lambda_arn = self.secrets[secret_id].rotation_lambda_arn or None
-    return _moto_rotate_secret(
+    if self._is_valid_identifier(secret_id):
+        secret = self.secrets[secret_id]
+        _refuse_if_rotation_in_progress(secret)
+        if not rotation_lambda_arn:
+            rotation_lambda_arn = secret.rotation_lambda_arn or None
+    result = _moto_rotate_secret(
         self,
         secret_id=secret_id,
         client_request_token=client_request_token,
@@ -87,9 +125,46 @@ def _rotate_with_configured_function(self, secret_id, client_request_token=None,
         rotation_rules=rotation_rules,
         rotate_immediately=rotate_immediately,
     )
+    if not rotate_immediately and _invoker.invoke_url:
+        # AWS: with RotateImmediately=false the test's AWSPENDING version is removed after
+        # testSecret ran (without an Invoke API the caller runs testSecret itself, later).
+        _drop_pending_labels(self.secrets[secret_id])
+    return result
+
+
+def _drop_pending_labels(secret):
+    for version in secret.versions.values():
+        if "AWSPENDING" in version["version_stages"]:
+            version["version_stages"].remove("AWSPENDING")
 
 
 SecretsManagerBackend.rotate_secret = _rotate_with_configured_function
+
+_moto_put_secret_value = SecretsManagerBackend.put_secret_value
+_max_versions = int(os.environ.get("KEYROT_MOTO_MAX_VERSIONS") or 0)
+
+
+def _put_within_version_limit(self, secret_id, secret_string, secret_binary,
+                              client_request_token, version_stages):
+    if _max_versions and self._is_valid_identifier(secret_id):
+        secret = self.secrets[secret_id]
+        young = time.time() - VERSION_RETENTION_SECONDS
+        kept = [
+            version_id
+            for version_id, version in secret.versions.items()
+            if version_id != client_request_token
+            and (version["version_stages"] or version.get("createdate", 0) > young)
+        ]
+        if len(kept) >= _max_versions:
+            raise LimitExceededException(
+                f"secret {secret.name} already has {len(kept)} versions that cannot be "
+                "removed yet (labelled, or younger than 24 hours)"
+            )
+    return _moto_put_secret_value(self, secret_id, secret_string, secret_binary,
+                                  client_request_token, version_stages)
+
+
+SecretsManagerBackend.put_secret_value = _put_within_version_limit
 
 _invoker = RotationFunctionInvoker(os.environ.get("KEYROT_ROTATION_INVOKE_URL"))
 # moto.secretsmanager imports get_backend at call time, so replacing it here is enough.

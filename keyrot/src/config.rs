@@ -1,6 +1,7 @@
 //! Typed configuration read once from the environment, with a clear error for a bad value.
 
 use crate::backoff::Backoff;
+use crate::iam_key::KeyLifetime;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,12 @@ pub struct RotationConfig {
     /// How long testSecret waits for a new key to be accepted by STS. New IAM keys usually
     /// work after 5–15 s; the function timeout must exceed this.
     pub verify_backoff: Backoff,
+    /// The key lifetime contract's promise and how long createSecret may wait for one.
+    pub lifetime: KeyLifetime,
+    /// Managed IAM key secrets are named this prefix followed by the user name.
+    pub managed_prefix: String,
+    /// Where the client registry's parameters are (the emergency revoke names who is affected).
+    pub clients_parameter_path: String,
     /// The signing key secret's name; every other secret is an IAM access key secret.
     pub signing_key_secret: String,
     /// The SSM parameter the signing key's public halves are published to.
@@ -26,6 +33,36 @@ pub struct RotationConfig {
 }
 
 pub const SENDER_EMAIL: &str = "KEYROT_SENDER_EMAIL";
+pub const ROTATION_INTERVAL_MINUTES: &str = "KEYROT_ROTATION_INTERVAL_MINUTES";
+/// Seconds instead of minutes, for the local stack's compressed time; wins when set.
+pub const ROTATION_INTERVAL_SECONDS: &str = "KEYROT_ROTATION_INTERVAL_SECONDS";
+pub const MANAGED_SECRET_PREFIX: &str = "KEYROT_MANAGED_SECRET_PREFIX";
+pub const DEFAULT_MANAGED_SECRET_PREFIX: &str = "keyrot/iam/";
+pub const PROMISE_WAIT_MAX_MS: &str = "KEYROT_PROMISE_WAIT_MAX_MS";
+pub const CLIENTS_PARAMETER_PATH: &str = "KEYROT_CLIENTS_PARAMETER_PATH";
+pub const DEFAULT_CLIENTS_PARAMETER_PATH: &str = "/keyrot/clients/";
+
+/// SSM paths are compared as prefixes of parameter names: always end them with a slash.
+pub fn with_trailing_slash(mut path: String) -> String {
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    path
+}
+
+/// The rotation interval, shared by api-fn (which promises keys for it) and rotation-fn
+/// (which keeps them for it): `KEYROT_ROTATION_INTERVAL_SECONDS`, else `..._MINUTES`, else 10
+/// minutes.
+pub fn rotation_interval(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Duration, ConfigError> {
+    if lookup(ROTATION_INTERVAL_SECONDS).is_some_and(|v| !v.trim().is_empty()) {
+        let seconds = number_or(lookup, ROTATION_INTERVAL_SECONDS, 600, 5..=86_400)?;
+        return Ok(Duration::from_secs(seconds));
+    }
+    let minutes = number_or(lookup, ROTATION_INTERVAL_MINUTES, 10, 1..=1440)?;
+    Ok(Duration::from_secs(minutes.saturating_mul(60)))
+}
 pub const ADMIN_EMAIL: &str = "KEYROT_ADMIN_EMAIL";
 
 pub const SIGNING_KEY_SECRET_NAME: &str = "KEYROT_SIGNING_KEY_SECRET_NAME";
@@ -109,8 +146,23 @@ impl RotationConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        let interval = rotation_interval(&lookup)?;
+        // The wait absorbs the previous rotation's STS wait on the tick; a quarter of the
+        // interval keeps it small against the interval in compressed local time.
+        let max_wait = millis(PROMISE_WAIT_MAX_MS, 60_000, 600_000)?.min(interval / 4);
         Ok(Self {
             verify_backoff,
+            lifetime: KeyLifetime { interval, max_wait },
+            managed_prefix: text_or(
+                &lookup,
+                MANAGED_SECRET_PREFIX,
+                DEFAULT_MANAGED_SECRET_PREFIX,
+            ),
+            clients_parameter_path: with_trailing_slash(text_or(
+                &lookup,
+                CLIENTS_PARAMETER_PATH,
+                DEFAULT_CLIENTS_PARAMETER_PATH,
+            )),
             signing_key_secret: text_or(
                 &lookup,
                 SIGNING_KEY_SECRET_NAME,
@@ -203,6 +255,35 @@ mod tests {
         let too_big = config(&[(RotationConfig::VERIFY_MAX_WAIT, "9999999")]).unwrap_err();
         assert!(too_big.to_string().contains("at most"));
         assert!(config(&[(RotationConfig::VERIFY_INITIAL_DELAY, "0")]).is_err());
+    }
+
+    #[test]
+    fn interval_and_promise_wait() {
+        let defaults = config(&[]).expect("defaults");
+        assert_eq!(defaults.lifetime.interval, Duration::from_secs(600));
+        assert_eq!(defaults.lifetime.max_wait, Duration::from_secs(60));
+        assert_eq!(defaults.managed_prefix, "keyrot/iam/");
+        let minutes = config(&[(ROTATION_INTERVAL_MINUTES, "15")]).expect("valid");
+        assert_eq!(minutes.lifetime.interval, Duration::from_secs(900));
+        let compressed = config(&[
+            (ROTATION_INTERVAL_MINUTES, "1"),
+            (ROTATION_INTERVAL_SECONDS, "8"),
+        ])
+        .expect("valid");
+        assert_eq!(compressed.lifetime.interval, Duration::from_secs(8));
+        assert_eq!(compressed.lifetime.max_wait, Duration::from_secs(2));
+        assert_eq!(
+            config(&[(ROTATION_INTERVAL_SECONDS, "1")])
+                .unwrap_err()
+                .variable,
+            ROTATION_INTERVAL_SECONDS
+        );
+        assert_eq!(
+            config(&[(ROTATION_INTERVAL_MINUTES, "0")])
+                .unwrap_err()
+                .variable,
+            ROTATION_INTERVAL_MINUTES
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod random;
+pub mod revoke;
 pub mod rotation;
 pub mod sensitive;
 pub mod signing_key;

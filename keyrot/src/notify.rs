@@ -13,15 +13,21 @@ pub struct FailureReport {
     pub message: String,
 }
 
-impl FailureReport {
-    pub fn subject(&self) -> String {
+/// A message for the admin. Never carries key material.
+pub trait Mail: Send + Sync {
+    fn subject(&self) -> String;
+    fn body(&self) -> String;
+}
+
+impl Mail for FailureReport {
+    fn subject(&self) -> String {
         format!(
             "keyrot: rotation of {} failed at {}",
             self.secret_name, self.step
         )
     }
 
-    pub fn body(&self) -> String {
+    fn body(&self) -> String {
         format!(
             "The rotation of secret {secret} failed at step {step} ({code}).\n\n{message}\n\n\
              AWSCURRENT is unchanged, so clients keep working. Secrets Manager retries the \
@@ -37,14 +43,14 @@ impl FailureReport {
 
 pub trait FailureNotifier: Send + Sync {
     /// Best effort: a failure to notify is logged, never turned into a rotation failure.
-    fn notify(&self, report: &FailureReport) -> impl Future<Output = ()> + Send;
+    fn notify<M: Mail>(&self, mail: &M) -> impl Future<Output = ()> + Send;
 }
 
 /// No sender configured: nothing is mailed.
 pub struct NoNotifier;
 
 impl FailureNotifier for NoNotifier {
-    async fn notify(&self, _report: &FailureReport) {}
+    async fn notify<M: Mail>(&self, _mail: &M) {}
 }
 
 pub struct SesNotifier {
@@ -68,12 +74,12 @@ impl SesNotifier {
 }
 
 impl FailureNotifier for SesNotifier {
-    async fn notify(&self, report: &FailureReport) {
+    async fn notify<M: Mail>(&self, report: &M) {
         use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
         let content = |text: String| Content::builder().data(text).charset("UTF-8").build();
         let (Ok(subject), Ok(body)) = (content(report.subject()), content(report.body())) else {
             warn!(
-                decision = "failure_mail_not_sent",
+                decision = "mail_not_sent",
                 reason = "could not build the message"
             );
             return;
@@ -92,11 +98,11 @@ impl FailureNotifier for SesNotifier {
             .await;
         match result {
             Ok(_) => {
-                info!(decision = "failure_mail_sent", secret = %report.secret_name, step = %report.step)
+                info!(decision = "mail_sent", subject = %report.subject())
             }
             Err(error) => {
                 let error = crate::AwsCallError::from_sdk("SendEmail", &error);
-                warn!(decision = "failure_mail_not_sent", error = %error);
+                warn!(decision = "mail_not_sent", error = %error);
             }
         }
     }
@@ -122,7 +128,7 @@ impl ConfiguredNotifier {
 }
 
 impl FailureNotifier for ConfiguredNotifier {
-    async fn notify(&self, report: &FailureReport) {
+    async fn notify<M: Mail>(&self, report: &M) {
         if let Self::Ses(ses) = self {
             ses.notify(report).await;
         }

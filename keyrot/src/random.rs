@@ -4,10 +4,15 @@
 //! the first token request of a cold api-fn (before/after in BENCHMARKS.md). The kernel's
 //! generator is ready at once and as unpredictable.
 
+/// Fills `buffer` with random bytes; `None` only if the system generator fails.
+pub fn fill(buffer: &mut [u8]) -> Option<()> {
+    getrandom::fill(buffer).ok()
+}
+
 /// `bytes` random bytes as lowercase hex; `None` only if the system generator fails.
 pub fn random_hex(bytes: usize) -> Option<String> {
     let mut buffer = vec![0u8; bytes];
-    getrandom::fill(&mut buffer).ok()?;
+    fill(&mut buffer)?;
     Some(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -35,7 +35,7 @@ async fn run(options: Options) -> Result<(), LocalError> {
     let api_url = format!("http://127.0.0.1:{api_port}/{}", gateway::STAGE);
     let mut stack = processes::Stack::start(&options).await?;
     let addresses = stack.addresses.clone();
-    let aws = provision::Aws::connect(&addresses.aws_endpoint).await;
+    let aws = std::sync::Arc::new(provision::Aws::connect(&addresses.aws_endpoint).await);
     let serve = async {
         let provisioned = provision::provision(&aws, &addresses.aws_endpoint, &options).await?;
         let gateway = std::sync::Arc::new(gateway::Gateway::new(
@@ -54,8 +54,17 @@ async fn run(options: Options) -> Result<(), LocalError> {
                 },
             )?;
         }
-        let result =
-            scheduler::rotate_every(&aws, &provisioned.secret_ids, options.interval()).await;
+        let counters = scheduler::Counters::new(addresses.state_dir.join("scheduler.json"));
+        let result = scheduler::rotate_every(
+            aws.clone(),
+            counters,
+            &provisioned.secret_ids,
+            options.interval(),
+            options
+                .native_window_seconds
+                .map(std::time::Duration::from_secs),
+        )
+        .await;
         gateway_task.abort();
         result
     };

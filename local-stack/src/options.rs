@@ -26,6 +26,16 @@ pub struct Options {
     #[arg(long, value_parser = clap::value_parser!(u64).range(5..=86400))]
     pub interval_seconds: Option<u64>,
 
+    /// Also start a rotation once per window of this many seconds, at a random offset inside
+    /// it, as Secrets Manager's native rotation windows do on AWS out of phase with the tick.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(5..=86400))]
+    pub native_window_seconds: Option<u64>,
+
+    /// Refuse PutSecretValue once a secret holds this many versions younger than 24 hours (or
+    /// labelled), as AWS's version retention does; default: no limit.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10000))]
+    pub max_versions: Option<u32>,
+
     /// Port of the AWS endpoint (moto); 0 picks a free one.
     #[arg(long, default_value_t = 4566)]
     pub aws_port: u16,

@@ -49,6 +49,7 @@ fn keyrot_env(function: &str, options: &Options) -> Vec<(&'static str, String)> 
         "rotation-fn" => vec![
             ("KEYROT_VERIFY_INITIAL_DELAY_MS", "100".to_owned()),
             ("KEYROT_VERIFY_MAX_WAIT_MS", "2000".to_owned()),
+            interval_seconds(options),
         ],
         "authorizer-fn" => {
             let mut env = token.to_vec();
@@ -62,14 +63,20 @@ fn keyrot_env(function: &str, options: &Options) -> Vec<(&'static str, String)> 
                 "KEYROT_TOKEN_TTL_SECONDS",
                 options.token_ttl_seconds.to_string(),
             ));
-            env.push((
-                "KEYROT_ROTATION_INTERVAL_MINUTES",
-                options.interval().as_secs().div_ceil(60).to_string(),
-            ));
+            env.push(interval_seconds(options));
             env
         }
         _ => Vec::new(),
     }
+}
+
+/// The interval both rotation-fn (which keeps superseded keys for it) and api-fn (which
+/// promises keys for it) must agree on; in seconds for the compressed local time.
+fn interval_seconds(options: &Options) -> (&'static str, String) {
+    (
+        "KEYROT_ROTATION_INTERVAL_SECONDS",
+        options.interval().as_secs().to_string(),
+    )
 }
 
 /// Credentials moto accepts; not a secret.
@@ -135,6 +142,13 @@ impl Stack {
             .env(
                 "KEYROT_ROTATION_INVOKE_URL",
                 &stack.addresses.lambda_endpoint,
+            )
+            .env(
+                "KEYROT_MOTO_MAX_VERSIONS",
+                options
+                    .max_versions
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
             );
         stack.spawn("moto", moto, None)?;
 

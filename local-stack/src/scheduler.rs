@@ -1,38 +1,192 @@
-//! The local stand-in for the EventBridge Scheduler schedules: RotateSecret on every managed
-//! secret at the rotation interval. Failures are reported and retried next interval, as the
-//! deployed schedule (without retries) does.
+//! The local stand-ins for what starts rotations on AWS, each one RotateSecret on a managed
+//! secret:
+//!
+//! * the tick (the deployed EventBridge Scheduler schedules): every secret each interval;
+//! * optionally, Secrets Manager's native rotation windows (`--native-window-seconds`): one
+//!   rotation per window at a random offset inside it, out of phase with the tick, as a
+//!   `rate()` RotationSchedule does on AWS.
+//!
+//! Every outcome is counted by source in `scheduler.json` in the state directory. A RotateSecret
+//! that lands on a rotation in progress is refused, as on AWS (the moto launcher reproduces
+//! that), and counted as `refused_in_progress`: the deployment counts and alarms on the same
+//! thing through the schedules' dead-letter queue.
 
 use crate::provision::Aws;
 use crate::LocalError;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub async fn rotate_every(
-    aws: &Aws,
-    secret_ids: &[String],
-    interval: Duration,
-) -> Result<(), LocalError> {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    ticks.tick().await; // the first tick is immediate; provisioning just rotated
-    loop {
-        ticks.tick().await;
-        for secret_id in secret_ids {
-            match aws
-                .secrets
-                .rotate_secret()
-                .secret_id(secret_id)
-                .send()
-                .await
-            {
-                Ok(output) => println!(
-                    "scheduled rotation of {secret_id}: new version {}",
-                    output.version_id.unwrap_or_default()
-                ),
-                Err(error) => eprintln!(
-                    "scheduled rotation of {secret_id} failed: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(error)
-                ),
-            }
+/// What started a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    Tick,
+    NativeWindow,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Tick => "tick",
+            Self::NativeWindow => "native_window",
         }
     }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    accepted: u64,
+    refused_in_progress: u64,
+    failed: u64,
+}
+
+/// Outcome counters, written to a JSON file after every RotateSecret.
+#[derive(Clone)]
+pub struct Counters {
+    counts: Arc<Mutex<BTreeMap<Source, Counts>>>,
+    path: PathBuf,
+}
+
+impl Counters {
+    pub fn new(path: PathBuf) -> Self {
+        let counters = Self {
+            counts: Arc::default(),
+            path,
+        };
+        counters.write(&BTreeMap::new());
+        counters
+    }
+
+    fn record(&self, source: Source, outcome: Outcome) {
+        let Ok(mut counts) = self.counts.lock() else {
+            return;
+        };
+        let entry = counts.entry(source).or_default();
+        match outcome {
+            Outcome::Accepted => entry.accepted += 1,
+            Outcome::RefusedInProgress => entry.refused_in_progress += 1,
+            Outcome::Failed => entry.failed += 1,
+        }
+        self.write(&counts);
+    }
+
+    fn write(&self, counts: &BTreeMap<Source, Counts>) {
+        let document: serde_json::Map<String, serde_json::Value> =
+            [Source::Tick, Source::NativeWindow]
+                .into_iter()
+                .map(|source| {
+                    let c = counts.get(&source).copied().unwrap_or_default();
+                    (
+                        source.as_str().to_owned(),
+                        json!({
+                            "accepted": c.accepted,
+                            "refused_in_progress": c.refused_in_progress,
+                            "failed": c.failed,
+                        }),
+                    )
+                })
+                .collect();
+        // Written whole and renamed, so a reader never sees half a file.
+        let temporary = self.path.with_extension("json.tmp");
+        let written = std::fs::write(&temporary, serde_json::Value::Object(document).to_string())
+            .and_then(|()| std::fs::rename(&temporary, &self.path));
+        if let Err(error) = written {
+            eprintln!("could not write {}: {error}", self.path.display());
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Accepted,
+    RefusedInProgress,
+    Failed,
+}
+
+async fn rotate(aws: &Aws, counters: &Counters, source: Source, secret_id: &str) {
+    let result = aws
+        .secrets
+        .rotate_secret()
+        .secret_id(secret_id)
+        .send()
+        .await;
+    let outcome = match result {
+        Ok(output) => {
+            println!(
+                "{} rotation of {secret_id}: new version {}",
+                source.as_str(),
+                output.version_id.unwrap_or_default()
+            );
+            Outcome::Accepted
+        }
+        Err(error) => {
+            let text = aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string();
+            let in_progress = text.contains("previous rotation isn't complete");
+            eprintln!(
+                "{} rotation of {secret_id} refused: {text}",
+                source.as_str()
+            );
+            if in_progress {
+                Outcome::RefusedInProgress
+            } else {
+                Outcome::Failed
+            }
+        }
+    };
+    counters.record(source, outcome);
+}
+
+/// RotateSecret on every secret each `interval`, each secret on its own task so that a slow
+/// rotation of one delays no other. Runs until dropped.
+pub async fn rotate_every(
+    aws: Arc<Aws>,
+    counters: Counters,
+    secret_ids: &[String],
+    interval: Duration,
+    native_window: Option<Duration>,
+) -> Result<(), LocalError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for secret_id in secret_ids {
+        let (tick_aws, tick_counters, tick_secret) =
+            (aws.clone(), counters.clone(), secret_id.clone());
+        tasks.spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            ticks.tick().await; // the first tick is immediate; provisioning just rotated
+            loop {
+                ticks.tick().await;
+                rotate(&tick_aws, &tick_counters, Source::Tick, &tick_secret).await;
+            }
+        });
+        if let Some(window) = native_window {
+            let (aws, counters, secret_id) = (aws.clone(), counters.clone(), secret_id.clone());
+            tasks.spawn(async move {
+                loop {
+                    let offset = random_fraction_of(window);
+                    tokio::time::sleep(offset).await;
+                    rotate(&aws, &counters, Source::NativeWindow, &secret_id).await;
+                    tokio::time::sleep(window.saturating_sub(offset)).await;
+                }
+            });
+        }
+    }
+    // The tasks loop forever; this returns only if one of them panicked.
+    match tasks.join_next().await {
+        Some(Err(error)) => Err(LocalError::Option(format!(
+            "scheduler task failed: {error}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A uniformly random point inside `window`.
+fn random_fraction_of(window: Duration) -> Duration {
+    let mut bytes = [0u8; 8];
+    let random = keyrot::random::fill(&mut bytes)
+        .map(|()| u64::from_le_bytes(bytes))
+        .unwrap_or(u64::MAX / 2);
+    let millis = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(random % millis.max(1))
 }

@@ -37,7 +37,10 @@ start_moto() {
   mkdir -p "$KEYROT_STATE"
   local port
   port="$(free_port)"
-  "$KEYROT_VENV/bin/python" "$KEYROT_ROOT/tools/moto_server.py" -H 127.0.0.1 -p "$port" \
+  # The version limit (tools/moto_server.py) is low enough for a test to reach it and well
+  # above what any other test's secret accumulates (the longest run makes 52 versions).
+  KEYROT_MOTO_MAX_VERSIONS=60 \
+    "$KEYROT_VENV/bin/python" "$KEYROT_ROOT/tools/moto_server.py" -H 127.0.0.1 -p "$port" \
     >"$KEYROT_STATE/moto.log" 2>&1 &
   MOTO_PID=$!
   MOTO_URL="http://127.0.0.1:$port"

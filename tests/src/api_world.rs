@@ -19,7 +19,7 @@ use keyrot::api::registry_source::AwsClientSource;
 use keyrot::api::secret_reader::SecretsManagerReader;
 use keyrot::api::source_ip::CidrList;
 use keyrot::api::token::TokenSettings;
-use keyrot::iam_key::{IamKeyRotator, IamSdk, StsKeyVerifier};
+use keyrot::iam_key::{IamKeyRotator, IamRotationSettings, IamSdk, KeyLifetime, StsKeyVerifier};
 use keyrot::rotation::{ByName, RotationEngine, RotationRequest, SecretsManagerStore, Step};
 use keyrot::signing_key::{SigningKeyRotator, SigningKeySecret, SsmPublicKeyStore};
 use keyrot::Sensitive;
@@ -125,7 +125,11 @@ impl ApiWorld {
                 IamKeyRotator::new(
                     IamSdk::new(iam.clone()),
                     StsKeyVerifier::new(&config),
-                    test_backoff(),
+                    IamRotationSettings {
+                        verify_backoff: test_backoff(),
+                        lifetime: KeyLifetime::NONE,
+                        managed_prefix: managed_prefix.clone(),
+                    },
                 ),
                 SigningKeyRotator::new(SsmPublicKeyStore::new(ssm.clone(), &public_keys_parameter)),
                 &signing_secret,

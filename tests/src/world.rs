@@ -6,7 +6,10 @@ use crate::fault_proxy::FaultProxy;
 use crate::moto::{moto_url, sdk_config};
 use aws_sdk_iam::types::StatusType;
 use keyrot::backoff::Backoff;
-use keyrot::iam_key::{IamKeyRotator, IamKeySecret, IamSdk, StsKeyVerifier, MANAGED_TAG_PREFIX};
+use keyrot::iam_key::{
+    IamKeyRotator, IamKeySecret, IamRotationSettings, IamSdk, KeyLedger, KeyLifetime,
+    StsKeyVerifier, MANAGED_TAG_PREFIX,
+};
 use keyrot::rotation::{
     RotationEngine, RotationError, RotationRequest, SecretsManagerStore, Stage, Step, StepOutcome,
 };
@@ -81,16 +84,26 @@ impl World {
     }
 
     pub async fn with_backoff(name: &str, backoff: Backoff) -> Self {
-        Self::build(name, backoff, None).await
+        Self::with_settings(name, backoff, KeyLifetime::NONE, None).await
+    }
+
+    /// A world whose rotator keeps the key lifetime contract's promise for `lifetime`.
+    pub async fn with_lifetime(name: &str, lifetime: KeyLifetime) -> Self {
+        Self::with_settings(name, test_backoff(), lifetime, None).await
     }
 
     /// As `new`, for a user created with an IAM path (e.g. `/division/`): its ARN is
     /// `user/division/<name>`, the secret stays `keyrot/iam/<name>`.
     pub async fn with_user_path(name: &str, path: &str) -> Self {
-        Self::build(name, test_backoff(), Some(path)).await
+        Self::with_settings(name, test_backoff(), KeyLifetime::NONE, Some(path)).await
     }
 
-    async fn build(name: &str, backoff: Backoff, path: Option<&str>) -> Self {
+    async fn with_settings(
+        name: &str,
+        backoff: Backoff,
+        lifetime: KeyLifetime,
+        path: Option<&str>,
+    ) -> Self {
         let moto = moto_url();
         let direct_config = sdk_config(&moto).await;
         let proxy = FaultProxy::start(&moto).await;
@@ -100,7 +113,11 @@ impl World {
             IamKeyRotator::new(
                 IamSdk::new(aws_sdk_iam::Client::new(&engine_config)),
                 StsKeyVerifier::new(&engine_config),
-                backoff,
+                IamRotationSettings {
+                    verify_backoff: backoff,
+                    lifetime,
+                    managed_prefix: "keyrot/iam/".into(),
+                },
             ),
         );
         let unique = format!(
@@ -258,6 +275,23 @@ impl World {
         versions
     }
 
+    /// What an operator does to abandon a rotation that will not finish: take AWSPENDING off
+    /// its version, so that RotateSecret is accepted again (AWS refuses it while a rotation
+    /// is in progress).
+    pub async fn abandon_rotation(&self) {
+        let Some(pending) = self.version_with(Stage::Pending).await else {
+            return;
+        };
+        self.secrets
+            .update_secret_version_stage()
+            .secret_id(&self.secret_id)
+            .version_stage(Stage::Pending.label())
+            .remove_from_version_id(pending)
+            .send()
+            .await
+            .expect("remove AWSPENDING");
+    }
+
     pub async fn version_with(&self, stage: Stage) -> Option<String> {
         self.versions()
             .await
@@ -351,6 +385,9 @@ impl World {
                 allowed.insert(id.to_owned());
             }
         }
+        // Keys superseded earlier whose promise to clients still runs (after a carry-forward
+        // they are no longer AWSPREVIOUS).
+        allowed.extend(self.promised_keys().await);
         for foreign in &self.foreign_keys {
             let state = keys.iter().find(|k| &k.id == foreign);
             assert!(
@@ -402,6 +439,22 @@ impl World {
             marks_for_missing_keys.len() <= 1,
             "stale key marks: {marks_for_missing_keys:?}"
         );
+    }
+
+    /// Keys keyrot keeps for this secret because a promise to clients has not run out yet.
+    pub async fn promised_keys(&self) -> Vec<String> {
+        let tags: Vec<(String, String)> = self.tags().await.into_iter().collect();
+        let ledger = KeyLedger::from_tags(&tags);
+        let now = std::time::SystemTime::now();
+        tags.iter()
+            .filter(|(id, _)| {
+                ledger
+                    .mark_for(id, &self.secret_id)
+                    .and_then(|mark| mark.until)
+                    .is_some_and(|until| until > now)
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// After a completed rotation: AWSPREVIOUS (if any) still exists and is active.

@@ -1,8 +1,8 @@
 //! Invariant 5: bad input gets a clear error and changes nothing.
 
 use keyrot::notify::NoNotifier;
-use keyrot::rotation::{handle_rotation_event, RotationError, Stage, Step};
-use keyrot_integration_tests::world::{KeyState, World};
+use keyrot::rotation::{handle_rotation_event, RotationError, RotationRequest, Stage, Step};
+use keyrot_integration_tests::world::{start_rotation, KeyState, World};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::json;
 use std::collections::HashMap;
@@ -125,18 +125,70 @@ async fn secret_values_that_are_not_key_secrets_are_refused() {
 #[tokio::test]
 async fn a_user_that_does_not_exist_is_named_in_the_error() {
     let world = World::new("ghost").await;
+    // A secret named after a user that does not exist (deleted, or never created).
     let ghost = format!("{}-ghost", world.user);
-    set_current_value(&world, &json!({ "UserName": ghost }).to_string()).await;
-    let token = world.start_rotation().await;
+    let ghost_secret = format!("keyrot/iam/{ghost}");
+    world
+        .secrets
+        .create_secret()
+        .name(&ghost_secret)
+        .secret_string(json!({ "UserName": ghost }).to_string())
+        .send()
+        .await
+        .expect("create secret");
+    let token = start_rotation(&world.secrets, &ghost_secret, true).await;
     let before = snapshot(&world).await;
     for step in [Step::Create, Step::Test] {
-        let error = world.step(step, &token).await.unwrap_err();
+        let request = RotationRequest {
+            step,
+            secret_id: ghost_secret.clone(),
+            token: token.clone(),
+        };
+        let error = world.engine.run(&request).await.unwrap_err();
         assert!(
             matches!(error, RotationError::UserNotFound { ref user, .. } if *user == ghost),
             "{error}"
         );
     }
     assert_eq!(snapshot(&world).await, before);
+}
+
+/// Confused deputy: whoever can create a secret under the prefix and rotate it must not get
+/// a key of the user its value names. The name must be exactly the prefix and the user.
+#[tokio::test]
+async fn a_secret_naming_another_user_is_refused_at_every_step() {
+    let victim = World::new("victim").await;
+    victim.rotate().await;
+    let keys_before = victim.key_ids().await;
+    let decoy = format!("keyrot/iam/{}-decoy", victim.user);
+    victim
+        .secrets
+        .create_secret()
+        .name(&decoy)
+        .secret_string(json!({ "UserName": victim.user }).to_string())
+        .send()
+        .await
+        .expect("create decoy secret");
+    let token = start_rotation(&victim.secrets, &decoy, true).await;
+    for step in [Step::Create, Step::Set, Step::Test, Step::Finish] {
+        let request = RotationRequest {
+            step,
+            secret_id: decoy.clone(),
+            token: token.clone(),
+        };
+        let error = victim.engine.run(&request).await.unwrap_err();
+        assert!(
+            matches!(error, RotationError::SecretNameMismatch { ref user, .. } if *user == victim.user)
+                || matches!(error, RotationError::MissingValue { .. }),
+            "{step}: {error}"
+        );
+    }
+    assert_eq!(
+        victim.key_ids().await,
+        keys_before,
+        "the victim's keys are untouched"
+    );
+    victim.assert_invariants(None).await;
 }
 
 #[tokio::test]
@@ -225,8 +277,9 @@ async fn set_refuses_a_pending_value_for_another_user_or_key() {
     .await;
     let before = snapshot(&world).await;
     let error = world.step(Step::Set, &token).await.unwrap_err();
+    // The pending value's user is not the one the secret is named after.
     assert!(
-        matches!(error, RotationError::UserMismatch { .. }),
+        matches!(error, RotationError::SecretNameMismatch { .. }),
         "{error}"
     );
     assert!(error.to_string().contains("admin"));
@@ -236,6 +289,7 @@ async fn set_refuses_a_pending_value_for_another_user_or_key() {
     let other = World::new("deputy-other").await;
     other.rotate().await;
     let foreign = other.value(Stage::Current).await.expect("other key");
+    world.abandon_rotation().await;
     let token = world.start_rotation().await;
     put_pending(
         &world,

@@ -57,7 +57,7 @@ async fn a_failed_step_is_mailed_without_key_material() {
         capture
             .lines()
             .iter()
-            .any(|l| l["fields"]["decision"] == "failure_mail_sent"),
+            .any(|l| l["fields"]["decision"] == "mail_sent"),
         "SES accepted the mail: {}",
         capture.text()
     );

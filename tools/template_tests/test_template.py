@@ -97,7 +97,7 @@ def test_scheduler_rate_is_the_interval_parameter(expanded):
         assert props(schedule)["State"] == "ENABLED"
 
 
-def test_scheduler_calls_rotate_secret_on_its_own_users_secret_without_retries(expanded):
+def test_scheduler_calls_rotate_secret_on_its_own_users_secret_and_dead_letters_refusals(expanded):
     for user in ["alice", "ci-bot", "svc.backup"]:
         _, schedule = managed_user_resources(expanded, user, "AWS::Scheduler::Schedule")
         rotation_id, rotation = managed_user_resources(
@@ -111,7 +111,14 @@ def test_scheduler_calls_rotate_secret_on_its_own_users_secret_without_retries(e
         assert target["Input"] == {"Fn::Sub": '{"SecretId":"${%s.Id}"}' % rotation_id}
         assert getatt_target(props(rotation)["SecretId"]) == secret_id
         assert plain(props(secret)["Name"]) == f"keyrot/iam/{user}"
-        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0
+        # A tick refused by a rotation in progress is retried within minutes, then counted
+        # in the dead-letter queue, whose alarm tells the operator.
+        assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300}
+        assert getatt_target(target["DeadLetterConfig"]["Arn"]) == "RotationTickDeadLetterQueue"
+    alarm = expanded["Resources"]["RotationTickRefusedAlarm"]["Properties"]
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert getatt_target(alarm["Dimensions"][0]["Value"]) == "RotationTickDeadLetterQueue"
+    assert alarm["Threshold"] == 1
 
 
 def test_scheduler_role_may_only_rotate_its_users_secret(expanded):
@@ -141,6 +148,7 @@ def test_scheduler_role_may_only_rotate_its_users_secret(expanded):
         assert grants == [
             (("lambda:InvokeFunction",), "RotationFunction"),
             (("secretsmanager:RotateSecret",), secret_id),
+            (("sqs:SendMessage",), "RotationTickDeadLetterQueue"),
         ]
         assert "ManagedPolicyArns" not in props(role)
 
@@ -180,8 +188,28 @@ def test_native_schedules_use_the_rotation_function_after_its_permission(expande
         assert getatt_target(props(schedule)["RotationLambdaARN"]) == "RotationFunction"
         assert isinstance(props(schedule)["RotateImmediatelyOnUpdate"], bool)
         if schedule_id != "SigningKeyRotation":
-            # Secrets Manager's own minimum; the scheduler provides the fast cadence.
-            assert props(schedule)["RotationRules"] == {"ScheduleExpression": "rate(4 hours)"}
+            # Counted from the last rotation, so with the longest value Secrets Manager
+            # accepts the tick always comes first: no native rotation between ticks.
+            assert props(schedule)["RotationRules"] == {"AutomaticallyAfterDays": 1000}
+
+
+def test_rotation_function_knows_the_interval_it_keeps_promises_for(expanded):
+    function = expanded["Resources"]["RotationFunction"]["Properties"]
+    variables = function["Environment"]["Variables"]
+    api = expanded["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["KEYROT_ROTATION_INTERVAL_MINUTES"] == {"Ref": "RotationIntervalMinutes"}
+    assert api["KEYROT_ROTATION_INTERVAL_MINUTES"] == {"Ref": "RotationIntervalMinutes"}
+    wait_s = int(variables["KEYROT_PROMISE_WAIT_MAX_MS"]) // 1000
+    verify_s = int(variables["KEYROT_VERIFY_MAX_WAIT_MS"]) // 1000
+    # One invocation runs one step: the longer of the two waits plus the calls' retries.
+    assert function["Timeout"] >= max(wait_s, verify_s) + 60
+
+
+def test_version_budget_alarm_watches_the_highest_version_count(expanded):
+    alarm = expanded["Resources"]["SecretVersionBudgetAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("keyrot", "SecretVersionCount")
+    assert alarm["Statistic"] == "Maximum" and "Dimensions" not in alarm
+    assert alarm["Threshold"] < 100
 
 
 def test_native_schedule_waits_for_its_users_iam_access(expanded):

@@ -5,8 +5,9 @@ use super::endpoints::ApiSettings;
 use super::source_ip::CidrList;
 use super::token::TokenSettings;
 use crate::config::{
-    number_or, required, text_or, ConfigError, DEFAULT_PUBLIC_KEYS_PARAMETER,
-    DEFAULT_SIGNING_KEY_SECRET, PUBLIC_KEYS_PARAMETER, SIGNING_KEY_SECRET_NAME,
+    number_or, required, rotation_interval, text_or, ConfigError, DEFAULT_MANAGED_SECRET_PREFIX,
+    DEFAULT_PUBLIC_KEYS_PARAMETER, DEFAULT_SIGNING_KEY_SECRET, MANAGED_SECRET_PREFIX,
+    PUBLIC_KEYS_PARAMETER, SIGNING_KEY_SECRET_NAME,
 };
 use std::time::Duration;
 
@@ -16,9 +17,7 @@ pub const CLIENT_SECRET_PREFIX: &str = "KEYROT_CLIENT_SECRET_PREFIX";
 pub const TOKEN_ISSUER: &str = "KEYROT_TOKEN_ISSUER";
 pub const TOKEN_AUDIENCE: &str = "KEYROT_TOKEN_AUDIENCE";
 pub const REGISTRY_TTL_SECONDS: &str = "KEYROT_REGISTRY_TTL_SECONDS";
-pub const MANAGED_SECRET_PREFIX: &str = "KEYROT_MANAGED_SECRET_PREFIX";
 pub const TOKEN_TTL_SECONDS: &str = "KEYROT_TOKEN_TTL_SECONDS";
-pub const ROTATION_INTERVAL_MINUTES: &str = "KEYROT_ROTATION_INTERVAL_MINUTES";
 
 /// Tokens live at most this long, whatever the configuration says.
 pub const MAX_TOKEN_TTL_SECONDS: u64 = 900;
@@ -82,11 +81,13 @@ pub fn api_settings_from_lookup(
                 10..=MAX_TOKEN_TTL_SECONDS,
             )?),
         },
-        managed_secret_prefix: text_or(&lookup, MANAGED_SECRET_PREFIX, "keyrot/iam/"),
-        signing_key_secret: text_or(&lookup, SIGNING_KEY_SECRET_NAME, DEFAULT_SIGNING_KEY_SECRET),
-        rotation_interval: Duration::from_secs(
-            60 * number_or(&lookup, ROTATION_INTERVAL_MINUTES, 10, 1..=1440)?,
+        managed_secret_prefix: text_or(
+            &lookup,
+            MANAGED_SECRET_PREFIX,
+            DEFAULT_MANAGED_SECRET_PREFIX,
         ),
+        signing_key_secret: text_or(&lookup, SIGNING_KEY_SECRET_NAME, DEFAULT_SIGNING_KEY_SECRET),
+        rotation_interval: rotation_interval(&lookup)?,
         signing_key_cache_ttl: Duration::from_secs(60),
     })
 }

@@ -1,6 +1,7 @@
 //! `api-fn`: `POST /generate-token` and `GET /active-key?username=U`, behind the authorizer.
 
 use super::authorizer::{parse_allowed_users_context, Route};
+use super::key_times::KeyTimes;
 use super::secret_reader::SecretReader;
 use super::token::{TokenIssuer, TokenSettings};
 use crate::cache::TtlCache;
@@ -201,6 +202,9 @@ impl<R: SecretReader> ApiService<R> {
             return error_response(403, "forbidden", "this client may not read that user's key");
         }
         let secret_id = format!("{}{user}", self.settings.managed_secret_prefix);
+        // Taken before the read: the key was AWSCURRENT at some moment after this, so the
+        // rotator's record of when it stopped being current is never earlier.
+        let fetched_at = SystemTime::now();
         let current = match self.secrets.current(&secret_id).await {
             Ok(Some(current)) => current,
             Ok(None) => {
@@ -225,7 +229,8 @@ impl<R: SecretReader> ApiService<R> {
             );
             return error_response(404, "not_found", "no managed key for this user yet");
         };
-        let rotated = current.created.unwrap_or_else(SystemTime::now);
+        let rotated = current.created.unwrap_or(fetched_at);
+        let lifetime = KeyTimes::of(&key, rotated, fetched_at, self.settings.rotation_interval);
         info!(request_id, client_id, user, decision = "key_read", version = %current.version_id);
         metrics::emit(
             &[("Function", "api-fn")],
@@ -240,7 +245,8 @@ impl<R: SecretReader> ApiService<R> {
                 "SecretAccessKey": key.secret_access_key,
                 "Version": current.version_id,
                 "RotatedAt": crate::time::rfc3339(rotated),
-                "Expiration": crate::time::rfc3339(rotated + self.settings.rotation_interval),
+                "Expiration": crate::time::rfc3339(lifetime.expiration),
+                "RefreshAfter": crate::time::rfc3339(lifetime.refresh_after),
             }),
         )
     }

@@ -6,6 +6,8 @@ pub mod authorizer_service;
 pub mod clients;
 pub mod config;
 pub mod endpoints;
+pub mod key_times;
+pub mod parameters;
 pub mod registry_source;
 pub mod secret_reader;
 pub mod source_ip;

@@ -1,7 +1,9 @@
 //! keyrot's bookkeeping on the IAM user, kept in user tags so it survives crashes:
 //!
 //! * managed-key marks: tag key = access key id (the IAM console's convention for key
-//!   descriptions), value = `keyrot managed secret=<secret name> version=<token>`;
+//!   descriptions), value = `keyrot managed secret=<secret name> version=<token>`, with
+//!   ` until=<unix seconds>` appended once the key stops being AWSCURRENT: the end of the
+//!   key lifetime contract's promise to clients that fetched it (see [`Promise`]);
 //! * creation intents: tag key = `keyrot:creating:<token>`, value =
 //!   `at=<unix seconds> keys=<ids present before>`, written just before CreateAccessKey so a
 //!   key whose creation response was lost can be recognised and removed by the next attempt.
@@ -14,7 +16,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const MANAGED_TAG_PREFIX: &str = "keyrot managed secret=";
 pub const INTENT_TAG_PREFIX: &str = "keyrot:creating:";
 const VERSION_SEPARATOR: &str = " version=";
+const UNTIL_SEPARATOR: &str = " until=";
 const IAM_TAG_VALUE_MAX: usize = 256;
+/// Room kept in a new mark for the ` until=<unix seconds>` written when the key is retired.
+const UNTIL_RESERVE: usize = UNTIL_SEPARATOR.len() + 20;
 
 /// A creation attempt recorded before CreateAccessKey.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +59,8 @@ impl CreationIntent {
         }
         Some(Self {
             token: token.to_owned(),
-            at: UNIX_EPOCH + Duration::from_secs(at?),
+            // A hostile or garbled `at=` must not overflow the clock: such a tag is malformed.
+            at: UNIX_EPOCH.checked_add(Duration::from_secs(at?))?,
             keys_before,
         })
     }
@@ -64,9 +70,12 @@ impl CreationIntent {
     pub fn could_have_created(&self, key_id: &str, created: SystemTime) -> bool {
         const SKEW: Duration = Duration::from_secs(60);
         const CALL_WINDOW: Duration = Duration::from_secs(300);
-        !self.keys_before.iter().any(|id| id == key_id)
-            && created + SKEW >= self.at
-            && created <= self.at + CALL_WINDOW
+        let (Some(earliest), Some(latest)) =
+            (self.at.checked_sub(SKEW), self.at.checked_add(CALL_WINDOW))
+        else {
+            return false;
+        };
+        !self.keys_before.iter().any(|id| id == key_id) && created >= earliest && created <= latest
     }
 }
 
@@ -74,14 +83,59 @@ impl CreationIntent {
 /// secret name is too long to fit IAM's tag value limit.
 pub fn managed_tag_value(secret: &str, token: &str) -> Option<String> {
     let value = format!("{MANAGED_TAG_PREFIX}{secret}{VERSION_SEPARATOR}{token}");
-    (value.len() <= IAM_TAG_VALUE_MAX).then_some(value)
+    (value.len() + UNTIL_RESERVE <= IAM_TAG_VALUE_MAX).then_some(value)
+}
+
+/// A managed key's mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedMark {
+    pub secret: String,
+    pub version: String,
+    /// When the promise to clients that fetched this key ends; `None` while it is (or was
+    /// never recorded as having stopped being) AWSCURRENT.
+    pub until: Option<SystemTime>,
+}
+
+impl ManagedMark {
+    fn parse(value: &str) -> Option<Self> {
+        let mark = value.strip_prefix(MANAGED_TAG_PREFIX)?;
+        let (mark, until) = match mark.rsplit_once(UNTIL_SEPARATOR) {
+            Some((rest, seconds)) => {
+                // A garbled or overflowing `until=` makes the whole mark untrusted (unmarked).
+                let seconds = seconds.parse::<u64>().ok()?;
+                (
+                    rest,
+                    Some(UNIX_EPOCH.checked_add(Duration::from_secs(seconds))?),
+                )
+            }
+            None => (mark, None),
+        };
+        let (secret, version) = mark.rsplit_once(VERSION_SEPARATOR)?;
+        Some(Self {
+            secret: secret.to_owned(),
+            version: version.to_owned(),
+            until,
+        })
+    }
+
+    /// The tag value with the promise's end recorded.
+    pub fn with_until(&self, until: SystemTime) -> String {
+        let seconds = until
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        format!(
+            "{MANAGED_TAG_PREFIX}{}{VERSION_SEPARATOR}{}{UNTIL_SEPARATOR}{seconds}",
+            self.secret, self.version
+        )
+    }
 }
 
 /// What the user's tags say about its keys.
 #[derive(Debug, Clone, Default)]
 pub struct KeyLedger {
-    /// Key id → (secret name, version) for every keyrot-marked key, whatever its secret.
-    managed: HashMap<String, (String, String)>,
+    /// Key id → mark, for every keyrot-marked key, whatever its secret.
+    managed: HashMap<String, ManagedMark>,
     intents: Vec<CreationIntent>,
 }
 
@@ -91,12 +145,8 @@ impl KeyLedger {
         for (key, value) in tags {
             if let Some(intent) = CreationIntent::parse(key, value) {
                 ledger.intents.push(intent);
-            } else if let Some(mark) = value.strip_prefix(MANAGED_TAG_PREFIX) {
-                if let Some((secret, version)) = mark.rsplit_once(VERSION_SEPARATOR) {
-                    ledger
-                        .managed
-                        .insert(key.clone(), (secret.to_owned(), version.to_owned()));
-                }
+            } else if let Some(mark) = ManagedMark::parse(value) {
+                ledger.managed.insert(key.clone(), mark);
             }
         }
         ledger
@@ -104,9 +154,14 @@ impl KeyLedger {
 
     /// Whether keyrot created `key_id` for `secret`.
     pub fn is_managed_by(&self, key_id: &str, secret: &str) -> bool {
+        self.mark_for(key_id, secret).is_some()
+    }
+
+    /// The mark of `key_id`, if keyrot created it for `secret`.
+    pub fn mark_for(&self, key_id: &str, secret: &str) -> Option<&ManagedMark> {
         self.managed
             .get(key_id)
-            .is_some_and(|(owner, _)| owner == secret)
+            .filter(|mark| mark.secret == secret)
     }
 
     /// Whether any keyrot secret claims `key_id`.
@@ -119,7 +174,7 @@ impl KeyLedger {
         let mut stale: Vec<String> = self
             .managed
             .iter()
-            .filter(|(id, (owner, _))| owner == secret && !existing.contains(id.as_str()))
+            .filter(|(id, mark)| mark.secret == secret && !existing.contains(id.as_str()))
             .map(|(id, _)| id.clone())
             .collect();
         stale.sort();

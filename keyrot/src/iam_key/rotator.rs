@@ -1,7 +1,9 @@
 //! The IAM access key rotator: creates the user's next key without ever exceeding IAM's two
-//! keys, touching the AWSCURRENT key, or touching a key keyrot did not create.
+//! keys, touching the AWSCURRENT key, deleting a key still promised to clients (see
+//! [`super::lifetime`]), or touching a key keyrot did not create.
 
 use super::ledger::{managed_tag_value, CreationIntent, KeyLedger};
+use super::lifetime::{self, Decision, KeyLifetime, Slots};
 use super::ports::{AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier};
 use super::secret::{IamKeySecret, KIND};
 use crate::backoff::Backoff;
@@ -11,22 +13,50 @@ use std::collections::HashSet;
 use std::time::SystemTime;
 use tracing::{info, warn};
 
-/// IAM's limit of access keys per user.
-const KEYS_PER_USER: usize = 2;
+/// How the rotator behaves; read once from the function's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamRotationSettings {
+    pub verify_backoff: Backoff,
+    pub lifetime: KeyLifetime,
+    /// Managed secrets are named exactly this prefix followed by the user name.
+    pub managed_prefix: String,
+}
 
 pub struct IamKeyRotator<I, V> {
     iam: I,
     verifier: V,
-    verify_backoff: Backoff,
+    settings: IamRotationSettings,
 }
 
 impl<I: IamKeys, V: KeyVerifier> IamKeyRotator<I, V> {
-    pub fn new(iam: I, verifier: V, verify_backoff: Backoff) -> Self {
+    pub fn new(iam: I, verifier: V, settings: IamRotationSettings) -> Self {
         Self {
             iam,
             verifier,
-            verify_backoff,
+            settings,
         }
+    }
+
+    /// Parses a value of `secret` and refuses one naming another user than the secret's name
+    /// does: whoever can write a secret under the prefix must not get another user's key.
+    fn parse_value(
+        &self,
+        secret: &SecretRef,
+        value: &Sensitive,
+        stage: Stage,
+    ) -> Result<IamKeySecret, RotationError> {
+        let parsed = IamKeySecret::parse(value, &secret.name, stage.label())?;
+        let expected = secret
+            .name
+            .strip_prefix(self.settings.managed_prefix.as_str());
+        if expected != Some(parsed.user_name.as_str()) {
+            return Err(RotationError::SecretNameMismatch {
+                secret: secret.name.clone(),
+                user: parsed.user_name,
+                prefix: self.settings.managed_prefix.clone(),
+            });
+        }
+        Ok(parsed)
     }
 
     async fn require_user(&self, secret: &SecretRef, name: &str) -> Result<IamUser, RotationError> {
@@ -39,28 +69,19 @@ impl<I: IamKeys, V: KeyVerifier> IamKeyRotator<I, V> {
             })
     }
 
-    /// Keys to delete before creating a new one: this secret's superseded keys (the
-    /// AWSPREVIOUS key, keys of abandoned attempts) and unmarked keys whose creation
-    /// response was lost. Never the AWSCURRENT key, never a key keyrot did not create.
-    async fn keys_to_retire<'k>(
+    /// Unmarked keys that are the product of an interrupted CreateAccessKey.
+    async fn lost_creations(
         &self,
-        secret: &SecretRef,
-        current_key: Option<&str>,
-        keys: &'k [AccessKeyInfo],
+        keys: &[AccessKeyInfo],
         ledger: &KeyLedger,
-    ) -> Result<Vec<(&'k AccessKeyInfo, &'static str)>, RotationError> {
-        let mut retire = Vec::new();
+    ) -> Result<HashSet<String>, RotationError> {
+        let mut lost = HashSet::new();
         for key in keys {
-            if Some(key.id.as_str()) == current_key {
-                continue;
-            }
-            if ledger.is_managed_by(&key.id, &secret.name) {
-                retire.push((key, "superseded"));
-            } else if !ledger.is_marked(&key.id) && self.is_lost_creation(key, ledger).await? {
-                retire.push((key, "creation_response_lost"));
+            if !ledger.is_marked(&key.id) && self.is_lost_creation(key, ledger).await? {
+                lost.insert(key.id.clone());
             }
         }
-        Ok(retire)
+        Ok(lost)
     }
 
     /// An unmarked key is the product of an interrupted CreateAccessKey if it appeared
@@ -83,6 +104,25 @@ impl<I: IamKeys, V: KeyVerifier> IamKeyRotator<I, V> {
         Ok(self.iam.key_last_used(&key.id).await?.is_none())
     }
 
+    /// Records when a superseded key's promise ends, in its mark.
+    async fn record_promise(
+        &self,
+        user: &str,
+        secret: &SecretRef,
+        ledger: &KeyLedger,
+        key_id: &str,
+        until: SystemTime,
+    ) -> Result<(), RotationError> {
+        let Some(mark) = ledger.mark_for(key_id, &secret.name) else {
+            return Ok(());
+        };
+        self.iam
+            .tag_user(user, key_id, &mark.with_until(until))
+            .await?;
+        info!(decision = "promise_recorded", user, key_id, until = %crate::time::rfc3339(until));
+        Ok(())
+    }
+
     async fn verify_key(
         &self,
         user: &IamUser,
@@ -90,7 +130,7 @@ impl<I: IamKeys, V: KeyVerifier> IamKeyRotator<I, V> {
         secret: &Sensitive,
     ) -> Result<(), RotationError> {
         let started = tokio::time::Instant::now();
-        let mut delays = self.verify_backoff.delays();
+        let mut delays = self.settings.verify_backoff.delays();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -124,6 +164,23 @@ impl<I: IamKeys, V: KeyVerifier> IamKeyRotator<I, V> {
             tokio::time::sleep(delay).await;
         }
     }
+
+    /// Deletes a key and says why.
+    async fn retire(&self, user: &str, key_id: &str, reason: &str) -> Result<(), RotationError> {
+        self.iam.delete_access_key(user, key_id).await?;
+        info!(decision = "deleted_key", user, key_id, reason);
+        Ok(())
+    }
+
+    /// The interval the new version is handed out under: never shorter than the current
+    /// key's, so that a carried-forward key keeps the promise its earlier fetches got.
+    fn interval_seconds(&self, current: &IamKeySecret) -> u64 {
+        self.settings
+            .lifetime
+            .interval
+            .as_secs()
+            .max(current.interval_seconds.unwrap_or_default())
+    }
 }
 
 impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
@@ -136,38 +193,64 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
         secret: &SecretRef,
         token: &str,
         current: &Sensitive,
+        previous: Option<&Sensitive>,
     ) -> Result<Sensitive, RotationError> {
-        let current = IamKeySecret::parse(current, &secret.name, Stage::Current.label())?;
+        let current = self.parse_value(secret, current, Stage::Current)?;
+        // AWSPREVIOUS only matters for its key; a value that does not parse has none to keep.
+        let previous =
+            previous.and_then(|value| self.parse_value(secret, value, Stage::Previous).ok());
         let user = self.require_user(secret, &current.user_name).await?;
         let mark = managed_tag_value(&secret.name, token).ok_or_else(|| {
             RotationError::invalid_value(
                 &secret.name,
                 Stage::Current.label(),
                 KIND,
-                "the secret name is too long to mark keys with (at most 180 characters)",
+                "the secret name is too long to mark keys with (at most 170 characters)",
             )
         })?;
         let keys = self.iam.list_access_keys(&user.name).await?;
         let tags = self.iam.list_user_tags(&user.name).await?;
         let ledger = KeyLedger::from_tags(&tags);
         let current_key = current.access_key_id.as_deref();
+        let previous_key = previous
+            .as_ref()
+            .and_then(|value| Some((value.access_key_id.as_deref()?, value.interval())))
+            .filter(|(id, _)| Some(*id) != current_key);
+        let lost = self.lost_creations(&keys, &ledger).await?;
+        let plan = lifetime::plan(
+            &Slots {
+                secret: &secret.name,
+                keys: &keys,
+                ledger: &ledger,
+                current_key,
+                previous_key,
+                lost: &lost,
+            },
+            &self.settings.lifetime,
+            SystemTime::now(),
+        );
 
-        let retire = self
-            .keys_to_retire(secret, current_key, &keys, &ledger)
-            .await?;
-        for (key, reason) in &retire {
-            self.iam.delete_access_key(&user.name, &key.id).await?;
-            info!(decision = "deleted_key", user = %user.name, key_id = %key.id, reason);
+        for (key_id, until) in &plan.record {
+            self.record_promise(&user.name, secret, &ledger, key_id, *until)
+                .await?;
         }
-        let retired: HashSet<&str> = retire.iter().map(|(key, _)| key.id.as_str()).collect();
+        if let Some(until) = plan.wait_until {
+            let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
+            info!(decision = "waiting_for_promise", user = %user.name, wait_ms = wait.as_millis() as u64, "a superseded key's promise is about to end");
+            tokio::time::sleep(wait).await;
+        }
+        for (key_id, reason) in &plan.retire {
+            self.retire(&user.name, key_id, reason).await?;
+        }
+
+        // Drop bookkeeping that no longer describes anything: marks of deleted keys and the
+        // intents of earlier attempts (their lost keys were just removed).
+        let retired: HashSet<&str> = plan.retire.iter().map(|(id, _)| id.as_str()).collect();
         let remaining: Vec<&str> = keys
             .iter()
             .map(|key| key.id.as_str())
             .filter(|id| !retired.contains(id))
             .collect();
-
-        // Drop bookkeeping that no longer describes anything: marks of deleted keys and the
-        // intents of earlier attempts (their lost keys were just removed).
         let existing: HashSet<&str> = remaining.iter().copied().collect();
         let mut obsolete = ledger.stale_marks(&secret.name, &existing);
         obsolete.extend(
@@ -180,17 +263,30 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
             self.iam.untag_user(&user.name, &obsolete).await?;
         }
 
-        if remaining.len() >= KEYS_PER_USER {
-            let foreign_keys: Vec<String> = remaining
-                .iter()
-                .filter(|id| Some(**id) != current_key)
-                .map(|id| (*id).to_owned())
-                .collect();
-            warn!(decision = "no_free_key_slot", user = %user.name, foreign_keys = ?foreign_keys);
-            return Err(RotationError::NoFreeKeySlot {
-                user: user.name,
+        let interval_seconds = Some(self.interval_seconds(&current));
+        match plan.decision {
+            Decision::Mint => {}
+            Decision::CarryForward {
+                promised_key,
+                until,
+            } => {
+                info!(decision = "carried_forward", user = %user.name, key_id = current_key.unwrap_or_default(), promised_key = %promised_key, promised_until = %crate::time::rfc3339(until), "every slot holds a key still promised to clients: the current key carries on");
+                return Ok(IamKeySecret {
+                    interval_seconds,
+                    ..current
+                }
+                .to_sensitive());
+            }
+            Decision::NoFreeSlot {
                 foreign_keys,
-            });
+                promised_keys,
+            } => {
+                warn!(decision = "no_free_key_slot", user = %user.name, foreign_keys = ?foreign_keys, promised_keys = ?promised_keys);
+                return Err(RotationError::NoFreeKeySlot {
+                    user: user.name,
+                    foreign_keys,
+                });
+            }
         }
 
         let intent = CreationIntent {
@@ -214,6 +310,7 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
             access_key_id: Some(new_key.id),
             secret_access_key: Some(new_key.secret.expose().to_owned()),
             created_at: new_key.created_at,
+            interval_seconds,
         }
         .to_sensitive())
     }
@@ -224,8 +321,8 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
         current: &Sensitive,
         pending: &Sensitive,
     ) -> Result<(), RotationError> {
-        let current = IamKeySecret::parse(current, &secret.name, Stage::Current.label())?;
-        let pending = IamKeySecret::parse(pending, &secret.name, Stage::Pending.label())?;
+        let current = self.parse_value(secret, current, Stage::Current)?;
+        let pending = self.parse_value(secret, pending, Stage::Pending)?;
         if current.user_name != pending.user_name {
             return Err(RotationError::UserMismatch {
                 secret: secret.name.clone(),
@@ -255,7 +352,7 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
     }
 
     async fn test(&self, secret: &SecretRef, value: &Sensitive) -> Result<(), RotationError> {
-        let value = IamKeySecret::parse(value, &secret.name, Stage::Pending.label())?;
+        let value = self.parse_value(secret, value, Stage::Pending)?;
         let user = self.require_user(secret, &value.user_name).await?;
         match value.key() {
             Some((key_id, key_secret)) => self.verify_key(&user, key_id, &key_secret).await,
@@ -271,13 +368,40 @@ impl<I: IamKeys, V: KeyVerifier> Rotator for IamKeyRotator<I, V> {
         secret: &SecretRef,
         token: &str,
         promoted: &Sensitive,
+        superseded: Option<&Sensitive>,
     ) -> Result<(), RotationError> {
-        let promoted = IamKeySecret::parse(promoted, &secret.name, Stage::Current.label())?;
+        let promoted = self.parse_value(secret, promoted, Stage::Current)?;
+        let user = promoted.user_name.as_str();
         let intent_tag = CreationIntent::tag_key(token);
-        let tags = self.iam.list_user_tags(&promoted.user_name).await?;
+        let tags = self.iam.list_user_tags(user).await?;
         if tags.iter().any(|(key, _)| *key == intent_tag) {
-            self.iam
-                .untag_user(&promoted.user_name, &[intent_tag])
+            self.iam.untag_user(user, &[intent_tag]).await?;
+        }
+        // The superseded key was handed out until just now: its promise ends one interval
+        // from now. Recorded once; a retried finishSecret leaves the first record alone.
+        let superseded =
+            superseded.and_then(|value| self.parse_value(secret, value, Stage::Previous).ok());
+        let Some(superseded) = superseded else {
+            return Ok(());
+        };
+        let Some(key_id) = superseded
+            .access_key_id
+            .as_deref()
+            .filter(|id| Some(*id) != promoted.access_key_id.as_deref())
+        else {
+            return Ok(());
+        };
+        let ledger = KeyLedger::from_tags(&tags);
+        if ledger
+            .mark_for(key_id, &secret.name)
+            .is_some_and(|mark| mark.until.is_none())
+        {
+            let until = self
+                .settings
+                .lifetime
+                .promise_end(SystemTime::now(), superseded.interval())
+                .unwrap_or_else(SystemTime::now);
+            self.record_promise(user, secret, &ledger, key_id, until)
                 .await?;
         }
         Ok(())

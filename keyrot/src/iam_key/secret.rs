@@ -2,11 +2,14 @@
 
 use crate::rotation::{parse_secret_json, RotationError};
 use crate::Sensitive;
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
-/// `{"UserName", "AccessKeyId", "SecretAccessKey", "CreatedAt"}`. A freshly onboarded secret
-/// holds only `UserName`; the first rotation creates the first managed key.
+/// `{"UserName", "AccessKeyId", "SecretAccessKey", "CreatedAt", "IntervalSeconds"}`. A freshly
+/// onboarded secret holds only `UserName`; the first rotation creates the first managed key.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct IamKeySecret {
@@ -18,6 +21,11 @@ pub struct IamKeySecret {
     /// When IAM created the key (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// The rotation interval this version is handed out under: the API promises the key for
+    /// this long after each fetch, and the rotator keeps it that long after it stops being
+    /// AWSCURRENT. Written by the rotator; absent in values older than the contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
 }
 
 pub(crate) const KIND: &str = "iam-access-key";
@@ -46,6 +54,17 @@ impl IamKeySecret {
         Sensitive::new(serde_json::to_string(self).unwrap_or_default())
     }
 
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval_seconds.map(Duration::from_secs)
+    }
+
+    /// When IAM created the key, if recorded and well-formed.
+    pub fn created(&self) -> Option<SystemTime> {
+        let text = self.created_at.as_deref()?;
+        let parsed = DateTime::from_str(text, Format::DateTime).ok()?;
+        SystemTime::try_from(parsed).ok()
+    }
+
     /// The key's id and secret, when the secret holds a key.
     pub fn key(&self) -> Option<(&str, Sensitive)> {
         match (&self.access_key_id, &self.secret_access_key) {
@@ -65,6 +84,7 @@ impl fmt::Debug for IamKeySecret {
                 &self.secret_access_key.as_ref().map(|_| "<redacted>"),
             )
             .field("created_at", &self.created_at)
+            .field("interval_seconds", &self.interval_seconds)
             .finish()
     }
 }

@@ -4,7 +4,7 @@
 use super::store::{SecretDescription, SecretStore, Stage};
 use super::{RotationError, RotationRequest, Rotator, SecretRef, Step};
 use crate::Sensitive;
-use tracing::info;
+use tracing::{info, warn};
 
 /// What a step did, for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,15 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
         if description.has_stage(token, Stage::Current) {
             if request.step == Step::Finish {
                 // A finishSecret retried after the label move: complete what may not have run.
-                self.complete_finish(id, &secret, token, &description)
+                let superseded = match description.versions_with(Stage::Previous).first() {
+                    Some(version) => {
+                        self.store
+                            .get_value(id, Some(version), Stage::Previous)
+                            .await?
+                    }
+                    None => None,
+                };
+                self.complete_finish(id, &secret, token, &description, superseded.as_ref())
                     .await?;
             }
             info!(
@@ -111,8 +119,24 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
             return Ok(StepOutcome::PendingAlreadyCreated);
         }
         let current = self.current_value(id, secret).await?;
-        let pending = self.rotator.create(secret, token, &current).await?;
-        self.store.put_pending(id, token, &pending).await?;
+        let previous = self.store.get_value(id, None, Stage::Previous).await?;
+        let pending = self
+            .rotator
+            .create(secret, token, &current, previous.as_ref())
+            .await?;
+        self.store
+            .put_pending(id, token, &pending)
+            .await
+            .map_err(|error| {
+                if error.has_code("LimitExceededException") {
+                    RotationError::VersionLimitReached {
+                        secret: secret.name.clone(),
+                        aws_message: error.to_string(),
+                    }
+                } else {
+                    RotationError::Aws(error)
+                }
+            })?;
         info!(
             decision = "pending_stored",
             "stored the new value as AWSPENDING"
@@ -167,6 +191,7 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
     ) -> Result<StepOutcome, RotationError> {
         // Fail before touching labels if the new version was never created.
         self.pending_value(id, secret, token).await?;
+        let superseded = self.current_value(id, secret).await?;
         let previous_current = description
             .versions_with(Stage::Current)
             .into_iter()
@@ -180,8 +205,36 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
             previous_version = previous_current.unwrap_or("none"),
             "moved AWSCURRENT to the new version"
         );
-        self.complete_finish(id, secret, token, description).await?;
+        self.complete_finish(id, secret, token, description, Some(&superseded))
+            .await?;
+        self.report_version_count(id, secret).await;
         Ok(StepOutcome::Finished)
+    }
+
+    /// Every rotation adds a version, and Secrets Manager keeps each one for 24 hours: the
+    /// count is reported so that an alarm fires well before PutSecretValue is refused.
+    async fn report_version_count(&self, id: &str, secret: &SecretRef) {
+        match self.store.count_versions(id).await {
+            Ok(count) => {
+                info!(
+                    decision = "versions_counted",
+                    versions = count,
+                    "versions of the secret, deprecated ones included"
+                );
+                crate::metrics::emit(
+                    &[],
+                    &[&[]],
+                    &[(
+                        "SecretVersionCount",
+                        count as f64,
+                        crate::metrics::Unit::Count,
+                    )],
+                );
+            }
+            Err(error) => {
+                warn!(decision = "versions_not_counted", secret = %secret.name, error = %error);
+            }
+        }
     }
 
     /// The part of finishSecret after the promotion: no version may keep AWSPENDING, or the
@@ -192,6 +245,7 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
         secret: &SecretRef,
         token: &str,
         description: &SecretDescription,
+        superseded: Option<&Sensitive>,
     ) -> Result<(), RotationError> {
         for version in description.versions_with(Stage::Pending) {
             self.store
@@ -210,7 +264,9 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
                 secret: secret.name.clone(),
                 stage: Stage::Current.label(),
             })?;
-        self.rotator.finished(secret, token, &promoted).await
+        self.rotator
+            .finished(secret, token, &promoted, superseded)
+            .await
     }
 
     async fn current_value(

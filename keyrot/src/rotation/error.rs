@@ -43,11 +43,21 @@ pub enum RotationError {
     #[error("IAM user {user} named by secret {secret} does not exist")]
     UserNotFound { secret: String, user: String },
 
-    #[error("IAM user {user} has no free access key slot: {foreign_keys:?} {verb} not created by keyrot and keyrot never deletes such keys; delete one of them (aws iam delete-access-key --user-name {user} --access-key-id <id>) or, to hand it to keyrot, store it as the secret's AWSCURRENT value, then retry the rotation", verb = if foreign_keys.len() == 1 { "was" } else { "were" })]
+    #[error("IAM user {user} has no free access key slot: {foreign_keys:?} {verb} not created by keyrot and keyrot never deletes such keys; delete one of them (aws iam delete-access-key --user-name {user} --access-key-id <id>) then retry the rotation", verb = if foreign_keys.len() == 1 { "was" } else { "were" })]
     NoFreeKeySlot {
         user: String,
         foreign_keys: Vec<String>,
     },
+
+    #[error("secret {secret} names IAM user {user}, but a managed secret's name must be exactly {prefix:?} followed by its user's name: refusing to touch {user}'s keys")]
+    SecretNameMismatch {
+        secret: String,
+        user: String,
+        prefix: String,
+    },
+
+    #[error("secret {secret} has reached Secrets Manager's limit on versions ({aws_message}): Secrets Manager keeps every version younger than 24 hours, so each rotation adds one; lengthen the rotation interval (RotationIntervalMinutes 15 or more keeps under 100 versions a day) and avoid extra manual rotations. AWSCURRENT is unchanged and its key keeps working")]
+    VersionLimitReached { secret: String, aws_message: String },
 
     #[error("AWSPENDING of secret {secret} names IAM user {pending} but AWSCURRENT names {current}: refusing to mix users")]
     UserMismatch {
@@ -112,6 +122,8 @@ impl RotationError {
             Self::InvalidSecretValue { .. } => "InvalidSecretValue",
             Self::UserNotFound { .. } => "UserNotFound",
             Self::NoFreeKeySlot { .. } => "NoFreeKeySlot",
+            Self::SecretNameMismatch { .. } => "SecretNameMismatch",
+            Self::VersionLimitReached { .. } => "VersionLimitReached",
             Self::UserMismatch { .. } => "UserMismatch",
             Self::KeyNotOwned { .. } => "KeyNotOwned",
             Self::KeyNotVerified { .. } => "KeyNotVerified",

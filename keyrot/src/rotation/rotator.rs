@@ -17,14 +17,16 @@ pub trait Rotator: Send + Sync {
     /// Short name for logs and metrics, e.g. `iam-access-key`.
     fn kind(&self) -> &'static str;
 
-    /// createSecret: the value of the new version, made from the AWSCURRENT one. Called only
-    /// while the pending version has no value yet, so it must clean up whatever an earlier,
-    /// interrupted attempt for the same token left behind.
+    /// createSecret: the value of the new version, made from the AWSCURRENT one (and the
+    /// AWSPREVIOUS one, when there is one). Called only while the pending version has no value
+    /// yet, so it must clean up whatever an earlier, interrupted attempt for the same token
+    /// left behind.
     fn create(
         &self,
         secret: &SecretRef,
         token: &str,
         current: &Sensitive,
+        previous: Option<&Sensitive>,
     ) -> impl Future<Output = Result<Sensitive, RotationError>> + Send;
 
     /// setSecret: apply the pending value where it is used, or check that nothing needs to be.
@@ -42,11 +44,13 @@ pub trait Rotator: Send + Sync {
         value: &Sensitive,
     ) -> impl Future<Output = Result<(), RotationError>> + Send;
 
-    /// finishSecret, after AWSCURRENT moved to the token: tidy up or publish.
+    /// finishSecret, after AWSCURRENT moved to the token: tidy up or publish. `superseded` is
+    /// the value that was AWSCURRENT before (now AWSPREVIOUS), when known.
     fn finished(
         &self,
         secret: &SecretRef,
         token: &str,
         promoted: &Sensitive,
+        superseded: Option<&Sensitive>,
     ) -> impl Future<Output = Result<(), RotationError>> + Send;
 }

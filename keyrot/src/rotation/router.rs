@@ -42,8 +42,9 @@ impl<D: Rotator, S: Rotator> Rotator for ByName<D, S> {
         secret: &SecretRef,
         token: &str,
         current: &Sensitive,
+        previous: Option<&Sensitive>,
     ) -> Result<Sensitive, RotationError> {
-        route!(self, secret, r => r.create(secret, token, current))
+        route!(self, secret, r => r.create(secret, token, current, previous))
     }
 
     async fn set(
@@ -64,7 +65,8 @@ impl<D: Rotator, S: Rotator> Rotator for ByName<D, S> {
         secret: &SecretRef,
         token: &str,
         promoted: &Sensitive,
+        superseded: Option<&Sensitive>,
     ) -> Result<(), RotationError> {
-        route!(self, secret, r => r.finished(secret, token, promoted))
+        route!(self, secret, r => r.finished(secret, token, promoted, superseded))
     }
 }

@@ -13,6 +13,10 @@ impl SecretsManagerStore {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl SecretStore for SecretsManagerStore {
@@ -75,6 +79,28 @@ impl SecretStore for SecretsManagerStore {
             .await
             .map_err(|e| AwsCallError::from_sdk("PutSecretValue", &e))?;
         Ok(())
+    }
+
+    async fn count_versions(&self, secret_id: &str) -> Result<usize, AwsCallError> {
+        let mut count = 0usize;
+        let mut next = None;
+        loop {
+            let output = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(secret_id)
+                .include_deprecated(true)
+                .max_results(100)
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|e| AwsCallError::from_sdk("ListSecretVersionIds", &e))?;
+            count = count.saturating_add(output.versions.map_or(0, |versions| versions.len()));
+            match output.next_token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => return Ok(count),
+            }
+        }
     }
 
     async fn move_stage(

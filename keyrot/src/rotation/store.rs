@@ -81,6 +81,12 @@ pub trait SecretStore: Send + Sync {
         value: &Sensitive,
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 
+    /// How many versions the secret has, deprecated (unlabelled) ones included.
+    fn count_versions(
+        &self,
+        secret_id: &str,
+    ) -> impl Future<Output = Result<usize, AwsCallError>> + Send;
+
     /// UpdateSecretVersionStage.
     fn move_stage(
         &self,

@@ -85,6 +85,10 @@ impl SecretStore for MemoryStore {
         Ok(())
     }
 
+    async fn count_versions(&self, _: &str) -> Result<usize, AwsCallError> {
+        Ok(self.versions.lock().unwrap().len())
+    }
+
     async fn move_stage(
         &self,
         _: &str,
@@ -129,6 +133,7 @@ impl Rotator for RecordingRotator {
         _: &SecretRef,
         token: &str,
         current: &Sensitive,
+        _previous: Option<&Sensitive>,
     ) -> Result<Sensitive, RotationError> {
         self.calls
             .lock()
@@ -160,11 +165,13 @@ impl Rotator for RecordingRotator {
         _: &SecretRef,
         token: &str,
         promoted: &Sensitive,
+        superseded: Option<&Sensitive>,
     ) -> Result<(), RotationError> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("finished {token} {}", promoted.expose()));
+        self.calls.lock().unwrap().push(format!(
+            "finished {token} {} after {}",
+            promoted.expose(),
+            superseded.map_or("none", Sensitive::expose)
+        ));
         Ok(())
     }
 }
@@ -218,8 +225,9 @@ async fn runs_the_four_steps_and_moves_the_labels() {
             "create old",
             "set old value-v2",
             "test value-v2",
-            "finished v2 value-v2",
-            "finished v2 value-v2",
+            // The superseded value reaches the rotator on the first run and on the retry.
+            "finished v2 value-v2 after old",
+            "finished v2 value-v2 after old",
         ]
     );
 }

@@ -63,6 +63,7 @@ impl<P: PublicKeyStore> Rotator for SigningKeyRotator<P> {
         secret: &SecretRef,
         _token: &str,
         current: &Sensitive,
+        _previous: Option<&Sensitive>,
     ) -> Result<Sensitive, RotationError> {
         SigningKeySecret::parse(current, &secret.name, Stage::Current.label())?;
         let new_key = SigningKeySecret::generate(SystemTime::now()).ok_or_else(|| {
@@ -125,6 +126,7 @@ impl<P: PublicKeyStore> Rotator for SigningKeyRotator<P> {
         secret: &SecretRef,
         _token: &str,
         promoted: &Sensitive,
+        _superseded: Option<&Sensitive>,
     ) -> Result<(), RotationError> {
         let promoted = SigningKeySecret::parse(promoted, &secret.name, Stage::Current.label())?;
         self.publish(secret, &promoted).await
