@@ -122,10 +122,16 @@ async fn rotate(aws: &Aws, counters: &Counters, source: Source, secret_id: &str)
             Outcome::Accepted
         }
         Err(error) => {
-            let text = aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string();
-            let in_progress = text.contains("previous rotation isn't complete");
-            eprintln!(
-                "{} rotation of {secret_id} refused: {text}",
+            use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+            let (code, message) = (
+                error.code().unwrap_or("no error code"),
+                error.message().unwrap_or("no message"),
+            );
+            // Secrets Manager's answer to RotateSecret during a rotation in progress.
+            let in_progress =
+                code == "InvalidRequestException" && message.contains("rotation isn't complete");
+            println!(
+                "{} rotation of {secret_id} refused: {code}: {message}",
                 source.as_str()
             );
             if in_progress {
@@ -149,20 +155,21 @@ pub async fn rotate_every(
 ) -> Result<(), LocalError> {
     let mut tasks = tokio::task::JoinSet::new();
     for secret_id in secret_ids {
-        let (tick_aws, tick_counters, tick_secret) =
-            (aws.clone(), counters.clone(), secret_id.clone());
+        let tick = (aws.clone(), counters.clone(), secret_id.clone());
         tasks.spawn(async move {
+            let (aws, counters, secret_id) = tick;
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             ticks.tick().await; // the first tick is immediate; provisioning just rotated
             loop {
                 ticks.tick().await;
-                rotate(&tick_aws, &tick_counters, Source::Tick, &tick_secret).await;
+                rotate(&aws, &counters, Source::Tick, &secret_id).await;
             }
         });
         if let Some(window) = native_window {
-            let (aws, counters, secret_id) = (aws.clone(), counters.clone(), secret_id.clone());
+            let native = (aws.clone(), counters.clone(), secret_id.clone());
             tasks.spawn(async move {
+                let (aws, counters, secret_id) = native;
                 loop {
                     let offset = random_fraction_of(window);
                     tokio::time::sleep(offset).await;

@@ -47,7 +47,12 @@ impl LocalStack {
                 "{function} is not built: run ./scripts/test (it runs cargo build --bins first)"
             );
         }
-        let state_dir = std::env::temp_dir().join(format!("keyrot-e2e-{}", std::process::id()));
+        static STACKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let state_dir = std::env::temp_dir().join(format!(
+            "keyrot-e2e-{}-{}",
+            std::process::id(),
+            STACKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
         std::fs::create_dir_all(&state_dir).expect("state dir");
         let ready_file = state_dir.join("ready.json");
         let stdout_log = state_dir.join("stack.out");
@@ -317,7 +322,14 @@ async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
         "previous key active: {keys:?}"
     );
 
-    // A second rotation removes the oldest: exactly two keys remain.
+    // The response says how long the key is promised and when a newer one is expected.
+    let expiration = second["Expiration"].as_str().expect("Expiration");
+    let refresh_after = second["RefreshAfter"].as_str().expect("RefreshAfter");
+    assert!(refresh_after <= expiration, "{second}");
+
+    // A second rotation within the interval is early (an operator, a deploy): the first key
+    // is still promised to whoever fetched it, so the current key carries forward and both
+    // keys stay.
     secrets
         .rotate_secret()
         .secret_id("keyrot/iam/alice")
@@ -325,15 +337,23 @@ async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
         .await
         .expect("rotate");
     let (_, third) = active_key(&http, &api, &key, &first_token, "alice").await;
-    handed_out.push(third["SecretAccessKey"].as_str().unwrap().to_owned());
+    assert_eq!(
+        third["AccessKeyId"], second["AccessKeyId"],
+        "carried forward"
+    );
+    assert_ne!(
+        third["Version"], second["Version"],
+        "a new version completed"
+    );
     let ids: Vec<String> = keys_of(&iam, "alice")
         .await
         .into_iter()
         .map(|(id, _)| id)
         .collect();
     assert_eq!(ids.len(), 2);
-    assert!(!ids.contains(&first["AccessKeyId"].as_str().unwrap().to_owned()));
+    assert!(ids.contains(&first["AccessKeyId"].as_str().unwrap().to_owned()));
     assert!(ids.contains(&second["AccessKeyId"].as_str().unwrap().to_owned()));
+    assert!(caller_arn(&aws, &first).await.ends_with(":user/alice"));
 
     // A second client, added without redeploy, that may read only bob.
     let other_key = "e2e0other0client0key0with0enough0entropy0000";
@@ -524,4 +544,168 @@ async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
             );
         }
     }
+}
+
+/// The scheduler's counts (`scheduler.json` in the state directory).
+fn scheduler_counts(stack: &LocalStack) -> Value {
+    std::fs::read_to_string(stack.state_dir.join("scheduler.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// RotateSecret until Secrets Manager accepts it (a tick or native window may be rotating).
+async fn rotate_when_free(secrets: &aws_sdk_secretsmanager::Client, secret_id: &str) {
+    for _ in 0..100 {
+        match secrets.rotate_secret().secret_id(secret_id).send().await {
+            Ok(_) => return,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("RotateSecret on {secret_id} refused for 10 s");
+}
+
+/// The key lifetime contract from a consumer's side: a boto3 client that re-fetches only at
+/// RefreshAfter keeps authenticating as alice every 100 ms through six compressed intervals of
+/// ticks, native-window rotations at random offsets, a manual rotation and a redeploy-like
+/// double rotation. Then a stuck rotation makes the tick refused, and counted, as on AWS.
+#[tokio::test]
+async fn a_consumer_refreshing_at_refresh_after_never_holds_a_dead_key() {
+    const INTERVAL_SECONDS: u64 = 8;
+    const SOAK_SECONDS: u64 = 6 * INTERVAL_SECONDS;
+    let stack = LocalStack::start(&[
+        "--interval-seconds",
+        &INTERVAL_SECONDS.to_string(),
+        "--native-window-seconds",
+        "5",
+    ]);
+    let aws = stack.aws().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let iam = aws_sdk_iam::Client::new(&aws);
+    let consumer = Command::new(workspace_root().join(".venv/bin/python"))
+        .arg(workspace_root().join("tests/consumer_soak.py"))
+        .args([
+            stack.api().as_str(),
+            stack.ready["aws_endpoint"].as_str().expect("endpoint"),
+            "alice",
+            &SOAK_SECONDS.to_string(),
+        ])
+        .env("KEYROT_API_KEY", stack.api_key())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the consumer");
+
+    // While it runs: a manual rotation, a deploy's double rotation, and the key count.
+    let mut most_keys = 0;
+    let started = Instant::now();
+    let mut manual_done = false;
+    let mut deploy_done = false;
+    while started.elapsed() < Duration::from_secs(SOAK_SECONDS) {
+        let elapsed = started.elapsed().as_secs();
+        if !manual_done && elapsed >= 13 {
+            rotate_when_free(&secrets, "keyrot/iam/alice").await;
+            manual_done = true;
+        }
+        if !deploy_done && elapsed >= 29 {
+            rotate_when_free(&secrets, "keyrot/iam/alice").await;
+            rotate_when_free(&secrets, "keyrot/iam/alice").await;
+            deploy_done = true;
+        }
+        most_keys = most_keys.max(keys_of(&iam, "alice").await.len());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let output = consumer.wait_with_output().expect("consumer output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "consumer failed: {stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("consumer summary");
+    let counts = scheduler_counts(&stack);
+    let report = format!(
+        "consumer soak over {SOAK_SECONDS} s ({INTERVAL_SECONDS} s interval): {summary}\n\
+         rotations started: {counts}; most keys alice held at once: {most_keys}\n"
+    );
+    eprint!("{report}");
+    // cargo test hides a passing test's output: ./scripts/test prints this file afterwards.
+    let report_dir = workspace_root().join("target").join("keyrot");
+    let _ = std::fs::create_dir_all(&report_dir);
+    let _ = std::fs::write(report_dir.join("consumer-soak.txt"), &report);
+
+    assert_eq!(summary["failed"], 0, "calls with a dead key: {summary}");
+    assert_eq!(summary["past_expiration"], 0, "{summary}");
+    assert!(summary["calls"].as_u64().unwrap_or(0) >= 200, "{summary}");
+    assert!(
+        summary["keys"].as_u64().unwrap_or(0) >= 4,
+        "keys rotated: {summary}"
+    );
+    // Fetches: one per key, plus re-fetches of a carried-forward or late key.
+    // Fetches follow RefreshAfter (about once per key, then once a second while a rotation is
+    // late), not the 100 ms calls.
+    assert!(
+        summary["fetches"].as_u64().unwrap_or(u64::MAX) <= SOAK_SECONDS,
+        "{summary}"
+    );
+    assert!(most_keys <= 2, "IAM's limit, never exceeded");
+    assert!(
+        counts["tick"]["accepted"].as_u64().unwrap_or(0) >= 4,
+        "{counts}"
+    );
+    assert!(
+        counts["native_window"]["accepted"].as_u64().unwrap_or(0) >= 4,
+        "{counts}"
+    );
+    for source in ["tick", "native_window"] {
+        assert_eq!(counts[source]["failed"], 0, "no rotation failed: {counts}");
+    }
+
+    // A stuck rotation (a version left AWSPENDING, as a failed rotation leaves it): the next
+    // tick of bob's secret is refused by Secrets Manager, and counted.
+    let current = secrets
+        .get_secret_value()
+        .secret_id("keyrot/iam/bob")
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .expect("bob's current value");
+    let refused_before = counts["tick"]["refused_in_progress"].as_u64().unwrap_or(0);
+    let mut stuck = false;
+    for _ in 0..50 {
+        // A native window or tick may be rotating bob right now; PutSecretValue for a new
+        // pending version succeeds once that one has finished.
+        let put = secrets
+            .put_secret_value()
+            .secret_id("keyrot/iam/bob")
+            .secret_string(current.secret_string().unwrap_or_default())
+            .version_stages("AWSPENDING")
+            .send()
+            .await;
+        if put.is_ok() {
+            stuck = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stuck, "could not leave a pending version on bob's secret");
+    let deadline = Instant::now() + Duration::from_secs(3 * INTERVAL_SECONDS);
+    let refused = loop {
+        let refused = scheduler_counts(&stack)["tick"]["refused_in_progress"]
+            .as_u64()
+            .unwrap_or(0);
+        if refused > refused_before || Instant::now() > deadline {
+            break refused;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(refused > refused_before, "the refused tick is counted");
+    assert!(
+        stack.console().contains("previous rotation isn't complete"),
+        "the refusal says why"
+    );
+    // Each completed rotation reports the secret's version count as a metric.
+    assert!(
+        stack
+            .logs()
+            .iter()
+            .any(|(_, text)| text.contains("\"SecretVersionCount\"")),
+        "the version metric is emitted"
+    );
 }

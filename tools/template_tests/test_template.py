@@ -486,8 +486,9 @@ def test_every_log_group_has_retention_and_every_function_logs_to_one(raw, expan
 
 def test_every_alarm_notifies_the_topic(expanded):
     alarms = of_type(expanded, "AWS::CloudWatch::Alarm")
-    # Per user: failure and staleness; plus signing key, three function errors, 5xx, 4xx, throttles.
-    assert len(alarms) == 2 * 3 + 7
+    # Per user: failure and staleness; plus signing key, three function errors, 5xx, 4xx,
+    # throttles, refused ticks and the version budget.
+    assert len(alarms) == 2 * 3 + 9
     for logical_id, alarm in alarms.items():
         assert {"Ref": "AlarmTopic"} in props(alarm)["AlarmActions"], logical_id
 

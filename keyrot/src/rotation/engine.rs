@@ -237,8 +237,9 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
         }
     }
 
-    /// The part of finishSecret after the promotion: no version may keep AWSPENDING, or the
-    /// next RotateSecret is refused as "rotation in progress"; then the kind's own tidy-up.
+    /// The part of finishSecret after the promotion: no version but the promoted one may keep
+    /// AWSPENDING, or the next RotateSecret is refused as "rotation in progress"; then the
+    /// kind's own tidy-up.
     async fn complete_finish(
         &self,
         id: &str,
@@ -247,14 +248,29 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
         description: &SecretDescription,
         superseded: Option<&Sensitive>,
     ) -> Result<(), RotationError> {
+        // AWSPENDING on the promoted version ends the rotation as far as Secrets Manager is
+        // concerned (it moves the label on at the next RotateSecret), so that version keeps
+        // it: one label move per finishSecret, and no race with a RotateSecret accepted the
+        // moment AWSCURRENT moved. A stray AWSPENDING elsewhere would block the next rotation.
         for version in description.versions_with(Stage::Pending) {
-            self.store
+            if version == token {
+                continue;
+            }
+            match self
+                .store
                 .move_stage(id, Stage::Pending, None, Some(version))
-                .await?;
-            info!(
-                decision = "pending_label_removed",
-                pending_version = version
-            );
+                .await
+            {
+                Ok(()) => info!(
+                    decision = "pending_label_removed",
+                    pending_version = version
+                ),
+                // Already moved on by a newer RotateSecret: nothing left to remove.
+                Err(error) if error.has_code("InvalidParameterException") => {
+                    info!(decision = "pending_label_gone", pending_version = version)
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
         let promoted = self
             .store

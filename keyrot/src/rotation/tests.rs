@@ -217,7 +217,7 @@ async fn runs_the_four_steps_and_moves_the_labels() {
         ]
     );
     let store = &engine.store;
-    assert_eq!(store.labels("v2"), vec!["AWSCURRENT"]);
+    assert_eq!(store.labels("v2"), vec!["AWSCURRENT", "AWSPENDING"]);
     assert_eq!(store.labels("v1"), vec!["AWSPREVIOUS"]);
     assert_eq!(
         *engine.rotator().calls.lock().unwrap(),
