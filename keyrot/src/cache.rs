@@ -37,6 +37,19 @@ impl<T> TtlCache<T> {
         *slot = Some((Instant::now(), value.clone()));
         Ok(value)
     }
+
+    /// A fresh value from `load`, whatever the cached one's age; on failure the cached value
+    /// stays as it was.
+    pub async fn reload<E, F, Fut>(&self, load: F) -> Result<Arc<T>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut slot = self.slot.lock().await;
+        let value = Arc::new(load().await?);
+        *slot = Some((Instant::now(), value.clone()));
+        Ok(value)
+    }
 }
 
 #[cfg(test)]

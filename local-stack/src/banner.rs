@@ -21,6 +21,7 @@ keyrot is running locally (Ctrl-C stops everything).
   default client API key: {api_key}
   AWS endpoint (moto):   {endpoint}
   managed secrets:       {secrets}
+  client usage plan:     {plan} (a new client needs its usage key in it: README, Clients)
   rotation interval:     {interval} s
   logs:                  {logs}/
 
@@ -38,6 +39,7 @@ Try AWS (in another terminal, from this directory):
         api_key = provisioned.api_key,
         endpoint = stack.aws_endpoint,
         secrets = provisioned.secret_ids.join(", "),
+        plan = provisioned.usage_plans.plan_id(),
         interval = options.interval().as_secs(),
         logs = stack.state_dir.display(),
         key = LOCAL_ACCESS_KEY_ID,
@@ -67,6 +69,7 @@ pub fn write_ready_file(
         "aws_endpoint": stack.aws_endpoint,
         "lambda_endpoint": stack.lambda_endpoint,
         "secret_ids": provisioned.secret_ids,
+        "usage_plan_id": provisioned.usage_plans.plan_id(),
         "logs": stack.state_dir,
     });
     file.write_all(ready.to_string().as_bytes())

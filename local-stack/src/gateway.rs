@@ -1,10 +1,12 @@
 //! A local stand-in for the API Gateway REST API keyrot is deployed behind, doing what keyrot
 //! depends on: the resource policy's source-IP check, the REQUEST authorizer (source IP is the
 //! TCP peer, never a header) with its Allow/Deny/Unauthorized, per-client throttling from the
-//! usage plan, the proxy integration to api-fn, and JSON gateway responses.
+//! usage plan (whose keys `usage_plans.rs` checks as AWS does), the proxy integration to
+//! api-fn, and JSON gateway responses.
 
 use crate::invoke::{Invocation, Invoker};
 use crate::throttle::Throttle;
+use crate::usage_plans::UsagePlans;
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest,
     ApiGatewayCustomAuthorizerRequestTypeRequestContext,
@@ -35,6 +37,7 @@ pub struct Gateway {
     invoker: Invoker,
     allowed: CidrList,
     throttle: Throttle,
+    usage_plans: UsagePlans,
     requests: AtomicU64,
     /// One line per request (`unix-time method path status`; no header, query or body, so
     /// nothing secret): what tests count API calls with.
@@ -51,11 +54,17 @@ fn gateway_response(status: StatusCode, error: &str, message: &str) -> Response<
 }
 
 impl Gateway {
-    pub fn new(invoker: Invoker, allowed: CidrList, throttle: Throttle) -> Self {
+    pub fn new(
+        invoker: Invoker,
+        allowed: CidrList,
+        throttle: Throttle,
+        usage_plans: UsagePlans,
+    ) -> Self {
         Self {
             invoker,
             allowed,
             throttle,
+            usage_plans,
             requests: AtomicU64::new(0),
             access_log: None,
         }
@@ -221,14 +230,25 @@ impl Gateway {
                 "User is not authorized to access this resource",
             );
         }
-        // Usage plan: the authorizer names the client's API key (ApiKeySourceType AUTHORIZER).
-        let Some(usage_key) = decision.usage_identifier_key.as_deref() else {
-            return gateway_response(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "no usage plan key for this client",
-            );
-        };
+        // Usage plan: the authorizer names the client's API key (ApiKeySourceType AUTHORIZER),
+        // which must be an enabled key of the stage's plan. The template maps the
+        // INVALID_API_KEY response (AWS: 403, message "Forbidden") to this JSON.
+        let usage_key = decision.usage_identifier_key.as_deref();
+        match self.usage_plans.admits(usage_key).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return gateway_response(StatusCode::FORBIDDEN, "forbidden", "Forbidden");
+            }
+            Err(failure) => {
+                eprintln!("{request_id}: {failure}");
+                return gateway_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal server error",
+                );
+            }
+        }
+        let usage_key = usage_key.unwrap_or_default();
         if !self.throttle.admit(usage_key) {
             return gateway_response(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -9,6 +9,7 @@ pub mod processes;
 pub mod provision;
 pub mod scheduler;
 pub mod throttle;
+pub mod usage_plans;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {

@@ -37,7 +37,7 @@ async fn run(options: Options) -> Result<(), LocalError> {
     let addresses = stack.addresses.clone();
     let aws = std::sync::Arc::new(provision::Aws::connect(&addresses.aws_endpoint).await);
     let serve = async {
-        let provisioned = provision::provision(&aws, &options).await?;
+        let provisioned = provision::provision(&aws, &addresses.aws_endpoint, &options).await?;
         let access_log = addresses.state_dir.join("gateway.log");
         let access_log = std::fs::OpenOptions::new()
             .create(true)
@@ -52,6 +52,7 @@ async fn run(options: Options) -> Result<(), LocalError> {
                 invoke::Invoker::new(&addresses.lambda_endpoint),
                 allowed,
                 throttle::Throttle::new(options.throttle_rate, options.throttle_burst),
+                provisioned.usage_plans.clone(),
             )
             .with_access_log(access_log),
         );

@@ -3,6 +3,7 @@
 
 use crate::options::Options;
 use crate::processes::{LOCAL_ACCESS_KEY_ID, LOCAL_REGION, LOCAL_SECRET_ACCESS_KEY};
+use crate::usage_plans::UsagePlans;
 use crate::LocalError;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
@@ -57,20 +58,34 @@ pub const PUBLIC_KEYS_PARAMETER: &str = "/keyrot/signing-public-keys";
 pub const DEFAULT_CLIENT: &str = "default";
 const DEFAULT_USAGE_KEY: &str = "keyrot-local-default-usage";
 
-/// What provisioning made that the banner and tests need.
+/// What provisioning made that the gateway, the banner and tests need.
 pub struct Provisioned {
     pub secret_ids: Vec<String>,
     /// The default client's API key (as an operator reads it from its secret).
     pub api_key: String,
+    /// The stage's usage plan, holding the default client's usage key (as in the template).
+    pub usage_plans: UsagePlans,
 }
 
-pub async fn provision(aws: &Aws, options: &Options) -> Result<Provisioned, LocalError> {
+pub async fn provision(
+    aws: &Aws,
+    endpoint: &str,
+    options: &Options,
+) -> Result<Provisioned, LocalError> {
     let secret_ids = provision_users(aws, options).await?;
     provision_signing_key(aws).await?;
     let api_key = provision_default_client(aws, options).await?;
+    let usage_plans = UsagePlans::provision(endpoint, crate::gateway::STAGE)
+        .await
+        .map_err(|e| failed("creating the API's usage plan", e))?;
+    usage_plans
+        .add_key("keyrot-local-default", DEFAULT_USAGE_KEY)
+        .await
+        .map_err(|e| failed("creating the default client's usage key", e))?;
     Ok(Provisioned {
         secret_ids,
         api_key,
+        usage_plans,
     })
 }
 

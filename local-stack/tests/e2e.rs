@@ -144,6 +144,7 @@ async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
 
     // Token, key, and the key works as alice.
     let first_token = token(&http, &api, &key).await;
+    let first_issued = Instant::now();
     handed_out.push(first_token.clone());
     let (status, first) = active_key(&http, &api, &key, &first_token, "alice").await;
     assert_eq!(status, 200, "{first}");
@@ -211,14 +212,54 @@ async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
         .send()
         .await
         .expect("client secret");
+    let other_usage_key = "keyrot-local-other-usage-0123456789";
     ssm.put_parameter()
         .name("/keyrot/clients/other")
         .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value(json!({"users": ["bob"], "usage_key": "keyrot-local-other-usage"}).to_string())
+        .value(json!({"users": ["bob"], "usage_key": other_usage_key}).to_string())
         .send()
         .await
         .expect("client parameter");
     tokio::time::sleep(Duration::from_secs(6)).await; // the authorizer re-reads the registry every 5 s here
+                                                      // As on AWS: authorized, but its usage key is no API key of the stage's usage plan yet.
+    let (status, body) = http
+        .send(
+            "POST",
+            &format!("{api}/generate-token"),
+            &[("x-api-key", other_key)],
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (403, json!({"error": "forbidden", "message": "Forbidden"})),
+        "usage key outside the usage plan"
+    );
+    // The README's client steps: create the usage key, attach it to the plan.
+    let key_id = stack.aws_cli(&[
+        "apigateway",
+        "create-api-key",
+        "--name",
+        "keyrot-other",
+        "--enabled",
+        "--value",
+        other_usage_key,
+        "--query",
+        "id",
+        "--output",
+        "text",
+    ]);
+    stack.aws_cli(&[
+        "apigateway",
+        "create-usage-plan-key",
+        "--usage-plan-id",
+        stack.ready["usage_plan_id"]
+            .as_str()
+            .expect("usage plan id"),
+        "--key-type",
+        "API_KEY",
+        "--key-id",
+        key_id.trim(),
+    ]);
     let other_token = token(&http, &api, other_key).await;
     handed_out.push(other_token.clone());
     assert_eq!(
@@ -264,7 +305,8 @@ async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
         .await;
     assert_eq!(spoofed.0, 403, "X-Forwarded-For is ignored");
 
-    // Signing key rotation: fresh tokens work, and the previous key's tokens until they expire.
+    // Signing key rotation: fresh tokens work at once (an authorizer whose cached key set
+    // lacks their kid reloads it), and the previous key's tokens until they expire.
     let before_rotation = token(&http, &api, &key).await;
     handed_out.push(before_rotation.clone());
     secrets
@@ -273,7 +315,6 @@ async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
         .send()
         .await
         .expect("rotate signing key");
-    tokio::time::sleep(Duration::from_secs(6)).await; // past the authorizer's key cache
     let fresh = token(&http, &api, &key).await;
     handed_out.push(fresh.clone());
     assert_eq!(
@@ -289,7 +330,10 @@ async fn the_local_stack_rotates_serves_and_refuses_as_deployed() {
         "token of the previous key"
     );
 
-    // Expiry: the first token (10 s TTL) is long dead.
+    // Expiry: the first token (10 s TTL, whole seconds) is dead once its TTL has passed.
+    if let Some(rest) = Duration::from_secs(11).checked_sub(first_issued.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
     assert_eq!(
         active_key(&http, &api, &key, &first_token, "alice").await.0,
         401,

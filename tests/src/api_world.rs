@@ -37,6 +37,35 @@ pub type Engine = RotationEngine<
     >,
 >;
 
+pub type Authorizer = AuthorizerService<AwsClientSource, SsmPublicKeyStore>;
+
+/// The authorizer service as authorizer-fn wires it. `names`: client parameter path, client
+/// secret prefix, public keys parameter; `token`: issuer and audience.
+fn authorizer_service(
+    ssm: &aws_sdk_ssm::Client,
+    secrets: &aws_sdk_secretsmanager::Client,
+    names: [&str; 3],
+    token: [&str; 2],
+    cache_ttl: Duration,
+) -> Authorizer {
+    let [clients_path, client_secret_prefix, public_keys_parameter] = names;
+    AuthorizerService::new(
+        AuthorizerSettings {
+            allowed_cidrs: CidrList::parse_comma_separated(ALLOWED_CIDRS).expect("cidrs"),
+            issuer: token[0].to_owned(),
+            audience: token[1].to_owned(),
+        },
+        AwsClientSource::new(
+            ssm.clone(),
+            secrets.clone(),
+            clients_path,
+            client_secret_prefix,
+        ),
+        SsmPublicKeyStore::new(ssm.clone(), public_keys_parameter),
+        cache_ttl,
+    )
+}
+
 pub const ALLOWED_CIDRS: &str = "127.0.0.0/8, 10.0.0.0/8, 2001:db8:1:2::/64";
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
@@ -60,12 +89,13 @@ pub struct ApiWorld {
     pub clients: Vec<TestClient>,
     pub managed_prefix: String,
     pub clients_path: String,
+    pub client_secret_prefix: String,
     pub signing_secret: String,
     pub public_keys_parameter: String,
     pub issuer: String,
     pub audience: String,
     pub engine: Engine,
-    pub authorizer: AuthorizerService<AwsClientSource, SsmPublicKeyStore>,
+    pub authorizer: Authorizer,
     pub api: ApiService<SecretsManagerReader>,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
@@ -109,19 +139,11 @@ impl ApiWorld {
                 &signing_secret,
             ),
         );
-        let authorizer = AuthorizerService::new(
-            AuthorizerSettings {
-                allowed_cidrs: CidrList::parse_comma_separated(ALLOWED_CIDRS).expect("cidrs"),
-                issuer: issuer.clone(),
-                audience: audience.clone(),
-            },
-            AwsClientSource::new(
-                ssm.clone(),
-                secrets.clone(),
-                &clients_path,
-                &client_secret_prefix,
-            ),
-            SsmPublicKeyStore::new(ssm.clone(), &public_keys_parameter),
+        let authorizer = authorizer_service(
+            &ssm,
+            &secrets,
+            [&clients_path, &client_secret_prefix, &public_keys_parameter],
+            [&issuer, &audience],
             Duration::ZERO, // every call sees the registry and keys as they are now
         );
         let api = ApiService::new(
@@ -147,6 +169,7 @@ impl ApiWorld {
             clients: Vec::new(),
             managed_prefix,
             clients_path: clients_path.clone(),
+            client_secret_prefix: client_secret_prefix.clone(),
             signing_secret: signing_secret.clone(),
             public_keys_parameter,
             issuer,
@@ -181,29 +204,48 @@ impl ApiWorld {
                 vec!["10.1.0.0/16".to_owned()],
             ),
         ] {
-            let api_key = keyrot::random::random_hex(24).expect("random");
-            world
-                .ssm
-                .put_parameter()
-                .name(format!("{clients_path}{id}"))
-                .value(json!({ "users": users, "cidrs": cidrs, "usage_key": format!("usage-{id}-0123456789") }).to_string())
-                .r#type(aws_sdk_ssm::types::ParameterType::String)
-                .send()
-                .await
-                .expect("client parameter");
-            world
-                .create_secret(
-                    &format!("{client_secret_prefix}{id}"),
-                    json!({ "ClientId": id, "ApiKey": api_key }),
-                )
-                .await;
-            world.clients.push(TestClient {
-                id: id.to_owned(),
-                api_key,
-                users,
-            });
+            world.add_client(id, users, cidrs).await;
         }
         world
+    }
+
+    /// Registers a client (parameter and API key secret), as an operator does.
+    pub async fn add_client(&mut self, id: &str, users: Vec<String>, cidrs: Vec<String>) {
+        let api_key = keyrot::random::random_hex(24).expect("random");
+        self.ssm
+            .put_parameter()
+            .name(format!("{}{id}", self.clients_path))
+            .value(json!({ "users": users, "cidrs": cidrs, "usage_key": format!("usage-{id}-0123456789") }).to_string())
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .send()
+            .await
+            .expect("client parameter");
+        self.create_secret(
+            &format!("{}{id}", self.client_secret_prefix),
+            json!({ "ClientId": id, "ApiKey": api_key }),
+        )
+        .await;
+        self.clients.push(TestClient {
+            id: id.to_owned(),
+            api_key,
+            users,
+        });
+    }
+
+    /// Another authorizer instance on this world's registry and keys, caching them for `ttl`
+    /// as a deployed instance does.
+    pub fn authorizer_with_cache(&self, ttl: Duration) -> Authorizer {
+        authorizer_service(
+            &self.ssm,
+            &self.secrets,
+            [
+                &self.clients_path,
+                &self.client_secret_prefix,
+                &self.public_keys_parameter,
+            ],
+            [&self.issuer, &self.audience],
+            ttl,
+        )
     }
 
     async fn create_secret(&self, id: &str, value: Value) {
@@ -254,17 +296,18 @@ impl ApiWorld {
 
     /// One request through API Gateway's flow.
     pub async fn call(&self, call: Call) -> Reply {
+        self.call_through(&self.authorizer, call).await
+    }
+
+    /// One request through API Gateway's flow, with this authorizer instance.
+    pub async fn call_through(&self, authorizer: &Authorizer, call: Call) -> Reply {
         let method_arn = crate::events::method_arn(call.method, call.resource);
         let authorizer_event = authorizer_event(&call);
         let request: ApiGatewayCustomAuthorizerRequestTypeRequest =
             serde_json::from_value(authorizer_event.clone()).expect("authorizer event");
         let mut context = Context::default();
         context.request_id = "authorizer-invocation".into();
-        let decision = match self
-            .authorizer
-            .handle(LambdaEvent::new(request, context))
-            .await
-        {
+        let decision = match authorizer.handle(LambdaEvent::new(request, context)).await {
             Err(AuthorizerError::Unauthorized) => return gateway_reply(401, "unauthorized"),
             Err(AuthorizerError::Unavailable(_)) => {
                 return gateway_reply(500, "authorizer_failure")

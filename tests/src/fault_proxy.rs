@@ -19,6 +19,9 @@ pub enum Fault {
     DropResponse,
     /// Forward so moto acts, then answer 500 InternalFailure.
     FailAfterForward,
+    /// Answer 200 with this body without forwarding: a stale read of eventually consistent
+    /// state (IAM's ListAccessKeys just after CreateAccessKey, say).
+    Respond { body: &'static str },
 }
 
 impl Fault {
@@ -32,6 +35,20 @@ impl Fault {
         Self::Reject {
             status: 400,
             code: "ThrottlingException",
+        }
+    }
+    /// IAM's answer to CreateAccessKey while the user still has two keys (a deletion not yet
+    /// visible everywhere).
+    pub fn key_limit_exceeded() -> Self {
+        Self::Reject {
+            status: 409,
+            code: "LimitExceeded",
+        }
+    }
+    /// ListAccessKeys as a replica that has not seen any key yet answers it.
+    pub fn no_access_keys_yet() -> Self {
+        Self::Respond {
+            body: "<ListAccessKeysResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ListAccessKeysResult><IsTruncated>false</IsTruncated><AccessKeyMetadata/></ListAccessKeysResult><ResponseMetadata><RequestId>keyrot-fault</RequestId></ResponseMetadata></ListAccessKeysResponse>",
         }
     }
     pub fn invalid_client_token() -> Self {
@@ -208,8 +225,17 @@ async fn handle(
         }
         fault
     };
-    if let Some(Fault::Reject { status, code }) = fault {
-        return Ok(aws_error(status, code, json_protocol));
+    match fault {
+        Some(Fault::Reject { status, code }) => return Ok(aws_error(status, code, json_protocol)),
+        Some(Fault::Respond { body }) => {
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/xml")
+                .header("x-amzn-requestid", "keyrot-fault")
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .map_err(std::io::Error::other)
+        }
+        _ => {}
     }
 
     let path = parts

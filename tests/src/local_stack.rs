@@ -164,6 +164,26 @@ impl LocalStack {
             .collect()
     }
 
+    /// Runs the pinned AWS CLI (`.venv`) against the stack's moto, as the README's steps do;
+    /// returns its standard output.
+    pub fn aws_cli(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new(workspace_root().join(".venv/bin/aws"))
+            .args(["--endpoint-url", &self.aws_endpoint()])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("run .venv/bin/aws (./scripts/test installs it)");
+        assert!(
+            output.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// What the stack printed to its console (the banner shows the API key on purpose).
     pub fn console(&self) -> String {
         std::fs::read_to_string(&self.stdout_log).unwrap_or_default()

@@ -85,15 +85,26 @@ impl World {
     }
 
     pub async fn with_backoff(name: &str, backoff: Backoff) -> Self {
-        Self::with_settings(name, backoff, KeyLifetime::NONE).await
+        Self::with_settings(name, backoff, KeyLifetime::NONE, None).await
     }
 
     /// A world whose rotator keeps the key lifetime contract's promise for `lifetime`.
     pub async fn with_lifetime(name: &str, lifetime: KeyLifetime) -> Self {
-        Self::with_settings(name, test_backoff(), lifetime).await
+        Self::with_settings(name, test_backoff(), lifetime, None).await
     }
 
-    async fn with_settings(name: &str, backoff: Backoff, lifetime: KeyLifetime) -> Self {
+    /// As `new`, for a user created with an IAM path (e.g. `/division/`): its ARN is
+    /// `user/division/<name>`, the secret stays `keyrot/iam/<name>`.
+    pub async fn with_user_path(name: &str, path: &str) -> Self {
+        Self::with_settings(name, test_backoff(), KeyLifetime::NONE, Some(path)).await
+    }
+
+    async fn with_settings(
+        name: &str,
+        backoff: Backoff,
+        lifetime: KeyLifetime,
+        path: Option<&str>,
+    ) -> Self {
         let moto = moto_url();
         let direct_config = sdk_config(&moto).await;
         let proxy = FaultProxy::start(&moto).await;
@@ -124,6 +135,7 @@ impl World {
         let user_arn = iam
             .create_user()
             .user_name(&user)
+            .set_path(path.map(str::to_owned))
             .send()
             .await
             .expect("create user")

@@ -297,10 +297,11 @@ async fn source_ip_attacks_are_forbidden() {
         .header("x-api-key", &world.client("client-a").api_key)
         .from_ip("192.0.2.10");
     assert_eq!(world.call(issue).await.status, 403);
-    // A client with its own CIDRs: the global list alone is not enough.
+    // A client with its own CIDRs: the global list alone is not enough (refused like an
+    // unknown key, see api_hardening.rs).
     let narrow = Call::new("POST", "/generate-token")
         .header("x-api-key", &world.client("client-narrow").api_key);
-    assert_eq!(world.call(narrow.clone()).await.status, 403);
+    assert_eq!(world.call(narrow.clone()).await.status, 401);
     assert_eq!(world.call(narrow.from_ip("10.1.7.7")).await.status, 200);
     // Garbage in place of an address.
     assert_eq!(world.call(call("not-an-ip")).await.status, 403);

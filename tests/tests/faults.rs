@@ -236,8 +236,9 @@ async fn sts_rejecting_the_new_key_until_it_propagates() {
     world
         .step(Step::Test, &token)
         .await
-        .expect("accepted on the fourth attempt");
-    assert_eq!(world.proxy.count("GetCallerIdentity") - checks_before, 4);
+        .expect("accepted from the fourth attempt on");
+    // Three refusals, then the three answers in a row that count as working.
+    assert_eq!(world.proxy.count("GetCallerIdentity") - checks_before, 6);
     world.step(Step::Finish, &token).await.expect("finish");
     assert_rotation_completed(&world, &token).await;
 }
@@ -331,4 +332,48 @@ async fn two_operator_keys_fail_the_first_rotation_naming_both() {
     );
     world.assert_invariants(Some(&token)).await;
     assert_eq!(world.keys().await.len(), 2);
+}
+
+/// IAM eventual consistency inside a step: setSecret's ListAccessKeys, just after the
+/// CreateAccessKey of createSecret, may not show the new key yet. That is re-read, not taken
+/// for a confused deputy.
+#[tokio::test]
+async fn a_key_list_that_has_not_caught_up_yet_is_read_again() {
+    let world = World::new("stale-list").await;
+    world.rotate().await;
+    let token = world.start_rotation().await;
+    world.step(Step::Create, &token).await.expect("create");
+    let lists_before = world.proxy.count("ListAccessKeys");
+    world
+        .proxy
+        .inject("ListAccessKeys", Fault::no_access_keys_yet(), 2);
+    world
+        .step(Step::Set, &token)
+        .await
+        .expect("set, once IAM caught up");
+    assert_eq!(world.proxy.count("ListAccessKeys") - lists_before, 3);
+    let sts_before = world.proxy.count("GetCallerIdentity");
+    world.step(Step::Test, &token).await.expect("test");
+    // A new key counts as working only after several STS answers in a row.
+    assert!(world.proxy.count("GetCallerIdentity") - sts_before >= 3);
+    world.step(Step::Finish, &token).await.expect("finish");
+    assert_rotation_completed(&world, &token).await;
+}
+
+/// CreateAccessKey just after DeleteAccessKey may still count the deleted key and answer
+/// LimitExceeded; no key was made, so it is retried.
+#[tokio::test]
+async fn the_key_limit_right_after_a_deletion_is_waited_out() {
+    let world = World::new("limit-after-delete").await;
+    world.rotate().await;
+    world.rotate().await;
+    assert_eq!(world.keys().await.len(), 2);
+    let token = world.start_rotation().await;
+    let creates_before = world.proxy.count("CreateAccessKey");
+    world
+        .proxy
+        .inject("CreateAccessKey", Fault::key_limit_exceeded(), 2);
+    world.run_steps(&token).await.expect("rotation");
+    assert_eq!(world.proxy.count("CreateAccessKey") - creates_before, 3);
+    assert_rotation_completed(&world, &token).await;
 }

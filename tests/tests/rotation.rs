@@ -237,3 +237,23 @@ async fn rotate_secret_naming_only_the_secret_uses_the_configured_function() {
     );
     world.assert_invariants(None).await;
 }
+
+#[tokio::test]
+async fn a_user_with_an_iam_path_rotates_and_its_key_authenticates_as_that_user() {
+    // Issue 12, item 5: the user's ARN carries the path; the STS check must expect it.
+    let world = World::with_user_path("path", "/division/").await;
+    assert!(
+        world
+            .user_arn
+            .ends_with(&format!(":user/division/{}", world.user)),
+        "{}",
+        world.user_arn
+    );
+    world.rotate().await;
+    world.rotate().await;
+    let current = world.value(Stage::Current).await.expect("AWSCURRENT value");
+    assert_eq!(current.user_name, world.user);
+    assert_eq!(world.caller_arn(&current).await, world.user_arn);
+    world.assert_previous_still_works().await;
+    world.assert_invariants(None).await;
+}

@@ -7,7 +7,7 @@ import json
 import re
 
 READ_PREFIXES = ("Get", "List", "Describe")
-UNIVERSAL_ROTATE = "arn:aws:scheduler:::aws-sdk:secretsmanager:rotateSecret"
+UNIVERSAL_ROTATE = {"Fn::Sub": "arn:${AWS::Partition}:scheduler:::aws-sdk:secretsmanager:rotateSecret"}
 ISSUER = {"Fn::Sub": "urn:keyrot:${AWS::AccountId}:${AWS::Region}:${AWS::StackName}"}
 AUDIENCE = {"Fn::Sub": "urn:keyrot:${AWS::StackName}:api"}
 
@@ -129,6 +129,18 @@ def test_scheduler_role_may_only_rotate_its_users_secret(expanded):
         assert role["Type"] == "AWS::IAM::Role"
         trust = props(role)["AssumeRolePolicyDocument"]["Statement"]
         assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
+        # Confused deputy: this account's keyrot schedule group only (the group's ARN is what
+        # the scheduler passes as aws:SourceArn; the schedule pattern covers the schedule's).
+        assert trust[0]["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+            "ArnLike": {"aws:SourceArn": [
+                {"Fn::GetAtt": ["RotationScheduleGroup", "Arn"]},
+                {"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}"
+                            ":schedule/${RotationScheduleGroup}/*"},
+            ]},
+        }
+        assert props(schedule)["GroupName"] == {"Ref": "RotationScheduleGroup"}
+        assert expanded["Resources"]["RotationScheduleGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
         statements = [s for p in props(role)["Policies"] for s in p["PolicyDocument"]["Statement"]]
         assert all(s["Effect"] == "Allow" for s in statements)
         grants = sorted((tuple(as_list(s["Action"])), getatt_target(s["Resource"])) for s in statements)
@@ -156,15 +168,22 @@ def test_native_schedules_use_the_rotation_function_after_its_permission(expande
         for k, p in of_type(expanded, "AWS::Lambda::Permission").items()
         if props(p)["Principal"] == "secretsmanager.amazonaws.com"
     ]
-    assert len(permissions) == 1
-    permission_id, permission = permissions[0]
-    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
-    assert permission["Action"] == "lambda:InvokeFunction"
-    assert getatt_target(permission["FunctionName"]) == "RotationFunction"
+    # One for the managed secrets, one for the signing key.
+    assert sorted(k for k, _ in permissions) == [
+        "RotationFunctionSecretsManagerPermission", "SigningKeySecretsManagerPermission"
+    ]
+    for _, permission in permissions:
+        assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+        assert permission["Action"] == "lambda:InvokeFunction"
+        assert getatt_target(permission["FunctionName"]) == "RotationFunction"
 
     schedules = of_type(expanded, "AWS::SecretsManager::RotationSchedule")
     assert len(schedules) == 4  # three managed users and the signing key
     for schedule_id, schedule in schedules.items():
+        permission_id = (
+            "SigningKeySecretsManagerPermission" if schedule_id == "SigningKeyRotation"
+            else "RotationFunctionSecretsManagerPermission"
+        )
         assert permission_id in depends_on(schedule), schedule_id
         assert getatt_target(props(schedule)["RotationLambdaARN"]) == "RotationFunction"
         assert isinstance(props(schedule)["RotateImmediatelyOnUpdate"], bool)
@@ -199,14 +218,65 @@ def test_native_schedule_waits_for_its_users_iam_access(expanded):
         policy_id, policy = managed_user_resources(expanded, user, "AWS::IAM::RolePolicy")
         assert policy_id in depends_on(schedule)
         assert props(policy)["RoleName"] == {"Ref": "RotationFunctionRole"}
-        [statement] = props(policy)["PolicyDocument"]["Statement"]
-        assert statement["Resource"] == {
-            "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/%s" % user
-        }
-        assert set(statement["Action"]) == {
+        statements = props(policy)["PolicyDocument"]["Statement"]
+        assert {a for s in statements for a in s["Action"]} == {
             "iam:GetUser", "iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey",
             "iam:GetAccessKeyLastUsed", "iam:ListUserTags", "iam:TagUser", "iam:UntagUser",
         }
+
+
+def iam_arn_matches(pattern, arn):
+    """IAM's resource matching: * spans any characters (slashes too), ? exactly one."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, arn) is not None
+
+
+def user_policy_resources(expanded, user):
+    _, policy = managed_user_resources(expanded, user, "AWS::IAM::RolePolicy")
+    for statement in props(policy)["PolicyDocument"]["Statement"]:
+        patterns = [r["Fn::Sub"].replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", "123456789012")
+                    for r in as_list(statement["Resource"])]
+        yield statement, patterns
+
+
+def test_user_policy_matches_the_user_with_or_without_a_path_and_no_one_else(expanded):
+    # Issue 12, item 5: user ARNs carry the path (user/division/alice).
+    for user in ["alice", "ci-bot", "svc.backup"]:
+        for statement, patterns in user_policy_resources(expanded, user):
+            matches = lambda arn: any(iam_arn_matches(p, arn) for p in patterns)
+            for path in ["", "division/", "a/b/"]:
+                assert matches(f"arn:aws:iam::123456789012:user/{path}{user}"), (statement["Sid"], path)
+            for other in [f"x{user}", f"{user}x", f"division/{user}x", f"{user}/other"]:
+                assert not matches(f"arn:aws:iam::123456789012:user/{other}"), (statement["Sid"], other)
+
+
+def test_user_policy_stays_small_enough_for_twenty_users(expanded):
+    # IAM: a role's inline policies total at most 10,240 characters (whitespace excluded).
+    _, policy = managed_user_resources(expanded, "alice", "AWS::IAM::RolePolicy")
+    text = json.dumps(props(policy)["PolicyDocument"], separators=(",", ":"))
+    text = re.sub(r'\{"Fn::Sub":("[^"]*")\}', r"\1", text)
+    text = text.replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", "123456789012")
+    assert len(text) <= 450, len(text)
+
+
+def test_tag_writes_are_limited_to_the_tag_keys_keyrot_writes(expanded):
+    # Issue 12, item 3: key marks (tag key = an IAM user access key id, AKIA + 16) and
+    # creation intents (keyrot:creating:<token>, iam_key/ledger.rs); nothing else.
+    # One statement for all of the user's actions (inline policy size): ForAllValues holds
+    # for requests without aws:TagKeys, so only TagUser/UntagUser are restricted by it.
+    for user in ["alice", "ci-bot"]:
+        tagging = [s for s, _ in user_policy_resources(expanded, user)
+                   if {"iam:TagUser", "iam:UntagUser"} & set(s["Action"])]
+        assert len(tagging) == 1
+        [statement] = tagging
+        assert list(statement["Condition"]) == ["ForAllValues:StringLike"]
+        allowed = statement["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"]
+        may_write = lambda key: any(iam_arn_matches(p, key) for p in allowed)
+        assert may_write("AKIAIOSFODNN7EXAMPLE")
+        assert may_write("keyrot:creating:0b2c9a4e-1111-2222-3333-444455556666")
+        for key in ["team", "Role", "AKIA", "AKIAIOSFODNN7EXAMPLEX", "ASIAIOSFODNN7EXAMPLE",
+                    "keyrot:managed", "xkeyrot:creating:t"]:
+            assert not may_write(key), key
 
 
 def test_rotation_timeout_covers_the_sts_wait(raw):
@@ -267,7 +337,7 @@ def test_api_function_reads_only_managed_keys_and_signing_key(raw):
     assert as_list(secret_reads[0]["Action"]) == ["secretsmanager:GetSecretValue"]
     assert as_list(secret_reads[0]["Resource"]) == [
         {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:keyrot/iam/*"},
-        {"Ref": "SigningKeySecret"},
+        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:keyrot/signing-key-??????"},
     ]
 
 
@@ -322,13 +392,16 @@ def test_resource_policy_denies_outside_allowed_cidrs(translated):
 def test_gateway_errors_are_json_with_error_and_message(translated):
     body = props(translated["Resources"]["KeyrotApi"])["Body"]
     responses = body["x-amazon-apigateway-gateway-responses"]
-    for kind in ["UNAUTHORIZED", "ACCESS_DENIED", "THROTTLED", "QUOTA_EXCEEDED", "DEFAULT_4XX", "DEFAULT_5XX"]:
+    for kind in ["UNAUTHORIZED", "ACCESS_DENIED", "INVALID_API_KEY", "THROTTLED", "QUOTA_EXCEEDED",
+                 "DEFAULT_4XX", "DEFAULT_5XX"]:
         rendered = responses[kind]["responseTemplates"]["application/json"].replace(
             "$context.error.messageString", '"an error"'
         )
         assert set(json.loads(rendered)) == {"error", "message"}, kind
     assert responses["UNAUTHORIZED"]["statusCode"] == "401"
     assert responses["ACCESS_DENIED"]["statusCode"] == "403"
+    # A usage key outside the plan: what the local gateway answers too (usage_plans.rs).
+    assert responses["INVALID_API_KEY"]["statusCode"] == "403"
     assert responses["THROTTLED"]["statusCode"] == "429"
 
 
@@ -451,7 +524,7 @@ def test_outputs(raw):
         "aws secretsmanager get-secret-value --secret-id keyrot/clients/default "
         "--query SecretString --output text"
     )
-    for name in ["ApiUrl", "DashboardUrl", "DefaultClientSecretArn", "SigningKeySecretArn"]:
+    for name in ["ApiUrl", "DashboardUrl", "DefaultClientSecretArn", "SigningKeySecretArn", "ClientUsagePlanId"]:
         assert name in outputs
 
 
@@ -511,3 +584,121 @@ def test_dashboard_body_is_json_once_substituted(raw):
     titles = " ".join(w["properties"]["title"] for w in widgets)
     for topic in ["Rotation steps succeeded", "Rotation steps failed", "Authorizer", "API"]:
         assert topic in titles
+
+
+# ------------------------------------------------------------------ issue 12 hardening
+
+
+MANAGED_SECRETS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:keyrot/iam/*"
+}
+
+
+def test_secrets_manager_may_invoke_rotation_only_for_keyrots_secrets(raw):
+    # Issue 12, item 1: SourceArn as well as SourceAccount (Lambda matches it with ArnLike),
+    # and the same secrets as the rotation role's Secrets Manager statement.
+    resources = raw["Resources"]
+    managed = props(resources["RotationFunctionSecretsManagerPermission"])
+    signing = props(resources["SigningKeySecretsManagerPermission"])
+    assert managed["SourceArn"] == MANAGED_SECRETS_ARN
+    assert signing["SourceArn"] == {"Ref": "SigningKeySecret"}
+    role = props(resources["RotationFunctionRole"])
+    [secrets_policy] = [p for p in role["Policies"] if isinstance(p, dict) and p.get("PolicyName") == "keyrot-secrets"]
+    [statement] = secrets_policy["PolicyDocument"]["Statement"]
+    assert statement["Resource"][0] == MANAGED_SECRETS_ARN
+    assert plain(statement["Resource"][1]["Fn::Sub"]).endswith(":secret:keyrot/signing-key-??????")
+
+
+def secret_read_exceptions(policy):
+    [statement] = props(policy)["ResourcePolicy"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert list(statement["Condition"]) == ["StringNotEquals"]
+    assert props(policy)["BlockPublicPolicy"] is True
+    return statement["Condition"]["StringNotEquals"]["aws:PrincipalArn"]
+
+
+BREAK_GLASS = {"Fn::If": ["HasBreakGlass", {"Ref": "BreakGlassPrincipalArn"}, {"Ref": "AWS::NoValue"}]}
+
+
+def roles_reading(template, arn_fragment):
+    """Roles whose own policies allow GetSecretValue on a resource containing arn_fragment."""
+    readers = set()
+    for logical_id, document in iam_policy_documents(template):
+        for statement in as_list(document["Statement"]):
+            if "secretsmanager:GetSecretValue" not in as_list(statement["Action"]):
+                continue
+            if arn_fragment in json.dumps(statement["Resource"]):
+                readers.add(logical_id)
+    return readers
+
+
+def test_managed_secrets_deny_reads_to_all_but_keyrot_and_break_glass(expanded):
+    # Issue 12, item 4: every managed secret has a resource policy, and every keyrot role that
+    # reads managed secrets is among its exceptions (nothing keyrot needs breaks).
+    readers = roles_reading(expanded, "keyrot/iam/")
+    assert readers == {"ApiFunctionRole", "RotationFunctionRole"}
+    for user in ["alice", "ci-bot", "svc.backup"]:
+        secret_id, _ = managed_user_resources(expanded, user, "AWS::SecretsManager::Secret")
+        _, policy = managed_user_resources(expanded, user, "AWS::SecretsManager::ResourcePolicy")
+        assert getatt_target(props(policy)["SecretId"]) == secret_id
+        exceptions = secret_read_exceptions(policy)
+        assert exceptions == [{"Fn::GetAtt": [r, "Arn"]} for r in sorted(readers)] + [BREAK_GLASS]
+    signing = expanded["Resources"]["SigningKeySecretPolicy"]
+    assert props(signing)["SecretId"] == {"Ref": "SigningKeySecret"}
+    assert secret_read_exceptions(signing) == [
+        {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, {"Fn::GetAtt": ["RotationFunctionRole", "Arn"]}, BREAK_GLASS
+    ]
+    parameter = expanded["Parameters"]["BreakGlassPrincipalArn"]
+    assert parameter["Default"] == ""
+    pattern = parameter["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "arn:aws:iam::123456789012:role/ops/BreakGlass")
+    assert not re.fullmatch(pattern, "*") and not re.fullmatch(pattern, "arn:aws:iam::123456789012:root")
+
+
+def test_customer_managed_key_is_optional_and_used_only_through_secrets_manager(expanded):
+    # Issue 12, item 4: off by default; when on, every keyrot secret uses it and keyrot's
+    # roles may use it only via Secrets Manager in this region.
+    assert expanded["Parameters"]["CustomerManagedSecretsKey"]["Default"] == "false"
+    key = expanded["Resources"]["ManagedSecretsKey"]
+    assert key["Condition"] == "UsesSecretsKey"
+    assert props(key)["EnableKeyRotation"] is True
+    uses = [s for s in props(key)["KeyPolicy"]["Statement"] if s["Sid"] == "KeyrotUsesThroughSecretsManager"]
+    [use] = uses
+    assert "kms:Decrypt" in use["Action"] and "kms:Encrypt" not in use["Action"]
+    assert use["Condition"]["StringEquals"]["kms:ViaService"] == {
+        "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"
+    }
+    assert use["Principal"]["AWS"][:2] == [
+        {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, {"Fn::GetAtt": ["RotationFunctionRole", "Arn"]}
+    ]
+    secrets = of_type(expanded, "AWS::SecretsManager::Secret")
+    keyed = {k for k, s in secrets.items() if props(s).get("KmsKeyId") ==
+             {"Fn::If": ["UsesSecretsKey", {"Ref": "ManagedSecretsKey"}, {"Ref": "AWS::NoValue"}]}}
+    assert keyed == {k for k in secrets if k != "DefaultClientSecret"}
+    assert len(keyed) == 4  # three managed users and the signing key
+
+
+def test_user_list_parameters_refuse_spaces_empty_items_and_non_iam_characters(raw):
+    # Issue 12, item 14. CloudFormation applies a CommaDelimitedList's AllowedPattern to
+    # each item.
+    for name in ["ManagedUsers", "DefaultClientUsers"]:
+        parameter = raw["Parameters"][name]
+        assert parameter["Type"] == "CommaDelimitedList"
+        pattern = parameter["AllowedPattern"]
+        for good in parameter["Default"].split(",") + ["ci-bot", "svc.backup", "a+b=c@d_e", "x" * 64]:
+            assert re.fullmatch(pattern, good), (name, good)
+        for bad in ["", " bob", "bob ", "a b", "x" * 65, 'a"b', "division/alice", "*"]:
+            assert not re.fullmatch(pattern, bad), (name, bad)
+
+
+def test_signing_key_rotation_waits_for_the_public_key_parameter(raw):
+    # Issue 12, item 14: the first rotation's setSecret writes the parameter, so the
+    # parameter must exist before the rotation can start.
+    assert "SigningPublicKeysParameter" in depends_on(raw["Resources"]["SigningKeyRotation"])
+
+
+def test_api_accepts_tls_1_2_and_later_only(translated):
+    # Issue 12, item 14: the REST API itself (its default endpoint), not only a custom domain.
+    [api] = of_type(translated, "AWS::ApiGateway::RestApi").values()
+    assert props(api)["SecurityPolicy"] == "TLS_1_2"

@@ -1,5 +1,12 @@
-//! The authorizer's decision for one request: API key, then (except for token issue) the
-//! JWT, then the source IP. Pure logic over the request, the registry and the keys.
+//! The authorizer's decision for one request. Pure logic over the request, the registry and
+//! the keys. The order is chosen so that a caller learns nothing it may not know:
+//!
+//! 1. the source IP against the global allowlist (403, whatever the credentials: the API's
+//!    resource policy refuses the same callers before the authorizer runs);
+//! 2. the API key (401 when unknown);
+//! 3. the source IP against the client's own CIDRs, refused exactly like an unknown key, so
+//!    that a caller from outside them cannot tell a valid key from an invalid one;
+//! 4. the route, then (except for token issue) the JWT.
 
 use super::clients::{Client, ClientRegistry};
 use super::source_ip::{is_allowed, parse_source_ip, CidrList};
@@ -52,9 +59,9 @@ pub enum Decision {
     Allow(Allowed),
     /// Missing or invalid credentials: 401.
     Unauthorized(&'static str),
-    /// Valid credentials, but not from here or not for this: 403.
+    /// Not from here (no client known yet), or a valid client on an unknown route: 403.
     Forbidden {
-        client_id: String,
+        client_id: Option<String>,
         reason: &'static str,
     },
 }
@@ -101,6 +108,19 @@ pub fn decide(
     settings: &AuthorizerSettings,
     now: SystemTime,
 ) -> Decision {
+    // Only API Gateway's view of the peer counts: never X-Forwarded-For or another header.
+    let source_ip = request
+        .request_context
+        .identity
+        .as_ref()
+        .and_then(|identity| identity.source_ip.as_deref())
+        .and_then(parse_source_ip);
+    let Some(source_ip) = source_ip.filter(|ip| settings.allowed_cidrs.contains(*ip)) else {
+        return Decision::Forbidden {
+            client_id: None,
+            reason: "ip_not_allowed",
+        };
+    };
     let api_key = match single_header(request, API_KEY_HEADER) {
         Ok(Some(key)) if !key.is_empty() && key.len() <= MAX_API_KEY_BYTES => key,
         Ok(None) => return Decision::Unauthorized("missing_api_key"),
@@ -109,8 +129,12 @@ pub fn decide(
     let Some(client) = registry.find_by_api_key(api_key) else {
         return Decision::Unauthorized("unknown_api_key");
     };
+    // The same answer as an unknown key (the reason is for logs and metrics only).
+    if !is_allowed(&settings.allowed_cidrs, &client.cidrs, source_ip) {
+        return Decision::Unauthorized("ip_not_allowed_for_client");
+    }
     let forbidden = |reason| Decision::Forbidden {
-        client_id: client.id.clone(),
+        client_id: Some(client.id.clone()),
         reason,
     };
     let method = request
@@ -147,18 +171,6 @@ pub fn decide(
         }
         token_id = Some(claims.jti);
     }
-
-    // Only API Gateway's view of the peer counts: never X-Forwarded-For or another header.
-    let source_ip = request
-        .request_context
-        .identity
-        .as_ref()
-        .and_then(|identity| identity.source_ip.as_deref())
-        .and_then(parse_source_ip);
-    match source_ip {
-        Some(ip) if is_allowed(&settings.allowed_cidrs, &client.cidrs, ip) => {}
-        _ => return forbidden("ip_not_allowed"),
-    }
     Decision::Allow(allowed(client, token_id))
 }
 
@@ -171,6 +183,19 @@ fn allowed(client: &Client, token_id: Option<String>) -> Allowed {
     }
 }
 
+/// The users a client may read, as the authorizer context carries them: context values must
+/// be strings, and IAM user names may contain commas, so the list travels as a JSON array
+/// (`["ci,alice"]` is one user, never two).
+pub fn allowed_users_context(users: &[String]) -> String {
+    serde_json::Value::from(users.to_vec()).to_string()
+}
+
+/// The users of an `allowed_users` context value; `None` (nobody) for anything but a JSON
+/// array of strings.
+pub fn parse_allowed_users_context(value: &str) -> Option<Vec<String>> {
+    serde_json::from_str::<Vec<String>>(value).ok()
+}
+
 /// The policy API Gateway applies: exactly the invoked method, never a wildcard, so no
 /// cached or reused decision can cover another method.
 pub fn policy_response(
@@ -181,7 +206,7 @@ pub fn policy_response(
         Decision::Unauthorized(_) => return None,
         Decision::Forbidden { client_id, .. } => (
             IamPolicyEffect::Deny,
-            client_id.clone(),
+            client_id.clone().unwrap_or_else(|| "anonymous".to_owned()),
             serde_json::Value::Null,
             None,
         ),
@@ -190,7 +215,7 @@ pub fn policy_response(
             allowed.client_id.clone(),
             serde_json::json!({
                 "client_id": allowed.client_id,
-                "allowed_users": allowed.users.join(","),
+                "allowed_users": allowed_users_context(&allowed.users),
                 "token_id": allowed.token_id.clone().unwrap_or_default(),
             }),
             allowed.usage_key.clone(),
@@ -229,7 +254,7 @@ mod tests {
         assert_eq!(statement.effect, IamPolicyEffect::Allow);
         assert_eq!(statement.resource, vec![arn.to_owned()]);
         assert_eq!(statement.action, vec!["execute-api:Invoke".to_owned()]);
-        assert_eq!(response.context["allowed_users"], "alice,bob");
+        assert_eq!(response.context["allowed_users"], r#"["alice","bob"]"#);
         assert!(response
             .context
             .as_object()
@@ -243,8 +268,8 @@ mod tests {
 
         let deny = policy_response(
             &Decision::Forbidden {
-                client_id: "ci".into(),
-                reason: "ip_not_allowed",
+                client_id: Some("ci".into()),
+                reason: "unknown_route",
             },
             arn,
         )
@@ -255,6 +280,19 @@ mod tests {
         );
         assert!(deny.usage_identifier_key.is_none());
         assert!(policy_response(&Decision::Unauthorized("missing_api_key"), arn).is_none());
+    }
+
+    #[test]
+    fn allowed_users_travel_as_a_json_array_so_commas_stay_inside_one_name() {
+        // Issue 12, item 9: IAM user names may contain commas.
+        let users = vec!["ci,alice".to_owned(), "bob".to_owned()];
+        let value = allowed_users_context(&users);
+        assert_eq!(parse_allowed_users_context(&value), Some(users));
+        let parsed = parse_allowed_users_context(&allowed_users_context(&["ci,alice".into()]));
+        assert_eq!(parsed, Some(vec!["ci,alice".to_owned()]));
+        for garbage in ["alice,bob", "", "{}", "[1]", r#"["a","#] {
+            assert_eq!(parse_allowed_users_context(garbage), None, "{garbage}");
+        }
     }
 
     #[test]

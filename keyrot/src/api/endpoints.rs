@@ -1,6 +1,6 @@
 //! `api-fn`: `POST /generate-token` and `GET /active-key?username=U`, behind the authorizer.
 
-use super::authorizer::Route;
+use super::authorizer::{parse_allowed_users_context, Route};
 use super::key_times::KeyTimes;
 use super::secret_reader::SecretReader;
 use super::token::{TokenIssuer, TokenSettings};
@@ -186,15 +186,17 @@ impl<R: SecretReader> ApiService<R> {
             }
             _ => return error_response(400, "invalid_request", "username must be given once"),
         };
-        // Defence in depth: the authorizer's context says which users this client may read.
+        // Defence in depth: the authorizer's context says which users this client may read,
+        // as a JSON array (user names may contain commas); anything else allows nobody.
         let allowed = request
             .request_context
             .authorizer
             .fields
             .get("allowed_users")
             .and_then(|v| v.as_str())
-            .unwrap_or("");
-        if !allowed.split(',').any(|allowed_user| allowed_user == user) {
+            .and_then(parse_allowed_users_context)
+            .unwrap_or_default();
+        if !allowed.iter().any(|allowed_user| allowed_user == user) {
             info!(request_id, client_id, user, decision = "user_not_allowed");
             // Same answer whether or not the user exists: no enumeration.
             return error_response(403, "forbidden", "this client may not read that user's key");

@@ -112,9 +112,19 @@ impl ClientSource for AwsClientSource {
                     continue;
                 }
             };
-            let Some(api_key) = self.api_key(&id).await? else {
-                warn!(decision = "client_skipped", client_id = %id, reason = "no API key secret (or no ApiKey in it)");
-                continue;
+            // An unreadable secret (scheduled for deletion: InvalidRequestException; denied by
+            // a policy; a KMS failure) locks out this client only. Only the listing above may
+            // fail the whole load.
+            let api_key = match self.api_key(&id).await {
+                Ok(Some(api_key)) => api_key,
+                Ok(None) => {
+                    warn!(decision = "client_skipped", client_id = %id, reason = "no API key secret (or no ApiKey in it)");
+                    continue;
+                }
+                Err(error) => {
+                    warn!(decision = "client_skipped", client_id = %id, reason = %error, "client API key secret is unreadable");
+                    continue;
+                }
             };
             clients.push(Client {
                 id,

@@ -77,7 +77,7 @@ impl TokenIssuer {
             sub: client_id.to_owned(),
             iat,
             nbf: iat,
-            exp: iat + ttl,
+            exp: iat.saturating_add(ttl),
             jti: crate::random::random_hex(16).ok_or(TokenError::NoRandom)?,
         };
         let mut header = Header::new(Algorithm::EdDSA);
@@ -192,11 +192,13 @@ impl TokenVerifier {
                 }
             })?;
         let claims = data.claims;
+        // The claims are attacker-chosen u64s: compare them, never compute with them.
+        let latest_start = crate::time::unix_seconds(now).saturating_add(CLOCK_SKEW_SECONDS);
         let now = crate::time::unix_seconds(now);
-        if claims.nbf > now + CLOCK_SKEW_SECONDS {
+        if claims.nbf > latest_start {
             return Err(TokenRejection::NotYetValid);
         }
-        if claims.iat > now + CLOCK_SKEW_SECONDS {
+        if claims.iat > latest_start {
             return Err(TokenRejection::IssuedInFuture);
         }
         if claims.exp <= now {

@@ -255,4 +255,53 @@ mod tests {
         )]));
         assert_eq!(parsed.intents(), std::slice::from_ref(&empty));
     }
+
+    /// A hostile tag (anyone with iam:TagUser can write one) must not panic createSecret:
+    /// times that overflow the clock make the tag malformed, i.e. ignored.
+    #[test]
+    fn overflowing_times_in_tags_are_malformed_not_a_panic() {
+        let huge = u64::MAX.to_string();
+        let ledger = KeyLedger::from_tags(&tags(&[
+            (
+                &CreationIntent::tag_key("tok"),
+                &format!("at={huge} keys=AKIA1"),
+            ),
+            (
+                "AKIA2",
+                &format!("{MANAGED_TAG_PREFIX}keyrot/iam/alice version=tok until={huge}"),
+            ),
+        ]));
+        assert!(ledger.intents().is_empty());
+        assert!(!ledger.is_marked("AKIA2"));
+        // The largest time the clock holds: the window's end overflows, the check says no.
+        let edge = CreationIntent {
+            token: "tok".into(),
+            at: UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 2),
+            keys_before: vec![],
+        };
+        let _ = edge.could_have_created("AKIA3", UNIX_EPOCH);
+    }
+
+    #[test]
+    fn the_promise_end_round_trips_through_the_mark() {
+        let value = managed_tag_value("keyrot/iam/alice", "tok").expect("fits");
+        let mark = KeyLedger::from_tags(&tags(&[("AKIA1", &value)]))
+            .mark_for("AKIA1", "keyrot/iam/alice")
+            .cloned()
+            .expect("mark");
+        assert_eq!(mark.until, None);
+        let until = UNIX_EPOCH + Duration::from_secs(1_800_000_600);
+        let retired = mark.with_until(until);
+        assert!(retired.len() <= IAM_TAG_VALUE_MAX);
+        let parsed = KeyLedger::from_tags(&tags(&[("AKIA1", &retired)]));
+        let parsed = parsed.mark_for("AKIA1", "keyrot/iam/alice").expect("mark");
+        assert_eq!(
+            (parsed.version.as_str(), parsed.until),
+            ("tok", Some(until))
+        );
+        // A name that leaves no room for the promise is refused up front.
+        assert!(
+            managed_tag_value(&"n".repeat(190), "0123456789abcdef0123456789abcdef0123").is_none()
+        );
+    }
 }

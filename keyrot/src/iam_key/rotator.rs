@@ -10,8 +10,28 @@ use crate::backoff::Backoff;
 use crate::rotation::{RotationError, Rotator, SecretRef, Stage};
 use crate::Sensitive;
 use std::collections::HashSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
+
+/// STS answers that must agree, one after the other, before a new key counts as working.
+const CONSECUTIVE_SUCCESSES: u32 = 3;
+/// Longest a step re-reads IAM state that a write of the same step has not reached yet.
+const CONSISTENCY_MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// A read retried because IAM had not caught up with a write yet: logged and counted.
+fn count_consistency_retry(operation: &str, user: &str, delay: Duration) {
+    info!(
+        decision = "iam_not_consistent_yet",
+        operation,
+        user,
+        retry_in_ms = delay.as_millis() as u64
+    );
+    crate::metrics::emit(
+        &[("Operation", operation)],
+        &[&["Operation"]],
+        &[("IamConsistencyRetries", 1.0, crate::metrics::Unit::Count)],
+    );
+}
 
 /// How the rotator behaves; read once from the function's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,15 +191,24 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
         let started = tokio::time::Instant::now();
         let mut delays = self.settings.verify_backoff.delays();
         let mut attempts = 0;
+        let mut in_a_row = 0;
         loop {
             attempts += 1;
             let last_answer = match self.verifier.check(key_id, secret).await {
                 KeyCheck::Authenticated { arn } if arn == user.arn => {
-                    info!(
-                        decision = "key_verified",
-                        key_id, attempts, "STS accepted the key as the user"
-                    );
-                    return Ok(());
+                    in_a_row += 1;
+                    if in_a_row >= CONSECUTIVE_SUCCESSES {
+                        info!(
+                            decision = "key_verified",
+                            key_id,
+                            attempts,
+                            "STS accepted the key as the user, several times in a row"
+                        );
+                        return Ok(());
+                    }
+                    // One STS endpoint knowing the key does not mean all of them do yet.
+                    tokio::time::sleep(self.settings.verify_backoff.initial).await;
+                    continue;
                 }
                 KeyCheck::Authenticated { arn } => {
                     return Err(RotationError::WrongIdentity {
@@ -190,6 +219,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
                 }
                 KeyCheck::Rejected { reason } => reason,
             };
+            in_a_row = 0;
             let Some(delay) = delays.next() else {
                 return Err(RotationError::KeyNotVerified {
                     user: user.name.clone(),
@@ -201,6 +231,61 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
             };
             info!(decision = "key_not_yet_accepted", key_id, attempts, reason = %last_answer, retry_in_ms = delay.as_millis() as u64);
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// IAM is eventually consistent: a read just after a write may not show it yet. Such reads
+    /// are retried briefly (the verification backoff, at most 10 s), and counted.
+    fn consistency_backoff(&self) -> Backoff {
+        Backoff {
+            max_wait: self
+                .settings
+                .verify_backoff
+                .max_wait
+                .min(CONSISTENCY_MAX_WAIT),
+            ..self.settings.verify_backoff
+        }
+    }
+
+    /// The user's keys, re-read while `key_id` is not among them yet.
+    async fn keys_including(
+        &self,
+        user: &str,
+        key_id: &str,
+    ) -> Result<Vec<AccessKeyInfo>, RotationError> {
+        let mut delays = self.consistency_backoff().delays();
+        loop {
+            let keys = self.iam.list_access_keys(user).await?;
+            if keys.iter().any(|key| key.id == key_id) {
+                return Ok(keys);
+            }
+            let Some(delay) = delays.next() else {
+                return Ok(keys);
+            };
+            count_consistency_retry("ListAccessKeys", user, delay);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// CreateAccessKey, retried while IAM still counts a key deleted a moment ago
+    /// (LimitExceeded: no key was made, so a retry cannot make two).
+    async fn create_after_deletions(
+        &self,
+        user: &str,
+    ) -> Result<super::ports::NewAccessKey, RotationError> {
+        let mut delays = self.consistency_backoff().delays();
+        loop {
+            match self.iam.create_access_key(user).await {
+                Ok(key) => return Ok(key),
+                Err(error) if error.has_code("LimitExceeded") => {
+                    let Some(delay) = delays.next() else {
+                        return Err(error.into());
+                    };
+                    count_consistency_retry("CreateAccessKey", user, delay);
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
     }
 
@@ -346,7 +431,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
                 &intent.tag_value(),
             )
             .await?;
-        let new_key = self.iam.create_access_key(&user.name).await?;
+        let new_key = self.create_after_deletions(&user.name).await?;
         self.iam.tag_user(&user.name, &new_key.id, &mark).await?;
         info!(decision = "created_key", user = %user.name, key_id = %new_key.id);
 
@@ -384,7 +469,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             ));
         };
         let user = self.require_user(secret, &pending.user_name).await?;
-        let keys = self.iam.list_access_keys(&user.name).await?;
+        let keys = self.keys_including(&user.name, key_id).await?;
         if !keys.iter().any(|key| key.id == key_id) {
             return Err(RotationError::KeyNotOwned {
                 secret: secret.name.clone(),

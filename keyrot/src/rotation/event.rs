@@ -54,6 +54,13 @@ impl RotationRequest {
     /// Parses the raw event. Fields beyond the three the protocol needs (such as
     /// `RotationToken`, added by AWS in 2025) are ignored.
     pub fn from_event(event: serde_json::Value) -> Result<Self, RotationError> {
+        // serde's derived struct parser also takes a JSON array, positionally: Secrets
+        // Manager sends objects only (found by tests/parsers_props.rs).
+        if !event.is_object() {
+            return Err(RotationError::MalformedEvent(
+                "the event is not a JSON object".into(),
+            ));
+        }
         let event: SecretsManagerSecretRotationEvent = serde_json::from_value(event)
             .map_err(|error| RotationError::MalformedEvent(describe_json_error(&error)))?;
         let step = Step::parse(&event.step)?;
@@ -124,5 +131,10 @@ mod tests {
         assert!(matches!(empty, RotationError::MalformedEvent(_)));
         let not_object = RotationRequest::from_event(json!(["createSecret"])).unwrap_err();
         assert!(matches!(not_object, RotationError::MalformedEvent(_)));
+        // A complete event as an array, positionally, is no event either.
+        let positional =
+            RotationRequest::from_event(json!(["createSecret", "keyrot/iam/alice", "t"]))
+                .unwrap_err();
+        assert!(matches!(positional, RotationError::MalformedEvent(_)));
     }
 }
