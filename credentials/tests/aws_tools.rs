@@ -17,6 +17,7 @@ const INTERVAL_SECONDS: u64 = 15;
 const BOTO3_INTERVAL_SECONDS: u64 = 30;
 
 fn caller_arn(
+    stderrs: &mut Vec<String>,
     consumer: &Consumer,
     config: &std::path::Path,
     profile: &str,
@@ -36,6 +37,7 @@ fn caller_arn(
         ],
     );
     assert!(output.status.success(), "aws sts: {}", stderr(&output));
+    stderrs.push(stderr(&output));
     let identity: Value = serde_json::from_slice(&output.stdout).expect("identity JSON");
     identity["Arn"].as_str().expect("Arn").to_owned()
 }
@@ -72,8 +74,12 @@ fn the_aws_cli_authenticates_as_the_user_before_and_after_three_rotations() {
     watch.arg(&watched).stderr(std::process::Stdio::null());
     let mut watcher = Daemon::spawn(watch);
 
+    let mut stderrs = Vec::new();
     let mut seen = vec![key_id()];
-    assert!(caller_arn(&consumer, &config, "keyrot-alice", &endpoint).ends_with(":user/alice"));
+    assert!(
+        caller_arn(&mut stderrs, &consumer, &config, "keyrot-alice", &endpoint)
+            .ends_with(":user/alice")
+    );
     for rotation in 1..=3 {
         // The schedule rotates every interval; the helper hands out the new key once keyrot
         // says one is expected (RefreshAfter).
@@ -84,7 +90,7 @@ fn the_aws_cli_authenticates_as_the_user_before_and_after_three_rotations() {
             || Some(key_id()).filter(|id| *id != previous),
         );
         seen.push(next);
-        let arn = caller_arn(&consumer, &config, "keyrot-alice", &endpoint);
+        let arn = caller_arn(&mut stderrs, &consumer, &config, "keyrot-alice", &endpoint);
         assert!(
             arn.ends_with(":user/alice"),
             "after rotation {rotation}: {arn}"
@@ -103,6 +109,11 @@ fn the_aws_cli_authenticates_as_the_user_before_and_after_three_rotations() {
         },
     );
     assert!(watcher.is_running(), "the watcher keeps running");
+    let mut secrets = cached_secrets(&consumer.cache_dir);
+    secrets.push(stack.api_key());
+    for text in &stderrs {
+        assert_no_secret(text, &secrets);
+    }
 }
 
 #[test]
@@ -174,6 +185,7 @@ fn boto3_follows_compressed_and_early_rotations_fetching_once_per_interval() {
         fetches <= 2 * refreshes,
         "at most one retry per refresh: {fetches} fetches, {refreshes} refreshes"
     );
-    let secrets = cached_secrets(&consumer.cache_dir);
+    let mut secrets = cached_secrets(&consumer.cache_dir);
+    secrets.push(stack.api_key());
     assert_no_secret(&stderr(&output), &secrets);
 }
