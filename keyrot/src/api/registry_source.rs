@@ -54,31 +54,6 @@ impl AwsClientSource {
         }
     }
 
-    async fn client_parameters(&self) -> Result<Vec<(String, String)>, AwsCallError> {
-        let mut parameters = Vec::new();
-        let mut next = None;
-        loop {
-            let output = self
-                .ssm
-                .get_parameters_by_path()
-                .path(&self.parameter_path)
-                .recursive(false)
-                .set_next_token(next)
-                .send()
-                .await
-                .map_err(|e| AwsCallError::from_sdk("GetParametersByPath", &e))?;
-            for parameter in output.parameters.unwrap_or_default() {
-                if let (Some(name), Some(value)) = (parameter.name, parameter.value) {
-                    parameters.push((name, value));
-                }
-            }
-            match output.next_token {
-                Some(token) => next = Some(token),
-                None => return Ok(parameters),
-            }
-        }
-    }
-
     async fn api_key(&self, client_id: &str) -> Result<Option<Sensitive>, AwsCallError> {
         let secret_id = format!("{}{client_id}", self.secret_prefix);
         let current = self.secrets.current(&secret_id).await?;
@@ -91,7 +66,9 @@ impl AwsClientSource {
 impl ClientSource for AwsClientSource {
     async fn load(&self) -> Result<Vec<Client>, AwsCallError> {
         let mut clients = Vec::new();
-        for (name, value) in self.client_parameters().await? {
+        let parameters =
+            super::parameters::list_parameters(&self.ssm, &self.parameter_path).await?;
+        for (name, value) in parameters {
             let id = name
                 .strip_prefix(&self.parameter_path)
                 .unwrap_or(&name)

@@ -2,6 +2,8 @@
 
 use super::store::{SecretDescription, SecretStore, Stage};
 use crate::{AwsCallError, Sensitive};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::Client;
 
 #[derive(Clone, Debug)]
@@ -50,17 +52,7 @@ impl SecretStore for SecretsManagerStore {
             .version_stage(stage.label())
             .send()
             .await;
-        match result {
-            Ok(output) => Ok(output.secret_string.map(Sensitive::new)),
-            Err(error) => {
-                let error = AwsCallError::from_sdk("GetSecretValue", &error);
-                if error.has_code("ResourceNotFoundException") {
-                    Ok(None)
-                } else {
-                    Err(error)
-                }
-            }
-        }
+        value_or_none(result)
     }
 
     async fn put_pending(
@@ -136,15 +128,22 @@ impl crate::iam_key::SecretVersions for SecretsManagerStore {
             .version_id(version_id)
             .send()
             .await;
-        match result {
-            Ok(output) => Ok(output.secret_string.map(Sensitive::new)),
-            Err(error) => {
-                let error = AwsCallError::from_sdk("GetSecretValue", &error);
-                if error.has_code("ResourceNotFoundException") {
-                    Ok(None)
-                } else {
-                    Err(error)
-                }
+        value_or_none(result)
+    }
+}
+
+/// A GetSecretValue answer: the value, `None` for a version without one (or gone).
+fn value_or_none<E: ProvideErrorMetadata, R>(
+    result: Result<GetSecretValueOutput, SdkError<E, R>>,
+) -> Result<Option<Sensitive>, AwsCallError> {
+    match result {
+        Ok(output) => Ok(output.secret_string.map(Sensitive::new)),
+        Err(error) => {
+            let error = AwsCallError::from_sdk("GetSecretValue", &error);
+            if error.has_code("ResourceNotFoundException") {
+                Ok(None)
+            } else {
+                Err(error)
             }
         }
     }
