@@ -8,7 +8,7 @@ use keyrot::api::authorizer::{decide, AuthorizerSettings, Decision};
 use keyrot::api::clients::{Client, ClientRegistry};
 use keyrot::api::source_ip::CidrList;
 use keyrot::api::token::{TokenIssuer, TokenSettings, TokenVerifier};
-use keyrot::signing_key::{parse_key_set_text, SigningKeySecret};
+use keyrot::signing_key::{key_set_of, SigningKeySecret};
 use keyrot::Sensitive;
 use serde_json::json;
 use std::hint::black_box;
@@ -80,11 +80,7 @@ fn decision(c: &mut Criterion) {
     let key = SigningKeySecret::generate(now)
         .and_then(|secret| secret.key())
         .expect("signing key");
-    let key_set = parse_key_set_text(Some(
-        &json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": key.public_key, "kid": key.kid, "alg": "EdDSA", "use": "sig" }] })
-            .to_string(),
-    ))
-    .expect("key set");
+    let key_set = key_set_of(&key.kid, &key.public_key);
     let verifier = TokenVerifier::new(&key_set, ISSUER, AUDIENCE);
     let issuer = TokenIssuer::new(
         &key.kid,

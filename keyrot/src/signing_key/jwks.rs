@@ -25,6 +25,13 @@ pub fn ed25519_jwk(kid: &str, public_key: &str) -> Jwk {
     }
 }
 
+/// A key set holding the one key: what a verifier is built from in tests and benchmarks.
+pub fn key_set_of(kid: &str, public_key: &str) -> JwkSet {
+    JwkSet {
+        keys: vec![ed25519_jwk(kid, public_key)],
+    }
+}
+
 pub fn parse_key_set(text: Option<&str>) -> Result<JwkSet, KeySetError> {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(JwkSet { keys: Vec::new() }),

@@ -6,7 +6,7 @@ mod ports;
 mod rotator;
 mod secret;
 
-pub use jwks::{parse_key_set as parse_key_set_text, published_key_set, KeySetError};
+pub use jwks::{key_set_of, parse_key_set as parse_key_set_text, published_key_set, KeySetError};
 pub use ports::{PublicKeyStore, SsmPublicKeyStore};
 pub use rotator::SigningKeyRotator;
 pub use secret::SigningKeySecret;
