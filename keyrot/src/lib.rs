@@ -7,6 +7,7 @@ pub mod aws_error;
 pub mod backoff;
 pub mod cache;
 pub mod config;
+pub mod fleet;
 pub mod iam_key;
 pub mod json_error;
 pub mod logging;

@@ -1,0 +1,188 @@
+//! Settings of the fleet function (the rotation function's binary, deployed a second time with
+//! the fleet's role): read once from the environment, a clear error for a bad value.
+
+use super::pacer::Budgets;
+use crate::config::{
+    number_or, required, rotation_interval, text_or, with_trailing_slash, ConfigError,
+    DEFAULT_MANAGED_SECRET_PREFIX, MANAGED_SECRET_PREFIX,
+};
+use std::time::Duration;
+
+pub const ROTATION_FUNCTION_ARN: &str = "KEYROT_ROTATION_FUNCTION_ARN";
+pub const USERS_PARAMETER_PATH: &str = "KEYROT_USERS_PARAMETER_PATH";
+pub const DEFAULT_USERS_PARAMETER_PATH: &str = "/keyrot/users/";
+pub const SEED_USERS: &str = "KEYROT_SEED_USERS";
+pub const SECRET_READER_ARNS: &str = "KEYROT_SECRET_READER_ARNS";
+pub const SECRETS_KMS_KEY_ID: &str = "KEYROT_SECRETS_KMS_KEY_ID";
+pub const IAM_WRITES_PER_SECOND: &str = "KEYROT_IAM_WRITES_PER_SECOND";
+pub const SECRETS_WRITES_PER_SECOND: &str = "KEYROT_SECRETS_WRITES_PER_SECOND";
+pub const ROTATE_SECRET_PER_SECOND: &str = "KEYROT_ROTATE_SECRET_PER_SECOND";
+pub const RUN_SECONDS: &str = "KEYROT_FLEET_RUN_SECONDS";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetConfig {
+    /// The function Secrets Manager invokes for each rotation step.
+    pub rotation_function_arn: String,
+    pub managed_prefix: String,
+    /// The registry: one SSM parameter per managed user under this path.
+    pub users_path: String,
+    /// The stack's `ManagedUsers`: managed as if they had a registry entry.
+    pub seed_users: Vec<String>,
+    /// Principals allowed to read a managed secret (its resource policy denies all others).
+    pub secret_readers: Vec<String>,
+    /// A customer managed KMS key for new secrets; `None` for Secrets Manager's own key.
+    pub kms_key_id: Option<String>,
+    pub interval: Duration,
+    pub budgets: Budgets,
+    /// How long one reconcile run may dispatch before it leaves the rest to the next run
+    /// (the schedule fires every minute).
+    pub run_time: Duration,
+}
+
+impl FleetConfig {
+    /// The fleet's settings; `None` when this deployment of the binary is not the fleet
+    /// function (no rotation function to point secrets at).
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        if text_or(&lookup, ROTATION_FUNCTION_ARN, "").is_empty() {
+            return Ok(None);
+        }
+        let rotation_function_arn = required(&lookup, ROTATION_FUNCTION_ARN)?;
+        let seed_users = names(&lookup, SEED_USERS)?;
+        let secret_readers = list(&lookup, SECRET_READER_ARNS);
+        if secret_readers.is_empty() {
+            return Err(ConfigError {
+                variable: SECRET_READER_ARNS,
+                value: String::new(),
+                reason: "must list the principals that may read managed secrets (the API and rotation functions' roles)".into(),
+            });
+        }
+        let kms_key_id = Some(text_or(&lookup, SECRETS_KMS_KEY_ID, "")).filter(|k| !k.is_empty());
+        let rate = |variable, default| number_or(&lookup, variable, default, 1..=1000);
+        Ok(Some(Self {
+            rotation_function_arn,
+            managed_prefix: text_or(
+                &lookup,
+                MANAGED_SECRET_PREFIX,
+                DEFAULT_MANAGED_SECRET_PREFIX,
+            ),
+            users_path: with_trailing_slash(text_or(
+                &lookup,
+                USERS_PARAMETER_PATH,
+                DEFAULT_USERS_PARAMETER_PATH,
+            )),
+            seed_users,
+            secret_readers,
+            kms_key_id,
+            interval: rotation_interval(&lookup)?,
+            budgets: Budgets {
+                iam_writes_per_second: rate(IAM_WRITES_PER_SECOND, 10)?,
+                secrets_writes_per_second: rate(SECRETS_WRITES_PER_SECOND, 20)?,
+                rotate_secret_per_second: rate(ROTATE_SECRET_PER_SECOND, 50)?,
+            },
+            run_time: Duration::from_secs(number_or(&lookup, RUN_SECONDS, 50, 1..=840)?),
+        }))
+    }
+}
+
+fn list(lookup: &impl Fn(&str) -> Option<String>, variable: &str) -> Vec<String> {
+    text_or(lookup, variable, "")
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A comma-separated list of IAM user names.
+fn names(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let names = list(lookup, variable);
+    match names
+        .iter()
+        .find(|name| !crate::api::endpoints::is_valid_user_name(name))
+    {
+        Some(bad) => Err(ConfigError {
+            variable,
+            value: bad.clone(),
+            reason: "each item must be an IAM user name (1-64 of letters, digits and _+=,.@-)"
+                .into(),
+        }),
+        None => Ok(names),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Option<FleetConfig>, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        FleetConfig::from_lookup(move |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn without_a_rotation_function_this_is_not_the_fleet_function() {
+        assert_eq!(config(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn defaults_are_the_documented_budgets() {
+        let fleet = config(&[
+            (
+                ROTATION_FUNCTION_ARN,
+                "arn:aws:lambda:us-east-1:1:function:rot",
+            ),
+            (
+                SECRET_READER_ARNS,
+                "arn:aws:iam::1:role/api, arn:aws:iam::1:role/rot",
+            ),
+            (SEED_USERS, "alice, bob"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(fleet.users_path, "/keyrot/users/");
+        assert_eq!(fleet.seed_users, ["alice", "bob"]);
+        assert_eq!(fleet.secret_readers.len(), 2);
+        assert_eq!(fleet.budgets.iam_writes_per_second, 10);
+        assert_eq!(fleet.budgets.secrets_writes_per_second, 20);
+        assert_eq!(fleet.budgets.rotate_secret_per_second, 50);
+        assert_eq!(fleet.interval, Duration::from_secs(600));
+        assert_eq!(fleet.kms_key_id, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let base = [
+            (
+                ROTATION_FUNCTION_ARN,
+                "arn:aws:lambda:us-east-1:1:function:rot",
+            ),
+            (SECRET_READER_ARNS, "arn:aws:iam::1:role/api"),
+        ];
+        for (variable, value) in [
+            (IAM_WRITES_PER_SECOND, "0"),
+            (SECRETS_WRITES_PER_SECOND, "many"),
+            (SEED_USERS, "alice,bad user"),
+            (RUN_SECONDS, "9999"),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push((variable, value));
+            let error = config(&vars).unwrap_err();
+            assert_eq!(error.variable, variable);
+        }
+        let error = config(&base[..1]).unwrap_err();
+        assert_eq!(error.variable, SECRET_READER_ARNS);
+    }
+}

@@ -1,0 +1,147 @@
+//! The fleet function's entry point: the reconcile schedule's event, and the teardown custom
+//! resource's.
+
+use super::custom_resource::{self, CustomResourceResponder, Request};
+use super::ports::{FleetSecrets, Registry};
+use super::Fleet;
+use crate::iam_key::IamKeys;
+use crate::AwsCallError;
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+use tracing::{error, info_span, Instrument};
+
+/// The reconcile schedule's input.
+pub const RECONCILE_ACTION: &str = "Reconcile";
+/// What the teardown leaves itself to answer CloudFormation before the function times out.
+const ANSWER_RESERVE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("this function is not the fleet function (KEYROT_ROTATION_FUNCTION_ARN is not set)")]
+    NotFleetFunction,
+    #[error("could not read the user registry, so nothing was changed: {0}")]
+    Registry(AwsCallError),
+    #[error("could not list the managed secrets, so nothing was changed: {0}")]
+    Listing(AwsCallError),
+    #[error("malformed custom resource event: {0}")]
+    MalformedEvent(String),
+    #[error("could not answer CloudFormation: {0}")]
+    Respond(String),
+}
+
+impl FleetError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFleetFunction => "NotFleetFunction",
+            Self::Registry(_) => "RegistryUnreadable",
+            Self::Listing(_) => "SecretsUnlisted",
+            Self::MalformedEvent(_) => "MalformedEvent",
+            Self::Respond(_) => "CustomResourceResponseFailed",
+        }
+    }
+}
+
+impl From<FleetError> for lambda_runtime::Diagnostic {
+    fn from(error: FleetError) -> Self {
+        Self {
+            error_type: format!("keyrot.fleet.{}", error.code()),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+pub fn is_fleet_event(event: &Value) -> bool {
+    event.get("Action").and_then(Value::as_str) == Some(RECONCILE_ACTION)
+        || custom_resource::is_custom_resource(event)
+}
+
+pub async fn handle_fleet_event<R, S, I, C>(
+    fleet: Option<&Fleet<R, S, I>>,
+    responder: &C,
+    event: LambdaEvent<Value>,
+) -> Result<Value, FleetError>
+where
+    R: Registry,
+    S: FleetSecrets,
+    I: IamKeys,
+    C: CustomResourceResponder,
+{
+    let span = info_span!("fleet", request_id = %event.context.request_id);
+    async {
+        let result = run(fleet, responder, event).await;
+        if let Err(failure) = &result {
+            error!(error_code = failure.code(), error = %failure, "fleet run failed");
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run<R, S, I, C>(
+    fleet: Option<&Fleet<R, S, I>>,
+    responder: &C,
+    event: LambdaEvent<Value>,
+) -> Result<Value, FleetError>
+where
+    R: Registry,
+    S: FleetSecrets,
+    I: IamKeys,
+    C: CustomResourceResponder,
+{
+    let fleet = fleet.ok_or(FleetError::NotFleetFunction)?;
+    if !custom_resource::is_custom_resource(&event.payload) {
+        let report = fleet.reconcile().await?;
+        report.publish();
+        return Ok(serde_json::to_value(&report).unwrap_or_default());
+    }
+    let request = custom_resource::parse(event.payload)
+        .map_err(|e| FleetError::MalformedEvent(e.to_string()))?;
+    let (ids, success, reason) = match request {
+        Request::Keep(ids) => (
+            ids,
+            true,
+            "nothing to do until the stack is deleted".to_owned(),
+        ),
+        Request::Delete(ids) => {
+            let deadline = Instant::now() + remaining(event.context.deadline);
+            let report = fleet.teardown(deadline).await;
+            let reason = if report.complete {
+                format!(
+                    "deleted {} secrets, {} keys, {} registry entries; left {} secrets keyrot did not make: {:?}",
+                    report.secrets_deleted.len(),
+                    report.keys_deleted,
+                    report.registry_entries_deleted.len(),
+                    report.secrets_left.len(),
+                    report.secrets_left
+                )
+            } else {
+                format!(
+                    "teardown incomplete ({} errors, e.g. {:?}); delete the stack again to continue",
+                    report.errors.len(),
+                    report.errors.first()
+                )
+            };
+            (ids, report.complete, reason)
+        }
+    };
+    responder
+        .respond(
+            &ids.response_url,
+            &custom_resource::response(&ids, success, &reason),
+        )
+        .await
+        .map_err(FleetError::Respond)?;
+    Ok(Value::Null)
+}
+
+/// Time left before the invocation's deadline (epoch milliseconds), less the answer reserve.
+fn remaining(deadline_ms: u64) -> Duration {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(ANSWER_RESERVE)
+}

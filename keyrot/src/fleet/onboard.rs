@@ -1,0 +1,163 @@
+//! Onboarding a registry user: tag the user (what scopes the rotation function's IAM rights),
+//! create the secret, lock its reads to keyrot, enable rotation (which rotates at once). Each
+//! step is repeated harmlessly by the next run if the run stops after it.
+
+use super::pacer::{Cost, Pacer};
+use super::policy::readers_only;
+use super::ports::{FleetSecrets, ListedSecret, Registry, RotationStart, MANAGED_USER_TAG};
+use super::report::RunReport;
+use super::user_keys::UserKeys;
+use super::{Fleet, OFFBOARD_GRACE};
+use crate::iam_key::IamKeys;
+use crate::AwsCallError;
+use std::time::SystemTime;
+use tracing::{info, warn};
+
+enum Onboarded {
+    Done,
+    Adopted,
+    Restored,
+    Pending,
+}
+
+impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
+    pub(super) async fn onboard(
+        &self,
+        user: &str,
+        existing: Option<&ListedSecret>,
+        pacer: &mut Pacer,
+        report: &mut RunReport,
+    ) {
+        let secret = self.secret_name(user);
+        match self.onboard_steps(user, &secret, existing, pacer).await {
+            Ok(Onboarded::Done) => report.onboarded += 1,
+            Ok(Onboarded::Adopted) => report.adopted += 1,
+            Ok(Onboarded::Restored) => report.restored += 1,
+            Ok(Onboarded::Pending) => report.onboarding_pending += 1,
+            Err(error) => {
+                report.onboarding_pending += 1;
+                self.failed(&secret, &error, report);
+            }
+        }
+    }
+
+    async fn onboard_steps(
+        &self,
+        user: &str,
+        secret: &str,
+        existing: Option<&ListedSecret>,
+        pacer: &mut Pacer,
+    ) -> Result<Onboarded, AwsCallError> {
+        let prefix = self.config.managed_prefix.as_str();
+        match existing {
+            Some(listed) if listed.deleted.is_some() => {
+                return self.restore_or_wait(user, listed, pacer).await;
+            }
+            Some(listed) if !listed.fleet => {
+                // A secret made before the fleet (the per-user template) or by hand, for a
+                // user the registry names: adopt it, keeping its keys and versions.
+                self.tag_user(user, pacer).await?;
+                pacer.pay(Cost::SECRETS_WRITE).await;
+                self.secrets.tag_fleet(secret, prefix).await?;
+                if !listed.rotation_enabled {
+                    self.lock_and_enable(secret, pacer).await?;
+                }
+                info!(
+                    decision = "secret_adopted",
+                    user, secret, "existing secret adopted"
+                );
+                return Ok(Onboarded::Adopted);
+            }
+            Some(_) => {
+                // Created by an earlier run that stopped before enabling rotation.
+                self.lock_and_enable(secret, pacer).await?;
+            }
+            None => {
+                if self.iam.get_user(user).await?.is_none() {
+                    warn!(
+                        decision = "user_not_found",
+                        user,
+                        "registry names an IAM user that does not exist; create it or remove the entry"
+                    );
+                    return Ok(Onboarded::Pending);
+                }
+                self.tag_user(user, pacer).await?;
+                pacer.pay(Cost::SECRETS_WRITE).await;
+                let value = serde_json::json!({ "UserName": user }).to_string();
+                self.secrets
+                    .create(secret, &value, prefix, self.config.kms_key_id.as_deref())
+                    .await?;
+                self.lock_and_enable(secret, pacer).await?;
+            }
+        }
+        info!(
+            decision = "user_onboarded",
+            user, secret, "user onboarded; first rotation started"
+        );
+        Ok(Onboarded::Done)
+    }
+
+    async fn tag_user(&self, user: &str, pacer: &mut Pacer) -> Result<(), AwsCallError> {
+        pacer.pay(Cost::IAM_WRITE).await;
+        self.iam
+            .tag_user(user, MANAGED_USER_TAG, &self.config.managed_prefix)
+            .await
+    }
+
+    /// The resource policy, then rotation: nothing can read the first key before the policy
+    /// limits who may.
+    async fn lock_and_enable(&self, secret: &str, pacer: &mut Pacer) -> Result<(), AwsCallError> {
+        pacer.pay(Cost::SECRETS_WRITE).await;
+        self.secrets
+            .put_policy(secret, &readers_only(&self.config.secret_readers))
+            .await?;
+        pacer.pay(Cost::ROTATION).await;
+        match self
+            .secrets
+            .enable_rotation(secret, &self.config.rotation_function_arn)
+            .await?
+        {
+            RotationStart::Started | RotationStart::InProgress => Ok(()),
+        }
+    }
+
+    /// A user back in the registry while its secret is in the recovery window: restore the
+    /// secret if its keys are all still there (no key's promise has run out, so the cleanup
+    /// that deletes them cannot have begun); otherwise finish the cleanup first, and onboard
+    /// afresh in a later run.
+    async fn restore_or_wait(
+        &self,
+        user: &str,
+        listed: &ListedSecret,
+        pacer: &mut Pacer,
+    ) -> Result<Onboarded, AwsCallError> {
+        let Some(deleted) = listed.deleted else {
+            return Ok(Onboarded::Pending);
+        };
+        if !listed.fleet {
+            warn!(
+                decision = "secret_scheduled_for_deletion",
+                user,
+                secret = %listed.name,
+                "a secret keyrot did not create is scheduled for deletion under this name; restore or purge it"
+            );
+            return Ok(Onboarded::Pending);
+        }
+        let keys = UserKeys::read(&self.iam, user, &listed.name).await?;
+        let unrecorded = deleted + self.config.interval + OFFBOARD_GRACE;
+        let still_promised = keys
+            .as_ref()
+            .and_then(|keys| keys.promised_until(unrecorded))
+            .is_some_and(|until| until > SystemTime::now());
+        if still_promised {
+            pacer.pay(Cost::SECRETS_WRITE).await;
+            self.secrets.restore(&listed.name).await?;
+            info!(decision = "secret_restored", user, secret = %listed.name, "offboarding undone");
+            return Ok(Onboarded::Restored);
+        }
+        // Offboarding's cleanup runs for this secret in the same run (it is not desired-only);
+        // finish it here, then the next run creates a fresh secret.
+        self.cleanup(user, listed, pacer).await?;
+        Ok(Onboarded::Pending)
+    }
+}

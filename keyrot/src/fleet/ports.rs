@@ -1,0 +1,100 @@
+//! What the fleet needs from AWS beyond the rotation's ports: the registry, and Secrets
+//! Manager's fleet-level calls. IAM goes through the rotation's own [`crate::iam_key::IamKeys`].
+
+use crate::AwsCallError;
+use std::future::Future;
+use std::time::SystemTime;
+
+/// Tag on an IAM user that keyrot manages; its value is the managed secret prefix. The rotation
+/// function's IAM rights are scoped to users carrying it, and only the fleet writes it.
+pub const MANAGED_USER_TAG: &str = "keyrot:managed";
+/// Tag on a secret the fleet created (or adopted); only such secrets are ever deleted.
+pub const FLEET_SECRET_TAG: &str = "keyrot:fleet";
+
+/// A secret under the managed prefix, as ListSecrets reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSecret {
+    pub name: String,
+    /// Carries [`FLEET_SECRET_TAG`] with this deployment's prefix.
+    pub fleet: bool,
+    pub rotation_enabled: bool,
+    pub last_rotated: Option<SystemTime>,
+    /// Scheduled for deletion at this time (the recovery window has started).
+    pub deleted: Option<SystemTime>,
+    /// A version holds AWSPENDING without AWSCURRENT: a rotation is in progress.
+    pub rotating: bool,
+}
+
+/// What starting a rotation came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationStart {
+    Started,
+    /// Secrets Manager refused it: a rotation is already in progress.
+    InProgress,
+}
+
+pub trait Registry: Send + Sync {
+    /// Names of the users with a registry entry. An entry that does not parse, or names
+    /// another user, is logged and left out.
+    fn users(&self) -> impl Future<Output = Result<Vec<String>, AwsCallError>> + Send;
+
+    /// Deletes a user's entry (teardown only); succeeds when it is already gone.
+    fn remove(&self, user: &str) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
+pub trait FleetSecrets: Send + Sync {
+    /// Every secret whose name starts with `prefix`, those scheduled for deletion included.
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<ListedSecret>, AwsCallError>> + Send;
+
+    /// CreateSecret with `value`, tagged as the fleet's; `Ok(false)` when it already exists.
+    fn create(
+        &self,
+        name: &str,
+        value: &str,
+        fleet_tag: &str,
+        kms_key_id: Option<&str>,
+    ) -> impl Future<Output = Result<bool, AwsCallError>> + Send;
+
+    /// Tags an existing secret as the fleet's (adoption of a secret made before the fleet).
+    fn tag_fleet(
+        &self,
+        name: &str,
+        fleet_tag: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+
+    fn put_policy(
+        &self,
+        name: &str,
+        policy: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+
+    /// RotateSecret configuring `function_arn` with the longest native schedule: enables
+    /// rotation and rotates at once.
+    fn enable_rotation(
+        &self,
+        name: &str,
+        function_arn: &str,
+    ) -> impl Future<Output = Result<RotationStart, AwsCallError>> + Send;
+
+    /// RotateSecret with the configured function.
+    fn rotate(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<RotationStart, AwsCallError>> + Send;
+
+    /// DeleteSecret with the shortest recovery window (7 days): the secret can no longer be
+    /// read or rotated, and can still be restored.
+    fn schedule_deletion(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+
+    /// RestoreSecret: undoes [`FleetSecrets::schedule_deletion`].
+    fn restore(&self, name: &str) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+
+    /// DeleteSecret without recovery; succeeds when it is already gone.
+    fn purge(&self, name: &str) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}

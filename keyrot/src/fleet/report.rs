@@ -1,0 +1,72 @@
+//! What one reconcile run did: logged once, and published as the fleet's summary metrics, a
+//! fixed set of series whatever the number of users.
+
+use crate::metrics::{self, Unit};
+use serde::Serialize;
+use tracing::info;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RunReport {
+    /// Users whose secret is in place and rotating.
+    pub managed: u64,
+    pub onboarded: u64,
+    pub adopted: u64,
+    pub restored: u64,
+    /// Registry users not yet in place (unknown to IAM, or left for the next run).
+    pub onboarding_pending: u64,
+    pub offboarding_started: u64,
+    pub offboarded: u64,
+    /// Offboarded users whose keys are still promised to clients (or left for the next run).
+    pub offboarding_pending: u64,
+    pub rotations_started: u64,
+    pub rotations_refused: u64,
+    /// Managed secrets not rotated within two intervals (each one logged by name).
+    pub stale: Vec<String>,
+    /// Calls that failed (each one logged); the run went on with the other users.
+    pub errors: u64,
+}
+
+impl RunReport {
+    pub fn publish(&self) {
+        info!(
+            decision = "reconcile_summary",
+            report = %serde_json::to_string(self).unwrap_or_default(),
+            "fleet reconciled"
+        );
+        let count = |value: u64| value as f64;
+        metrics::emit(
+            &[],
+            &[&[]],
+            &[
+                ("FleetManagedUsers", count(self.managed), Unit::Count),
+                (
+                    "FleetStaleSecrets",
+                    count(self.stale.len() as u64),
+                    Unit::Count,
+                ),
+                (
+                    "FleetOnboardingPending",
+                    count(self.onboarding_pending),
+                    Unit::Count,
+                ),
+                (
+                    "FleetOffboardingPending",
+                    count(self.offboarding_pending),
+                    Unit::Count,
+                ),
+                (
+                    "FleetRotationsStarted",
+                    count(self.rotations_started),
+                    Unit::Count,
+                ),
+                (
+                    "FleetRotationsRefused",
+                    count(self.rotations_refused),
+                    Unit::Count,
+                ),
+                ("FleetErrors", count(self.errors), Unit::Count),
+            ],
+        );
+    }
+}

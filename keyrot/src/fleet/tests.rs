@@ -1,0 +1,534 @@
+//! The fleet on in-memory AWS: onboarding, offboarding around the key lifetime contract,
+//! dispatch, crash-resumption and teardown.
+
+use super::*;
+use crate::iam_key::{AccessKeyInfo, IamUser, NewAccessKey, MANAGED_TAG_PREFIX};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+const PREFIX: &str = "keyrot/iam/";
+
+#[derive(Default)]
+struct World {
+    registry: Vec<String>,
+    registry_fails: bool,
+    /// user → (key ids, tags)
+    users: BTreeMap<String, (Vec<String>, BTreeMap<String, String>)>,
+    secrets: BTreeMap<String, ListedSecret>,
+    policies: BTreeMap<String, String>,
+    calls: Vec<String>,
+    /// Fail the n-th mutating call (counted from 0), once.
+    fail_at: Option<usize>,
+    mutations: usize,
+}
+
+#[derive(Clone, Default)]
+struct Aws(std::sync::Arc<Mutex<World>>);
+
+impl Aws {
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.0.lock().unwrap()
+    }
+
+    fn mutate(&self, call: String) -> Result<(), AwsCallError> {
+        let mut world = self.world();
+        let n = world.mutations;
+        world.mutations += 1;
+        if world.fail_at == Some(n) {
+            world.fail_at = None;
+            return Err(AwsCallError {
+                operation: "Injected",
+                code: Some("ServiceUnavailable".into()),
+                message: format!("injected failure of {call}"),
+            });
+        }
+        world.calls.push(call);
+        Ok(())
+    }
+
+    fn add_user(&self, user: &str, keys: &[&str]) {
+        self.world().users.insert(
+            user.into(),
+            (
+                keys.iter().map(|k| (*k).to_owned()).collect(),
+                BTreeMap::new(),
+            ),
+        );
+    }
+
+    fn mark(&self, user: &str, key: &str, until: Option<SystemTime>) {
+        let mark = format!("{MANAGED_TAG_PREFIX}{PREFIX}{user} version=v1");
+        let value = match until {
+            Some(until) => format!("{mark} until={}", crate::time::unix_seconds(until)),
+            None => mark,
+        };
+        let mut world = self.world();
+        let entry = world.users.get_mut(user).unwrap();
+        entry.0.push(key.into());
+        entry.1.insert(key.into(), value);
+    }
+
+    fn ready_secret(&self, user: &str, last_rotated: Option<SystemTime>) {
+        self.world().secrets.insert(
+            format!("{PREFIX}{user}"),
+            ListedSecret {
+                name: format!("{PREFIX}{user}"),
+                fleet: true,
+                rotation_enabled: true,
+                last_rotated,
+                deleted: None,
+                rotating: false,
+            },
+        );
+    }
+}
+
+impl Registry for Aws {
+    async fn users(&self) -> Result<Vec<String>, AwsCallError> {
+        let world = self.world();
+        if world.registry_fails {
+            return Err(AwsCallError {
+                operation: "GetParametersByPath",
+                code: Some("AccessDeniedException".into()),
+                message: "denied".into(),
+            });
+        }
+        Ok(world.registry.clone())
+    }
+    async fn remove(&self, user: &str) -> Result<(), AwsCallError> {
+        self.mutate(format!("DeleteParameter {user}"))?;
+        self.world().registry.retain(|u| u != user);
+        Ok(())
+    }
+}
+
+impl FleetSecrets for Aws {
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedSecret>, AwsCallError> {
+        Ok(self
+            .world()
+            .secrets
+            .values()
+            .filter(|s| s.name.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+    async fn create(
+        &self,
+        name: &str,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<bool, AwsCallError> {
+        self.mutate(format!("CreateSecret {name}"))?;
+        let mut world = self.world();
+        if world.secrets.contains_key(name) {
+            return Ok(false);
+        }
+        world.secrets.insert(
+            name.into(),
+            ListedSecret {
+                name: name.into(),
+                fleet: true,
+                rotation_enabled: false,
+                last_rotated: None,
+                deleted: None,
+                rotating: false,
+            },
+        );
+        Ok(true)
+    }
+    async fn tag_fleet(&self, name: &str, _: &str) -> Result<(), AwsCallError> {
+        self.mutate(format!("TagResource {name}"))?;
+        if let Some(s) = self.world().secrets.get_mut(name) {
+            s.fleet = true;
+        }
+        Ok(())
+    }
+    async fn put_policy(&self, name: &str, policy: &str) -> Result<(), AwsCallError> {
+        self.mutate(format!("PutResourcePolicy {name}"))?;
+        self.world().policies.insert(name.into(), policy.into());
+        Ok(())
+    }
+    async fn enable_rotation(&self, name: &str, _: &str) -> Result<RotationStart, AwsCallError> {
+        self.mutate(format!("EnableRotation {name}"))?;
+        let mut world = self.world();
+        let secret = world.secrets.get_mut(name).unwrap();
+        secret.rotation_enabled = true;
+        secret.last_rotated = Some(SystemTime::now());
+        Ok(RotationStart::Started)
+    }
+    async fn rotate(&self, name: &str) -> Result<RotationStart, AwsCallError> {
+        self.mutate(format!("RotateSecret {name}"))?;
+        if let Some(s) = self.world().secrets.get_mut(name) {
+            s.last_rotated = Some(SystemTime::now());
+        }
+        Ok(RotationStart::Started)
+    }
+    async fn schedule_deletion(&self, name: &str) -> Result<(), AwsCallError> {
+        self.mutate(format!("DeleteSecret {name}"))?;
+        if let Some(s) = self.world().secrets.get_mut(name) {
+            s.deleted = Some(SystemTime::now());
+        }
+        Ok(())
+    }
+    async fn restore(&self, name: &str) -> Result<(), AwsCallError> {
+        self.mutate(format!("RestoreSecret {name}"))?;
+        if let Some(s) = self.world().secrets.get_mut(name) {
+            s.deleted = None;
+        }
+        Ok(())
+    }
+    async fn purge(&self, name: &str) -> Result<(), AwsCallError> {
+        self.mutate(format!("PurgeSecret {name}"))?;
+        self.world().secrets.remove(name);
+        Ok(())
+    }
+}
+
+fn no_such_entity(operation: &'static str) -> AwsCallError {
+    AwsCallError {
+        operation,
+        code: Some("NoSuchEntity".into()),
+        message: "no such user".into(),
+    }
+}
+
+impl IamKeys for Aws {
+    async fn get_user(&self, user: &str) -> Result<Option<IamUser>, AwsCallError> {
+        Ok(self.world().users.contains_key(user).then(|| IamUser {
+            name: user.into(),
+            arn: format!("arn:aws:iam::1:user/{user}"),
+        }))
+    }
+    async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKeyInfo>, AwsCallError> {
+        let world = self.world();
+        let (keys, _) = world
+            .users
+            .get(user)
+            .ok_or_else(|| no_such_entity("ListAccessKeys"))?;
+        Ok(keys
+            .iter()
+            .map(|id| AccessKeyInfo {
+                id: id.clone(),
+                active: true,
+                created: None,
+            })
+            .collect())
+    }
+    async fn key_last_used(&self, _: &str) -> Result<Option<SystemTime>, AwsCallError> {
+        Ok(None)
+    }
+    async fn list_user_tags(&self, user: &str) -> Result<Vec<(String, String)>, AwsCallError> {
+        let world = self.world();
+        let (_, tags) = world
+            .users
+            .get(user)
+            .ok_or_else(|| no_such_entity("ListUserTags"))?;
+        Ok(tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+    async fn tag_user(&self, user: &str, key: &str, value: &str) -> Result<(), AwsCallError> {
+        self.mutate(format!("TagUser {user} {key}"))?;
+        let mut world = self.world();
+        let (_, tags) = world
+            .users
+            .get_mut(user)
+            .ok_or_else(|| no_such_entity("TagUser"))?;
+        tags.insert(key.into(), value.into());
+        Ok(())
+    }
+    async fn untag_user(&self, user: &str, keys: &[String]) -> Result<(), AwsCallError> {
+        self.mutate(format!("UntagUser {user} {}", keys.join(",")))?;
+        let mut world = self.world();
+        let (_, tags) = world
+            .users
+            .get_mut(user)
+            .ok_or_else(|| no_such_entity("UntagUser"))?;
+        for key in keys {
+            tags.remove(key);
+        }
+        Ok(())
+    }
+    async fn create_access_key(&self, _: &str) -> Result<NewAccessKey, AwsCallError> {
+        unreachable!("the fleet never creates keys")
+    }
+    async fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), AwsCallError> {
+        self.mutate(format!("DeleteAccessKey {user} {key_id}"))?;
+        let mut world = self.world();
+        let (keys, _) = world
+            .users
+            .get_mut(user)
+            .ok_or_else(|| no_such_entity("DeleteAccessKey"))?;
+        keys.retain(|k| k != key_id);
+        Ok(())
+    }
+}
+
+fn fleet(aws: &Aws, seed: &[&str]) -> Fleet<Aws, Aws, Aws> {
+    Fleet {
+        registry: aws.clone(),
+        secrets: aws.clone(),
+        iam: aws.clone(),
+        config: FleetConfig {
+            rotation_function_arn: "arn:aws:lambda:us-east-1:1:function:rotation".into(),
+            managed_prefix: PREFIX.into(),
+            users_path: "/keyrot/users/".into(),
+            seed_users: seed.iter().map(|s| (*s).to_owned()).collect(),
+            secret_readers: vec!["arn:aws:iam::1:role/api".into()],
+            kms_key_id: None,
+            interval: Duration::from_secs(600),
+            budgets: Budgets {
+                iam_writes_per_second: 1000,
+                secrets_writes_per_second: 1000,
+                rotate_secret_per_second: 1000,
+            },
+            run_time: Duration::from_secs(50),
+        },
+    }
+}
+
+fn managed_tag(aws: &Aws, user: &str) -> Option<String> {
+    aws.world().users[user].1.get(MANAGED_USER_TAG).cloned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn onboarding_tags_the_user_then_creates_locks_and_rotates_the_secret() {
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.world().registry = vec!["alice".into()];
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.onboarded, 1);
+    assert_eq!(
+        aws.world().calls,
+        [
+            "TagUser alice keyrot:managed",
+            "CreateSecret keyrot/iam/alice",
+            "PutResourcePolicy keyrot/iam/alice",
+            "EnableRotation keyrot/iam/alice",
+        ]
+    );
+    assert_eq!(managed_tag(&aws, "alice").as_deref(), Some(PREFIX));
+    // A second run finds it in place and, having just rotated, leaves it alone.
+    aws.world().calls.clear();
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!((report.managed, report.onboarded), (1, 0));
+    assert!(aws.world().calls.is_empty(), "{:?}", aws.world().calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn seed_users_are_managed_and_unknown_users_are_left_pending() {
+    let aws = Aws::default();
+    aws.add_user("bob", &[]);
+    aws.world().registry = vec!["ghost".into()];
+    let report = fleet(&aws, &["bob"]).reconcile().await.unwrap();
+    assert_eq!((report.onboarded, report.onboarding_pending), (1, 1));
+    assert!(aws.world().secrets.contains_key("keyrot/iam/bob"));
+    assert!(!aws.world().secrets.contains_key("keyrot/iam/ghost"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_registry_changes_nothing() {
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.mark("alice", "AKIAALICE", None);
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    aws.world().registry_fails = true;
+    let error = fleet(&aws, &[]).reconcile().await.unwrap_err();
+    assert_eq!(error.code(), "RegistryUnreadable");
+    assert!(aws.world().calls.is_empty());
+    assert!(aws.world().secrets["keyrot/iam/alice"].deleted.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn offboarding_waits_for_the_promise_then_removes_only_keyrots_keys() {
+    let aws = Aws::default();
+    aws.add_user("alice", &["AKIAHANDMADE"]);
+    aws.mark("alice", "AKIACURRENT", None);
+    aws.world()
+        .users
+        .get_mut("alice")
+        .unwrap()
+        .1
+        .insert(MANAGED_USER_TAG.into(), PREFIX.into());
+    aws.ready_secret("alice", Some(SystemTime::now()));
+
+    // Run 1: the promise is recorded and the secret stops being served.
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.offboarding_started, 1);
+    let mark = aws.world().users["alice"].1["AKIACURRENT"].clone();
+    let until: u64 = mark.rsplit_once(" until=").unwrap().1.parse().unwrap();
+    let expected =
+        crate::time::unix_seconds(SystemTime::now() + Duration::from_secs(600) + OFFBOARD_GRACE);
+    assert!(until.abs_diff(expected) <= 1, "{mark}");
+    assert!(aws.world().secrets["keyrot/iam/alice"].deleted.is_some());
+
+    // Run 2, still promised: nothing is deleted.
+    aws.world().calls.clear();
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!((report.offboarding_pending, report.offboarded), (1, 0));
+    assert!(aws.world().calls.is_empty());
+
+    // Once the promise has run out: keyrot's key, its tags and the secret go; the hand-made
+    // key stays.
+    {
+        let mut world = aws.world();
+        let tags = &mut world.users.get_mut("alice").unwrap().1;
+        let past = format!(
+            "{MANAGED_TAG_PREFIX}{PREFIX}alice version=v1 until={}",
+            crate::time::unix_seconds(SystemTime::now() - Duration::from_secs(1))
+        );
+        tags.insert("AKIACURRENT".into(), past);
+        world.secrets.get_mut("keyrot/iam/alice").unwrap().deleted =
+            Some(SystemTime::now() - Duration::from_secs(3600));
+    }
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.offboarded, 1);
+    let world = aws.world();
+    assert_eq!(world.users["alice"].0, ["AKIAHANDMADE"]);
+    assert!(
+        world.users["alice"].1.is_empty(),
+        "{:?}",
+        world.users["alice"].1
+    );
+    assert!(!world.secrets.contains_key("keyrot/iam/alice"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn secrets_the_fleet_did_not_make_are_never_offboarded() {
+    let aws = Aws::default();
+    aws.add_user("carol", &[]);
+    aws.ready_secret("carol", Some(SystemTime::now()));
+    aws.world()
+        .secrets
+        .get_mut("keyrot/iam/carol")
+        .unwrap()
+        .fleet = false;
+    fleet(&aws, &[]).reconcile().await.unwrap();
+    assert!(aws.world().calls.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn offboarding_waits_for_a_rotation_in_progress() {
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    aws.world()
+        .secrets
+        .get_mut("keyrot/iam/alice")
+        .unwrap()
+        .rotating = true;
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.offboarding_pending, 1);
+    assert!(aws.world().calls.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_user_back_in_the_registry_before_cleanup_is_restored() {
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.mark(
+        "alice",
+        "AKIACURRENT",
+        Some(SystemTime::now() + Duration::from_secs(300)),
+    );
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    aws.world()
+        .secrets
+        .get_mut("keyrot/iam/alice")
+        .unwrap()
+        .deleted = Some(SystemTime::now());
+    aws.world().registry = vec!["alice".into()];
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.restored, 1);
+    assert!(aws.world().secrets["keyrot/iam/alice"].deleted.is_none());
+    assert_eq!(aws.world().users["alice"].0, ["AKIACURRENT"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_between_any_two_calls_is_finished_by_the_next_run() {
+    // The clean outcome, for comparison.
+    let clean = Aws::default();
+    clean.add_user("alice", &[]);
+    clean.world().registry = vec!["alice".into()];
+    fleet(&clean, &[]).reconcile().await.unwrap();
+    let steps = clean.world().calls.len();
+    for fail_at in 0..steps {
+        let aws = Aws::default();
+        aws.add_user("alice", &[]);
+        aws.world().registry = vec!["alice".into()];
+        aws.world().fail_at = Some(fail_at);
+        let report = fleet(&aws, &[]).reconcile().await.unwrap();
+        assert_eq!(report.errors, 1, "failure at call {fail_at}");
+        fleet(&aws, &[]).reconcile().await.unwrap();
+        let world = aws.world();
+        let secret = &world.secrets["keyrot/iam/alice"];
+        assert!(
+            secret.rotation_enabled && secret.fleet,
+            "failure at call {fail_at}"
+        );
+        assert!(world.policies.contains_key("keyrot/iam/alice"));
+        assert_eq!(
+            world.users["alice"]
+                .1
+                .get(MANAGED_USER_TAG)
+                .map(String::as_str),
+            Some(PREFIX)
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn due_secrets_rotate_and_others_do_not() {
+    let aws = Aws::default();
+    for user in ["due", "fresh", "busy"] {
+        aws.add_user(user, &[]);
+    }
+    aws.world().registry = vec!["due".into(), "fresh".into(), "busy".into()];
+    let long_ago = SystemTime::now() - Duration::from_secs(3 * 600);
+    aws.ready_secret("due", Some(long_ago));
+    aws.ready_secret("fresh", Some(SystemTime::now() + Duration::from_secs(120)));
+    aws.ready_secret("busy", Some(long_ago));
+    aws.world()
+        .secrets
+        .get_mut("keyrot/iam/busy")
+        .unwrap()
+        .rotating = true;
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(aws.world().calls, ["RotateSecret keyrot/iam/due"]);
+    assert_eq!(report.rotations_started, 1);
+    // Not rotated for three intervals: both stale ones are named.
+    assert_eq!(report.stale, ["keyrot/iam/busy", "keyrot/iam/due"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn teardown_removes_keyrots_keys_tags_secrets_and_registry_only() {
+    let aws = Aws::default();
+    aws.add_user("alice", &["AKIAHANDMADE"]);
+    aws.mark("alice", "AKIACURRENT", None);
+    aws.mark(
+        "alice",
+        "AKIAPREVIOUS",
+        Some(SystemTime::now() + Duration::from_secs(500)),
+    );
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    aws.add_user("carol", &[]);
+    aws.ready_secret("carol", Some(SystemTime::now()));
+    aws.world()
+        .secrets
+        .get_mut("keyrot/iam/carol")
+        .unwrap()
+        .fleet = false;
+    aws.world().registry = vec!["alice".into()];
+    let report = fleet(&aws, &[])
+        .teardown(Instant::now() + Duration::from_secs(60))
+        .await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.keys_deleted, 2);
+    assert_eq!(report.secrets_deleted, ["keyrot/iam/alice"]);
+    assert_eq!(report.secrets_left, ["keyrot/iam/carol"]);
+    assert_eq!(report.registry_entries_deleted, ["alice"]);
+    let world = aws.world();
+    assert_eq!(world.users["alice"].0, ["AKIAHANDMADE"]);
+    assert!(world.users["alice"].1.is_empty());
+    assert!(world.secrets.contains_key("keyrot/iam/carol"));
+    assert!(world.registry.is_empty());
+}
