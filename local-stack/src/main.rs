@@ -57,6 +57,23 @@ async fn run(options: Options) -> Result<(), LocalError> {
             .with_access_log(access_log),
         );
         let gateway_task = tokio::spawn(gateway.serve(api_listener));
+        // The fleet's first run creates the seed users' secrets and rotates them, as the
+        // first scheduled run after a deploy does.
+        let counters = scheduler::Counters::new(addresses.state_dir.join("scheduler.json"));
+        let invoker = invoke::Invoker::new(&addresses.lambda_endpoint);
+        let first = scheduler::reconcile_once(&invoker, &counters)
+            .await
+            .map_err(|message| LocalError::Provision {
+                step: "the fleet's first reconcile".into(),
+                message,
+            })?;
+        let onboarded = first["Onboarded"].as_u64().unwrap_or(0);
+        if onboarded != provisioned.secret_ids.len() as u64 || first["Errors"].as_u64() != Some(0) {
+            return Err(LocalError::Provision {
+                step: "the fleet's first reconcile".into(),
+                message: format!("expected every user onboarded, got {first}"),
+            });
+        }
         banner::print(&options, &addresses, &api_url, &provisioned);
         if let Some(path) = &options.ready_file {
             banner::write_ready_file(path, &addresses, &api_url, &provisioned).map_err(
@@ -66,12 +83,12 @@ async fn run(options: Options) -> Result<(), LocalError> {
                 },
             )?;
         }
-        let counters = scheduler::Counters::new(addresses.state_dir.join("scheduler.json"));
-        let result = scheduler::rotate_every(
+        let result = scheduler::run(
+            invoker,
             aws.clone(),
             counters,
             &provisioned.secret_ids,
-            options.interval(),
+            options.reconcile_period(),
             options
                 .native_window_seconds
                 .map(std::time::Duration::from_secs),

@@ -31,6 +31,14 @@ pub struct Options {
     #[arg(long, value_parser = clap::value_parser!(u64).range(5..=86400))]
     pub native_window_seconds: Option<u64>,
 
+    /// IAM write budget of the fleet, per second (as the template's IamWritesPerSecond).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub iam_writes_per_second: u64,
+
+    /// Secrets Manager write budget of the fleet, per second (SecretsWritesPerSecond).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub secrets_writes_per_second: u64,
+
     /// Refuse PutSecretValue once a secret holds this many versions younger than 24 hours (or
     /// labelled), as AWS's version retention does; default: no limit.
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10000))]
@@ -92,6 +100,13 @@ impl Options {
             Some(seconds) => Duration::from_secs(seconds),
             None => Duration::from_secs(self.interval_minutes * 60),
         }
+    }
+
+    /// How often the local schedule runs the fleet's reconcile: every minute, as deployed,
+    /// scaled with a compressed interval (a tenth of it, 1–60 s), so that each secret still
+    /// rotates at its own offset.
+    pub fn reconcile_period(&self) -> Duration {
+        Duration::from_secs((self.interval().as_secs() / 10).clamp(1, 60))
     }
 
     pub fn state_dir(&self) -> PathBuf {

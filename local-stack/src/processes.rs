@@ -10,8 +10,16 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-/// Functions served by the local Lambda emulator, by their binary names.
-pub const FUNCTIONS: &[&str] = &["rotation-fn", "authorizer-fn", "api-fn"];
+/// Functions served by the local Lambda emulator: (function name, binary). The fleet function
+/// is the rotation function's program with the fleet's settings, as the template deploys it
+/// (built a second time under its own name: the emulator serves functions by binary name).
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    ("rotation-fn", "rotation-fn"),
+    (FLEET_FUNCTION, "fleet-fn"),
+    ("authorizer-fn", "authorizer-fn"),
+    ("api-fn", "api-fn"),
+];
+pub const FLEET_FUNCTION: &str = "fleet-fn";
 
 /// Token issuer and audience of the local deployment.
 pub const LOCAL_ISSUER: &str = "urn:keyrot:local";
@@ -50,6 +58,33 @@ fn keyrot_env(function: &str, options: &Options) -> Vec<(&'static str, String)> 
             ("KEYROT_VERIFY_INITIAL_DELAY_MS", "100".to_owned()),
             ("KEYROT_VERIFY_MAX_WAIT_MS", "2000".to_owned()),
             interval_seconds(options),
+        ],
+        // The template's FleetFunction settings; moto enforces no resource policy, the readers
+        // only have to be well formed.
+        FLEET_FUNCTION => vec![
+            interval_seconds(options),
+            (
+                "KEYROT_ROTATION_FUNCTION_ARN",
+                crate::provision::ROTATION_FUNCTION_ARN.to_owned(),
+            ),
+            ("KEYROT_SEED_USERS", options.users.join(",")),
+            (
+                "KEYROT_SECRET_READER_ARNS",
+                "arn:aws:iam::123456789012:role/keyrot-api,arn:aws:iam::123456789012:role/keyrot-rotation"
+                    .to_owned(),
+            ),
+            (
+                "KEYROT_FLEET_RUN_SECONDS",
+                options.reconcile_period().as_secs().to_string(),
+            ),
+            (
+                "KEYROT_IAM_WRITES_PER_SECOND",
+                options.iam_writes_per_second.to_string(),
+            ),
+            (
+                "KEYROT_SECRETS_WRITES_PER_SECOND",
+                options.secrets_writes_per_second.to_string(),
+            ),
         ],
         "authorizer-fn" => {
             let mut env = token.to_vec();
@@ -167,8 +202,8 @@ impl Stack {
         stack.wait_ready("moto", aws_port).await?;
         stack.wait_ready("lambda-emulator", lambda_port).await?;
 
-        for function in FUNCTIONS {
-            let mut command = Command::new(options.bin_dir.join(function));
+        for (function, binary) in FUNCTIONS {
+            let mut command = Command::new(options.bin_dir.join(binary));
             command
                 .env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())

@@ -1,5 +1,6 @@
-//! Creates what the SAM template creates, on moto: the managed IAM users and their secrets
-//! with rotation configured on `rotation-fn`, which runs the first rotation at once.
+//! Creates what the SAM template creates, on moto: the managed IAM users (which the template
+//! expects to exist; its `ManagedUsers` seed the fleet, whose first run creates their secrets
+//! and rotates them), the signing key, the default client and the usage plan.
 
 use crate::options::Options;
 use crate::processes::{LOCAL_ACCESS_KEY_ID, LOCAL_REGION, LOCAL_SECRET_ACCESS_KEY};
@@ -176,7 +177,7 @@ async fn configure_rotation(aws: &Aws, id: &str) -> Result<(), LocalError> {
     Ok(())
 }
 
-/// The managed users and their secrets; returns the secret ids.
+/// The managed IAM users; returns the ids of the secrets the fleet makes for them.
 async fn provision_users(aws: &Aws, options: &Options) -> Result<Vec<String>, LocalError> {
     let mut secret_ids = Vec::new();
     for user in &options.users {
@@ -192,20 +193,6 @@ async fn provision_users(aws: &Aws, options: &Options) -> Result<Vec<String>, Lo
                 )
             })?;
         let id = secret_id(user);
-        aws.secrets
-            .create_secret()
-            .name(&id)
-            .description(format!("keyrot-managed access key of IAM user {user}"))
-            .secret_string(serde_json::json!({ "UserName": user }).to_string())
-            .send()
-            .await
-            .map_err(|e| {
-                failed(
-                    format!("creating secret {id}"),
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(e),
-                )
-            })?;
-        configure_rotation(aws, &id).await?;
         secret_ids.push(id);
     }
     Ok(secret_ids)

@@ -1,16 +1,19 @@
-//! The local stand-ins for what starts rotations on AWS, each one RotateSecret on a managed
-//! secret:
+//! The local stand-ins for what starts rotations on AWS:
 //!
-//! * the tick (the deployed EventBridge Scheduler schedules): every secret each interval;
+//! * the tick: the deployed reconcile schedule, which invokes the fleet function (`fleet-fn`)
+//!   with `{"Action":"Reconcile"}` every minute (scaled with a compressed interval); the fleet
+//!   onboards and offboards registry users and starts each secret's rotation at its slot;
 //! * optionally, Secrets Manager's native rotation windows (`--native-window-seconds`): one
-//!   rotation per window at a random offset inside it, out of phase with the tick, as a
+//!   RotateSecret per window at a random offset inside it, out of phase with the tick, as a
 //!   `rate()` RotationSchedule does on AWS.
 //!
-//! Every outcome is counted by source in `scheduler.json` in the state directory. A RotateSecret
-//! that lands on a rotation in progress is refused, as on AWS (the moto launcher reproduces
-//! that), and counted as `refused_in_progress`: the deployment counts and alarms on the same
-//! thing through the schedules' dead-letter queue.
+//! Every outcome is counted by source in `scheduler.json` in the state directory: for the tick,
+//! the rotations the fleet's runs started, found refused because a rotation was in progress
+//! (as AWS refuses RotateSecret then; the moto launcher reproduces that), and failed, from each
+//! run's report, which is what the deployment publishes as metrics.
 
+use crate::invoke::{Invocation, Invoker};
+use crate::processes::FLEET_FUNCTION;
 use crate::provision::Aws;
 use crate::LocalError;
 use serde_json::json;
@@ -60,15 +63,31 @@ impl Counters {
     }
 
     fn record(&self, source: Source, outcome: Outcome) {
+        let counts = match outcome {
+            Outcome::Accepted => Counts {
+                accepted: 1,
+                ..Counts::default()
+            },
+            Outcome::RefusedInProgress => Counts {
+                refused_in_progress: 1,
+                ..Counts::default()
+            },
+            Outcome::Failed => Counts {
+                failed: 1,
+                ..Counts::default()
+            },
+        };
+        self.add(source, counts);
+    }
+
+    fn add(&self, source: Source, more: Counts) {
         let Ok(mut counts) = self.counts.lock() else {
             return;
         };
         let entry = counts.entry(source).or_default();
-        match outcome {
-            Outcome::Accepted => entry.accepted += 1,
-            Outcome::RefusedInProgress => entry.refused_in_progress += 1,
-            Outcome::Failed => entry.failed += 1,
-        }
+        entry.accepted += more.accepted;
+        entry.refused_in_progress += more.refused_in_progress;
+        entry.failed += more.failed;
         self.write(&counts);
     }
 
@@ -144,29 +163,64 @@ async fn rotate(aws: &Aws, counters: &Counters, source: Source, secret_id: &str)
     counters.record(source, outcome);
 }
 
-/// RotateSecret on every secret each `interval`, each secret on its own task so that a slow
-/// rotation of one delays no other. Runs until dropped.
-pub async fn rotate_every(
+/// One reconcile run of the fleet function, as the deployed schedule invokes it; its report
+/// (keyrot's `RunReport`) is counted under `tick`.
+pub async fn reconcile_once(
+    invoker: &Invoker,
+    counters: &Counters,
+) -> Result<serde_json::Value, String> {
+    match invoker
+        .invoke(FLEET_FUNCTION, &json!({"Action": "Reconcile"}))
+        .await?
+    {
+        Invocation::Returned(report) => {
+            let count = |field: &str| report[field].as_u64().unwrap_or(0);
+            counters.add(
+                Source::Tick,
+                Counts {
+                    accepted: count("RotationsStarted"),
+                    refused_in_progress: count("RotationsRefused"),
+                    failed: count("Errors"),
+                },
+            );
+            Ok(report)
+        }
+        Invocation::Failed {
+            error_type,
+            message,
+        } => {
+            counters.record(Source::Tick, Outcome::Failed);
+            Err(format!("reconcile failed: {error_type}: {message}"))
+        }
+    }
+}
+
+/// The reconcile schedule every `period`, and the native windows of `secret_ids`. Runs until
+/// dropped.
+pub async fn run(
+    invoker: Invoker,
     aws: Arc<Aws>,
     counters: Counters,
     secret_ids: &[String],
-    interval: Duration,
+    period: Duration,
     native_window: Option<Duration>,
 ) -> Result<(), LocalError> {
     let mut tasks = tokio::task::JoinSet::new();
-    for secret_id in secret_ids {
-        let tick = (aws.clone(), counters.clone(), secret_id.clone());
-        tasks.spawn(async move {
-            let (aws, counters, secret_id) = tick;
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            ticks.tick().await; // the first tick is immediate; provisioning just rotated
-            loop {
-                ticks.tick().await;
-                rotate(&aws, &counters, Source::Tick, &secret_id).await;
+    let tick = (invoker, counters.clone());
+    tasks.spawn(async move {
+        let (invoker, counters) = tick;
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // the first tick is immediate; startup just reconciled
+        loop {
+            ticks.tick().await;
+            if let Err(error) = reconcile_once(&invoker, &counters).await {
+                println!("{error}");
             }
-        });
-        if let Some(window) = native_window {
+        }
+    });
+    if let Some(window) = native_window {
+        for secret_id in secret_ids {
             let native = (aws.clone(), counters.clone(), secret_id.clone());
             tasks.spawn(async move {
                 let (aws, counters, secret_id) = native;

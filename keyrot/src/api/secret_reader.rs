@@ -43,7 +43,13 @@ impl SecretReader for SecretsManagerReader {
             Ok(output) => output,
             Err(error) => {
                 let error = AwsCallError::from_sdk("GetSecretValue", &error);
-                if error.has_code("ResourceNotFoundException") {
+                // A secret scheduled for deletion (an offboarded user) is refused with
+                // InvalidRequestException "…marked for deletion": no key to hand out, as for
+                // a secret that does not exist.
+                if error.has_code("ResourceNotFoundException")
+                    || (error.has_code("InvalidRequestException")
+                        && error.message.contains("marked for deletion"))
+                {
                     return Ok(None);
                 }
                 return Err(error);

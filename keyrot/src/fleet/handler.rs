@@ -64,7 +64,7 @@ pub async fn handle_fleet_event<R, S, I, C>(
 ) -> Result<Value, FleetError>
 where
     R: Registry,
-    S: FleetSecrets,
+    S: FleetSecrets + Clone + 'static,
     I: IamKeys,
     C: CustomResourceResponder,
 {
@@ -87,7 +87,7 @@ async fn run<R, S, I, C>(
 ) -> Result<Value, FleetError>
 where
     R: Registry,
-    S: FleetSecrets,
+    S: FleetSecrets + Clone + 'static,
     I: IamKeys,
     C: CustomResourceResponder,
 {

@@ -14,6 +14,7 @@ mod ports;
 mod report;
 mod sdk;
 mod slots;
+mod starts;
 mod teardown;
 mod user_keys;
 
@@ -57,7 +58,7 @@ enum Work<'a> {
     Rotate(&'a ListedSecret, SystemTime),
 }
 
-impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
+impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> {
     fn secret_name(&self, user: &str) -> String {
         format!("{}{user}", self.config.managed_prefix)
     }
@@ -123,8 +124,19 @@ impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
                         secret.last_rotated,
                         horizon,
                     );
-                    if let Some(due) = due.filter(|_| !secret.rotating) {
-                        rotations.push(Work::Rotate(secret, due));
+                    match due {
+                        // RotateSecret would be refused: the rotation in progress covers the
+                        // slot, and counts as refused (a stuck one also makes the secret stale).
+                        Some(_) if secret.rotating => {
+                            report.rotations_refused += 1;
+                            info!(
+                                decision = "rotation_refused_in_progress",
+                                secret = %secret.name,
+                                "a rotation is in progress; it covers this slot"
+                            );
+                        }
+                        Some(due) => rotations.push(Work::Rotate(secret, due)),
+                        None => {}
                     }
                 }
                 existing => work.push(Work::Onboard(user, existing.copied())),
@@ -143,6 +155,7 @@ impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
         queue.extend(upcoming);
 
         let mut pacer = Pacer::new(self.config.budgets);
+        let mut starts = starts::Starts::new(self.secrets.clone());
         let mut left = 0u64;
         for item in queue {
             if Instant::now() >= deadline {
@@ -157,17 +170,20 @@ impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
             match item {
                 Work::Offboard(secret) => self.offboard(secret, &mut pacer, &mut report).await,
                 Work::Onboard(user, existing) => {
-                    self.onboard(user, existing, &mut pacer, &mut report).await
+                    self.onboard(user, existing, &mut pacer, &mut starts, &mut report)
+                        .await
                 }
                 Work::Rotate(secret, due) => {
                     if !self.wait_for(due, deadline).await {
                         left += 1;
                         continue;
                     }
-                    self.rotate(secret, &mut pacer, &mut report).await;
+                    pacer.pay(Cost::ROTATION).await;
+                    starts.rotate(secret.name.clone(), &mut report).await;
                 }
             }
         }
+        starts.finish(&mut report).await;
         if left > 0 {
             info!(decision = "run_time_up", left, "left for the next run");
         }
@@ -201,25 +217,6 @@ impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
                 "not rotated within two intervals"
             );
             report.stale.push(secret.name.clone());
-        }
-    }
-
-    async fn rotate(&self, secret: &ListedSecret, pacer: &mut Pacer, report: &mut RunReport) {
-        pacer.pay(Cost::ROTATION).await;
-        match self.secrets.rotate(&secret.name).await {
-            Ok(RotationStart::Started) => {
-                report.rotations_started += 1;
-                info!(decision = "rotation_started", secret = %secret.name, "rotation started");
-            }
-            Ok(RotationStart::InProgress) => {
-                report.rotations_refused += 1;
-                info!(
-                    decision = "rotation_refused_in_progress",
-                    secret = %secret.name,
-                    "a rotation is in progress; it covers this slot"
-                );
-            }
-            Err(error) => self.failed(&secret.name, &error, report),
         }
     }
 

@@ -21,7 +21,7 @@ pub(super) enum Offboarding {
     Done,
 }
 
-impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
+impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> {
     pub(super) async fn offboard(
         &self,
         secret: &ListedSecret,

@@ -4,8 +4,9 @@
 
 use super::pacer::{Cost, Pacer};
 use super::policy::readers_only;
-use super::ports::{FleetSecrets, ListedSecret, Registry, RotationStart, MANAGED_USER_TAG};
+use super::ports::{FleetSecrets, ListedSecret, Registry, MANAGED_USER_TAG};
 use super::report::RunReport;
+use super::starts::Starts;
 use super::user_keys::UserKeys;
 use super::{Fleet, OFFBOARD_GRACE};
 use crate::iam_key::IamKeys;
@@ -20,16 +21,20 @@ enum Onboarded {
     Pending,
 }
 
-impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
+impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> {
     pub(super) async fn onboard(
         &self,
         user: &str,
         existing: Option<&ListedSecret>,
         pacer: &mut Pacer,
+        starts: &mut Starts<S>,
         report: &mut RunReport,
     ) {
         let secret = self.secret_name(user);
-        match self.onboard_steps(user, &secret, existing, pacer).await {
+        match self
+            .onboard_steps(user, &secret, existing, pacer, starts, report)
+            .await
+        {
             Ok(Onboarded::Done) => report.onboarded += 1,
             Ok(Onboarded::Adopted) => report.adopted += 1,
             Ok(Onboarded::Restored) => report.restored += 1,
@@ -47,6 +52,8 @@ impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
         secret: &str,
         existing: Option<&ListedSecret>,
         pacer: &mut Pacer,
+        starts: &mut Starts<S>,
+        report: &mut RunReport,
     ) -> Result<Onboarded, AwsCallError> {
         let prefix = self.config.managed_prefix.as_str();
         match existing {
@@ -60,7 +67,7 @@ impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
                 pacer.pay(Cost::SECRETS_WRITE).await;
                 self.secrets.tag_fleet(secret, prefix).await?;
                 if !listed.rotation_enabled {
-                    self.lock_and_enable(secret, pacer).await?;
+                    self.lock_and_enable(secret, pacer, starts, report).await?;
                 }
                 info!(
                     decision = "secret_adopted",
@@ -70,7 +77,7 @@ impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
             }
             Some(_) => {
                 // Created by an earlier run that stopped before enabling rotation.
-                self.lock_and_enable(secret, pacer).await?;
+                self.lock_and_enable(secret, pacer, starts, report).await?;
             }
             None => {
                 if self.iam.get_user(user).await?.is_none() {
@@ -87,7 +94,7 @@ impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
                 self.secrets
                     .create(secret, &value, prefix, self.config.kms_key_id.as_deref())
                     .await?;
-                self.lock_and_enable(secret, pacer).await?;
+                self.lock_and_enable(secret, pacer, starts, report).await?;
             }
         }
         info!(
@@ -106,19 +113,26 @@ impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
 
     /// The resource policy, then rotation: nothing can read the first key before the policy
     /// limits who may.
-    async fn lock_and_enable(&self, secret: &str, pacer: &mut Pacer) -> Result<(), AwsCallError> {
+    async fn lock_and_enable(
+        &self,
+        secret: &str,
+        pacer: &mut Pacer,
+        starts: &mut Starts<S>,
+        report: &mut RunReport,
+    ) -> Result<(), AwsCallError> {
         pacer.pay(Cost::SECRETS_WRITE).await;
         self.secrets
             .put_policy(secret, &readers_only(&self.config.secret_readers))
             .await?;
         pacer.pay(Cost::ROTATION).await;
-        match self
-            .secrets
-            .enable_rotation(secret, &self.config.rotation_function_arn)
-            .await?
-        {
-            RotationStart::Started | RotationStart::InProgress => Ok(()),
-        }
+        starts
+            .enable(
+                secret.to_owned(),
+                self.config.rotation_function_arn.clone(),
+                report,
+            )
+            .await;
+        Ok(())
     }
 
     /// A user back in the registry while its secret is in the recovery window: restore the

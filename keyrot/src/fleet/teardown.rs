@@ -28,7 +28,7 @@ pub struct TeardownReport {
     pub complete: bool,
 }
 
-impl<R: Registry, S: FleetSecrets, I: IamKeys> Fleet<R, S, I> {
+impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> {
     pub async fn teardown(&self, deadline: Instant) -> TeardownReport {
         let mut report = TeardownReport::default();
         let mut pacer = Pacer::new(self.config.budgets);

@@ -17,6 +17,12 @@ pub trait Rotator: Send + Sync {
     /// Short name for logs and metrics, e.g. `iam-access-key`.
     fn kind(&self) -> &'static str;
 
+    /// The kind that rotates the secret named `secret_name` (a router answers for the rotator
+    /// it would pick). A metric dimension: it takes a few fixed values, never one per secret.
+    fn kind_of(&self, _secret_name: &str) -> &'static str {
+        self.kind()
+    }
+
     /// createSecret: the value of the new version, made from the AWSCURRENT one (and the
     /// AWSPREVIOUS one, when there is one). Called only while the pending version has no value
     /// yet, so it must clean up whatever an earlier, interrupted attempt for the same token

@@ -37,6 +37,14 @@ impl<D: Rotator, S: Rotator> Rotator for ByName<D, S> {
         "by-secret-name"
     }
 
+    fn kind_of(&self, secret_name: &str) -> &'static str {
+        if secret_name == self.special_name {
+            self.special.kind()
+        } else {
+            self.default.kind()
+        }
+    }
+
     async fn create(
         &self,
         secret: &SecretRef,
