@@ -189,6 +189,20 @@ impl ApiWorld {
                 .send()
                 .await
                 .expect("user");
+            world
+                .iam
+                .tag_user()
+                .user_name(user)
+                .tags(
+                    aws_sdk_iam::types::Tag::builder()
+                        .key(keyrot::iam_key::MANAGED_USER_TAG)
+                        .value(&world.managed_prefix)
+                        .build()
+                        .expect("tag"),
+                )
+                .send()
+                .await
+                .expect("enrol user");
             let id = format!("{}{user}", world.managed_prefix);
             world.create_secret(&id, json!({ "UserName": user })).await;
             world.rotate(&id).await;

@@ -6,6 +6,7 @@
 pub mod api_world;
 pub mod events;
 pub mod fault_proxy;
+pub mod fleet_world;
 pub mod local_stack;
 pub mod logs;
 pub mod moto;

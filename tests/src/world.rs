@@ -142,6 +142,19 @@ impl World {
             .user
             .expect("user")
             .arn;
+        // Enrolled, as the fleet enrols a registry user.
+        iam.tag_user()
+            .user_name(&user)
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key(keyrot::iam_key::MANAGED_USER_TAG)
+                    .value("keyrot/iam/")
+                    .build()
+                    .expect("tag"),
+            )
+            .send()
+            .await
+            .expect("enrol user");
         secrets
             .create_secret()
             .name(&secret_id)

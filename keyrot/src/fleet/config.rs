@@ -18,6 +18,7 @@ pub const IAM_WRITES_PER_SECOND: &str = "KEYROT_IAM_WRITES_PER_SECOND";
 pub const SECRETS_WRITES_PER_SECOND: &str = "KEYROT_SECRETS_WRITES_PER_SECOND";
 pub const ROTATE_SECRET_PER_SECOND: &str = "KEYROT_ROTATE_SECRET_PER_SECOND";
 pub const RUN_SECONDS: &str = "KEYROT_FLEET_RUN_SECONDS";
+pub const OFFBOARD_GRACE_SECONDS: &str = "KEYROT_OFFBOARD_GRACE_SECONDS";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetConfig {
@@ -37,6 +38,9 @@ pub struct FleetConfig {
     /// How long one reconcile run may dispatch before it leaves the rest to the next run
     /// (the schedule fires every minute).
     pub run_time: Duration,
+    /// How long after a secret stops being served its keys are kept beyond the interval:
+    /// covers the calls between recording the promise and the deletion, and clock skew.
+    pub offboard_grace: Duration,
 }
 
 impl FleetConfig {
@@ -86,6 +90,12 @@ impl FleetConfig {
                 rotate_secret_per_second: rate(ROTATE_SECRET_PER_SECOND, 50)?,
             },
             run_time: Duration::from_secs(number_or(&lookup, RUN_SECONDS, 50, 1..=840)?),
+            offboard_grace: Duration::from_secs(number_or(
+                &lookup,
+                OFFBOARD_GRACE_SECONDS,
+                120,
+                1..=3600,
+            )?),
         }))
     }
 }

@@ -40,10 +40,6 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-/// How long after the secret stops serving its keys are still kept, on top of the interval:
-/// covers the calls between recording the promise and the deletion, and clock skew.
-pub const OFFBOARD_GRACE: Duration = Duration::from_secs(120);
-
 pub struct Fleet<R, S, I> {
     pub registry: R,
     pub secrets: S,

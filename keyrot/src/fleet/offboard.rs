@@ -7,7 +7,7 @@ use super::pacer::{Cost, Pacer};
 use super::ports::{FleetSecrets, ListedSecret, Registry};
 use super::report::RunReport;
 use super::user_keys::UserKeys;
-use super::{Fleet, OFFBOARD_GRACE};
+use super::Fleet;
 use crate::iam_key::IamKeys;
 use crate::AwsCallError;
 use std::time::SystemTime;
@@ -70,7 +70,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             return Ok(Offboarding::Waiting);
         }
         let recorded_at = Instant::now();
-        let until = SystemTime::now() + self.config.interval + OFFBOARD_GRACE;
+        let until = SystemTime::now() + self.config.interval + self.config.offboard_grace;
         if let Some(keys) = UserKeys::read(&self.iam, user, &secret.name).await? {
             for (key_id, mark) in &keys.managed {
                 if mark.until.is_some_and(|recorded| recorded >= until) {
@@ -82,7 +82,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                     .await?;
             }
         }
-        if recorded_at.elapsed() > OFFBOARD_GRACE / 2 {
+        if recorded_at.elapsed() > self.config.offboard_grace / 2 {
             return Ok(Offboarding::Waiting);
         }
         pacer.pay(Cost::SECRETS_WRITE).await;
@@ -109,7 +109,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         if let Some(keys) = &keys {
             // A key without a recorded end (a rotation finished after the record was written)
             // was served at most until the deletion.
-            let unrecorded = deleted + self.config.interval + OFFBOARD_GRACE;
+            let unrecorded = deleted + self.config.interval + self.config.offboard_grace;
             if let Some(until) = keys
                 .promised_until(unrecorded)
                 .filter(|until| *until > SystemTime::now())

@@ -8,7 +8,7 @@ use super::ports::{FleetSecrets, ListedSecret, Registry, MANAGED_USER_TAG};
 use super::report::RunReport;
 use super::starts::Starts;
 use super::user_keys::UserKeys;
-use super::{Fleet, OFFBOARD_GRACE};
+use super::Fleet;
 use crate::iam_key::IamKeys;
 use crate::AwsCallError;
 use std::time::SystemTime;
@@ -158,7 +158,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             return Ok(Onboarded::Pending);
         }
         let keys = UserKeys::read(&self.iam, user, &listed.name).await?;
-        let unrecorded = deleted + self.config.interval + OFFBOARD_GRACE;
+        let unrecorded = deleted + self.config.interval + self.config.offboard_grace;
         let still_promised = keys
             .as_ref()
             .and_then(|keys| keys.promised_until(unrecorded))

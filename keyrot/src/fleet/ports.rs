@@ -5,9 +5,7 @@ use crate::AwsCallError;
 use std::future::Future;
 use std::time::SystemTime;
 
-/// Tag on an IAM user that keyrot manages; its value is the managed secret prefix. The rotation
-/// function's IAM rights are scoped to users carrying it, and only the fleet writes it.
-pub const MANAGED_USER_TAG: &str = "keyrot:managed";
+pub use crate::iam_key::MANAGED_USER_TAG;
 /// Tag on a secret the fleet created (or adopted); only such secrets are ever deleted.
 pub const FLEET_SECRET_TAG: &str = "keyrot:fleet";
 

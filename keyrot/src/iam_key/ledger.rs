@@ -14,6 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const MANAGED_TAG_PREFIX: &str = "keyrot managed secret=";
+/// Tag on an IAM user that keyrot manages, valued with the managed secret prefix. The fleet
+/// writes it when it onboards the user; the rotation function's IAM rights are scoped to users
+/// carrying it, and the rotation function itself refuses a user without it.
+pub const MANAGED_USER_TAG: &str = "keyrot:managed";
 pub const INTENT_TAG_PREFIX: &str = "keyrot:creating:";
 const VERSION_SEPARATOR: &str = " version=";
 const UNTIL_SEPARATOR: &str = " until=";

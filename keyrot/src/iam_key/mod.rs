@@ -7,7 +7,9 @@ mod rotator;
 mod sdk;
 mod secret;
 
-pub use ledger::{CreationIntent, KeyLedger, ManagedMark, INTENT_TAG_PREFIX, MANAGED_TAG_PREFIX};
+pub use ledger::{
+    CreationIntent, KeyLedger, ManagedMark, INTENT_TAG_PREFIX, MANAGED_TAG_PREFIX, MANAGED_USER_TAG,
+};
 pub use lifetime::KeyLifetime;
 pub use ports::{
     AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, NewAccessKey, SecretVersions,

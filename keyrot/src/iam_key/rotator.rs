@@ -2,7 +2,7 @@
 //! keys, touching the AWSCURRENT key, deleting a key still promised to clients (see
 //! [`super::lifetime`]), or touching a key keyrot did not create.
 
-use super::ledger::{managed_tag_value, CreationIntent, KeyLedger};
+use super::ledger::{MANAGED_USER_TAG, managed_tag_value, CreationIntent, KeyLedger};
 use super::lifetime::{self, Decision, KeyLifetime, Slots};
 use super::ports::{AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, SecretVersions};
 use super::secret::{IamKeySecret, KIND};
@@ -126,6 +126,28 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
                 secret: secret.name.clone(),
                 user: name.to_owned(),
             })
+    }
+
+    /// The user must be enrolled (tagged by the fleet for this prefix): the template's IAM
+    /// policy refuses the rotation function every other user, and this says so by name.
+    fn require_managed(
+        &self,
+        secret: &SecretRef,
+        user: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), RotationError> {
+        let prefix = self.settings.managed_prefix.as_str();
+        if tags
+            .iter()
+            .any(|(key, value)| key == MANAGED_USER_TAG && value == prefix)
+        {
+            return Ok(());
+        }
+        Err(RotationError::UserNotManaged {
+            secret: secret.name.clone(),
+            user: user.to_owned(),
+            prefix: prefix.to_owned(),
+        })
     }
 
     /// Unmarked keys that are the product of an interrupted CreateAccessKey.
@@ -334,6 +356,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
         })?;
         let keys = self.iam.list_access_keys(&user.name).await?;
         let tags = self.iam.list_user_tags(&user.name).await?;
+        self.require_managed(secret, &user.name, &tags)?;
         let current_key = current.access_key_id.as_deref();
         let previous_key = previous
             .as_ref()

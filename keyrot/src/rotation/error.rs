@@ -43,6 +43,13 @@ pub enum RotationError {
     #[error("IAM user {user} named by secret {secret} does not exist")]
     UserNotFound { secret: String, user: String },
 
+    #[error("IAM user {user} named by secret {secret} is not enrolled (no tag keyrot:managed={prefix}): keyrot touches only users it onboarded; add the user to the registry (keyrot users add {user}) instead of creating its secret by hand")]
+    UserNotManaged {
+        secret: String,
+        user: String,
+        prefix: String,
+    },
+
     #[error("IAM user {user} has no free access key slot: {foreign_keys:?} {verb} not created by keyrot and keyrot never deletes such keys; delete one of them (aws iam delete-access-key --user-name {user} --access-key-id <id>) then retry the rotation", verb = if foreign_keys.len() == 1 { "was" } else { "were" })]
     NoFreeKeySlot {
         user: String,
@@ -121,6 +128,7 @@ impl RotationError {
             Self::MissingValue { .. } => "MissingValue",
             Self::InvalidSecretValue { .. } => "InvalidSecretValue",
             Self::UserNotFound { .. } => "UserNotFound",
+            Self::UserNotManaged { .. } => "UserNotManaged",
             Self::NoFreeKeySlot { .. } => "NoFreeKeySlot",
             Self::SecretNameMismatch { .. } => "SecretNameMismatch",
             Self::VersionLimitReached { .. } => "VersionLimitReached",

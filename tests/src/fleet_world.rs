@@ -1,0 +1,273 @@
+//! One fleet test's world on the shared moto server: its own secret prefix and registry path
+//! (so concurrent tests never see each other's secrets), the fleet wired as the fleet function
+//! wires it (through a fault proxy), and a stand-in for what Secrets Manager does after
+//! RotateSecret: running the four steps of each rotation the fleet started through the real
+//! rotation engine.
+
+use crate::fault_proxy::FaultProxy;
+use crate::moto::{moto_url, sdk_config};
+use crate::world::{test_backoff, STEPS};
+use keyrot::fleet::{Budgets, Fleet, FleetConfig, RunReport, SsmRegistry};
+use keyrot::iam_key::{IamKeyRotator, IamKeySecret, IamRotationSettings, IamSdk, KeyLifetime, StsKeyVerifier};
+use keyrot::rotation::{RotationEngine, RotationRequest, SecretsManagerStore};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub type FleetUnderTest = Fleet<SsmRegistry, SecretsManagerStore, IamSdk>;
+type Engine =
+    RotationEngine<SecretsManagerStore, IamKeyRotator<IamSdk, StsKeyVerifier, SecretsManagerStore>>;
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+pub struct FleetWorld {
+    pub tag: String,
+    pub prefix: String,
+    pub users_path: String,
+    pub proxy: FaultProxy,
+    pub fleet: FleetUnderTest,
+    pub iam: aws_sdk_iam::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    engine: Engine,
+}
+
+impl FleetWorld {
+    /// A fleet rotating every `interval`, keeping offboarded keys `grace` beyond it.
+    pub async fn new(name: &str, interval: Duration, grace: Duration) -> Self {
+        let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("f{}{n}{name}", std::process::id() % 10_000);
+        let prefix = format!("keyrot/{tag}/");
+        let users_path = format!("/keyrot-test/{tag}/users/");
+        let moto = moto_url();
+        let direct = sdk_config(&moto).await;
+        let proxy = FaultProxy::start(&moto).await;
+        let through_proxy = sdk_config(proxy.url()).await;
+        let fleet = Fleet {
+            registry: SsmRegistry::new(aws_sdk_ssm::Client::new(&through_proxy), users_path.clone()),
+            secrets: SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&through_proxy)),
+            iam: IamSdk::new(aws_sdk_iam::Client::new(&through_proxy)),
+            config: FleetConfig {
+                rotation_function_arn: crate::world::ROTATION_LAMBDA_ARN.into(),
+                managed_prefix: prefix.clone(),
+                users_path: users_path.clone(),
+                seed_users: Vec::new(),
+                secret_readers: vec!["arn:aws:iam::123456789012:role/keyrot-api".into()],
+                kms_key_id: None,
+                interval,
+                budgets: Budgets {
+                    iam_writes_per_second: 1000,
+                    secrets_writes_per_second: 1000,
+                    rotate_secret_per_second: 1000,
+                },
+                run_time: Duration::from_secs(1),
+                offboard_grace: grace,
+            },
+        };
+        let engine = RotationEngine::new(
+            SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&direct)),
+            IamKeyRotator::new(
+                IamSdk::new(aws_sdk_iam::Client::new(&direct)),
+                StsKeyVerifier::new(&direct),
+                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&direct)),
+                IamRotationSettings {
+                    verify_backoff: test_backoff(),
+                    lifetime: KeyLifetime {
+                        interval,
+                        max_wait: Duration::from_millis(200),
+                    },
+                    managed_prefix: prefix.clone(),
+                },
+            ),
+        );
+        Self {
+            tag,
+            prefix,
+            users_path,
+            proxy,
+            fleet,
+            iam: aws_sdk_iam::Client::new(&direct),
+            secrets: aws_sdk_secretsmanager::Client::new(&direct),
+            ssm: aws_sdk_ssm::Client::new(&direct),
+            engine,
+        }
+    }
+
+    pub fn user(&self, i: usize) -> String {
+        format!("{}-{i}", self.tag)
+    }
+
+    pub fn secret_of(&self, user: &str) -> String {
+        format!("{}{user}", self.prefix)
+    }
+
+    /// Creates the IAM users 0..count (not enrolled).
+    pub async fn create_users(&self, count: usize) -> Vec<String> {
+        let mut users = Vec::with_capacity(count);
+        for i in 0..count {
+            let user = self.user(i);
+            self.iam.create_user().user_name(&user).send().await.expect("create user");
+            users.push(user);
+        }
+        users
+    }
+
+    /// The one onboarding action: the user's registry entry (what `keyrot users add` writes).
+    pub async fn enrol(&self, user: &str) {
+        self.ssm
+            .put_parameter()
+            .name(format!("{}{user}", self.users_path))
+            .value(serde_json::json!({ "UserName": user }).to_string())
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("registry entry");
+    }
+
+    pub async fn unenrol(&self, user: &str) {
+        self.ssm
+            .delete_parameter()
+            .name(format!("{}{user}", self.users_path))
+            .send()
+            .await
+            .expect("delete registry entry");
+    }
+
+    /// One reconcile run, then the rotations it started, run to completion.
+    pub async fn reconcile(&self) -> RunReport {
+        let report = self.fleet.reconcile().await.expect("reconcile");
+        self.complete_rotations().await;
+        report
+    }
+
+    /// Runs the four steps of every rotation in progress under the prefix, as Secrets Manager
+    /// would after RotateSecret; returns how many it completed.
+    pub async fn complete_rotations(&self) -> usize {
+        let mut completed = 0;
+        for (name, versions) in self.versions_by_secret().await {
+            let pending = versions.iter().find(|(_, stages)| {
+                stages.iter().any(|s| s == "AWSPENDING") && !stages.iter().any(|s| s == "AWSCURRENT")
+            });
+            let Some((token, _)) = pending else { continue };
+            for step in STEPS {
+                let request = RotationRequest {
+                    step,
+                    secret_id: name.clone(),
+                    token: token.clone(),
+                };
+                if let Err(error) = self.engine.run(&request).await {
+                    panic!("rotation of {name} failed at {}: {error}", step.as_str());
+                }
+            }
+            completed += 1;
+        }
+        completed
+    }
+
+    /// Version id → stages, for every live secret under the prefix.
+    pub async fn versions_by_secret(&self) -> HashMap<String, HashMap<String, Vec<String>>> {
+        let mut all = HashMap::new();
+        let mut next = None;
+        loop {
+            let page = self
+                .secrets
+                .list_secrets()
+                .filters(
+                    aws_sdk_secretsmanager::types::Filter::builder()
+                        .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                        .values(&self.prefix)
+                        .build(),
+                )
+                .max_results(100)
+                .set_next_token(next)
+                .send()
+                .await
+                .expect("list secrets");
+            for entry in page.secret_list.unwrap_or_default() {
+                if let Some(name) = entry.name.filter(|n| n.starts_with(&self.prefix)) {
+                    all.insert(name, entry.secret_versions_to_stages.unwrap_or_default());
+                }
+            }
+            match page.next_token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => return all,
+            }
+        }
+    }
+
+    /// How many versions each live secret has (each rotation adds one).
+    pub async fn version_counts(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for name in self.versions_by_secret().await.into_keys() {
+            let versions = self
+                .secrets
+                .list_secret_version_ids()
+                .secret_id(&name)
+                .include_deprecated(true)
+                .send()
+                .await
+                .expect("versions")
+                .versions
+                .unwrap_or_default()
+                .len();
+            counts.insert(name, versions);
+        }
+        counts
+    }
+
+    pub async fn current(&self, user: &str) -> Option<IamKeySecret> {
+        let value = self
+            .secrets
+            .get_secret_value()
+            .secret_id(self.secret_of(user))
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .ok()?
+            .secret_string?;
+        IamKeySecret::parse(&keyrot::Sensitive::new(value), "test", "AWSCURRENT").ok()
+    }
+
+    pub async fn key_ids(&self, user: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .iam
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .expect("keys")
+            .access_key_metadata
+            .into_iter()
+            .filter_map(|key| key.access_key_id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    pub async fn tags(&self, user: &str) -> HashMap<String, String> {
+        self.iam
+            .list_user_tags()
+            .user_name(user)
+            .send()
+            .await
+            .expect("tags")
+            .tags
+            .into_iter()
+            .map(|tag| (tag.key, tag.value))
+            .collect()
+    }
+
+    /// Keys on `user` that carry a keyrot mark (made by keyrot).
+    pub async fn keyrot_keys(&self, user: &str) -> Vec<String> {
+        let tags = self.tags(user).await;
+        self.key_ids(user)
+            .await
+            .into_iter()
+            .filter(|id| {
+                tags.get(id)
+                    .is_some_and(|value| value.starts_with(keyrot::iam_key::MANAGED_TAG_PREFIX))
+            })
+            .collect()
+    }
+}
