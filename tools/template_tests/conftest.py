@@ -1,14 +1,48 @@
 """Fixtures of the template tests: template.yaml raw (as written, parsed by cfn-lint's own
-decoder), expanded (Fn::ForEach applied for users with punctuation, see expansion.py) and
-translated (the SAM transform applied to the expanded template: the CloudFormation that
-would be deployed)."""
+decoder), rendered (parameter references to ManagedUsers replaced by a user list, so that
+anything that would grow with the users shows) and translated (the SAM transform applied: the
+CloudFormation that would be deployed). render() and translate() are also used directly with
+2 and 200 users."""
 
 import copy
+import json
 import os
 
 import pytest
+from cfnlint.decode import decode
 
-from expansion import ODD_USERS, expand, load_raw
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# KEYROT_TEMPLATE lets a mutated copy (or the old per-user template) be checked, to see that
+# the tests can fail.
+TEMPLATE = os.environ.get("KEYROT_TEMPLATE", os.path.join(ROOT, "template.yaml"))
+
+# Users with characters IAM allows but logical ids do not.
+ODD_USERS = ["alice", "ci-bot", "svc.backup"]
+
+
+def load_raw():
+    template, matches = decode(TEMPLATE)
+    assert not matches, f"template.yaml does not parse: {matches}"
+    # cfn-lint's node types carry positions; plain JSON values compare and copy simply.
+    return json.loads(json.dumps(template))
+
+
+def _substitute(node, parameters):
+    if isinstance(node, list):
+        return [_substitute(item, parameters) for item in node]
+    if isinstance(node, dict):
+        if set(node) == {"Ref"} and node["Ref"] in parameters:
+            return parameters[node["Ref"]]
+        return {k: _substitute(v, parameters) for k, v in node.items()}
+    return node
+
+
+def render(raw, users):
+    """The template with ManagedUsers = users wherever it is referenced."""
+    template = copy.deepcopy(raw)
+    for section in ("Resources", "Outputs"):
+        template[section] = _substitute(template.get(section, {}), {"ManagedUsers": users})
+    return template
 
 
 class _NoManagedPolicies:
@@ -17,13 +51,13 @@ class _NoManagedPolicies:
         return {}
 
 
-def translate(expanded):
+def translate(rendered):
     from samtranslator.translator.transform import transform
 
     # The translator wants a region for ARNs it builds; any region will do for these checks.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     parameters = {"AdminEmail": "admin@example.com"}
-    template = copy.deepcopy(expanded)
+    template = copy.deepcopy(rendered)
     # What `sam package` does to local code paths before the transform runs.
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
@@ -37,10 +71,10 @@ def raw():
 
 
 @pytest.fixture(scope="session")
-def expanded(raw):
-    return expand(raw, ODD_USERS)
+def rendered(raw):
+    return render(raw, ODD_USERS)
 
 
 @pytest.fixture(scope="session")
-def translated(expanded):
-    return translate(expanded)
+def translated(rendered):
+    return translate(rendered)
