@@ -8,7 +8,9 @@ use crate::fault_proxy::FaultProxy;
 use crate::moto::{moto_url, sdk_config};
 use crate::world::{test_backoff, STEPS};
 use keyrot::fleet::{Budgets, Fleet, FleetConfig, RunReport, SsmRegistry};
-use keyrot::iam_key::{IamKeyRotator, IamKeySecret, IamRotationSettings, IamSdk, KeyLifetime, StsKeyVerifier};
+use keyrot::iam_key::{
+    IamKeyRotator, IamKeySecret, IamRotationSettings, IamSdk, KeyLifetime, StsKeyVerifier,
+};
 use keyrot::rotation::{RotationEngine, RotationRequest, SecretsManagerStore};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -44,7 +46,10 @@ impl FleetWorld {
         let proxy = FaultProxy::start(&moto).await;
         let through_proxy = sdk_config(proxy.url()).await;
         let fleet = Fleet {
-            registry: SsmRegistry::new(aws_sdk_ssm::Client::new(&through_proxy), users_path.clone()),
+            registry: SsmRegistry::new(
+                aws_sdk_ssm::Client::new(&through_proxy),
+                users_path.clone(),
+            ),
             secrets: SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&through_proxy)),
             iam: IamSdk::new(aws_sdk_iam::Client::new(&through_proxy)),
             config: FleetConfig {
@@ -93,6 +98,67 @@ impl FleetWorld {
         }
     }
 
+    /// One rotation step through the world's engine (scoped to its prefix).
+    pub async fn run_step(
+        &self,
+        request: RotationRequest,
+    ) -> Result<keyrot::rotation::StepOutcome, keyrot::rotation::RotationError> {
+        self.engine.run(&request).await
+    }
+
+    /// One reconcile run, without completing the rotations it started.
+    pub async fn reconcile_only(&self) -> RunReport {
+        self.fleet.reconcile().await.expect("reconcile")
+    }
+
+    /// Registry entries left under the world's path.
+    pub async fn registry_entries(&self) -> Vec<String> {
+        keyrot::api::parameters::list_parameters(&self.ssm, &self.users_path)
+            .await
+            .expect("registry")
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Stack deletion as CloudFormation drives it: the teardown custom resource's Delete
+    /// event to the fleet's handler; returns the response document and the URL it went to.
+    pub async fn teardown_through_custom_resource(&self) -> (serde_json::Value, String) {
+        let responder = CapturingResponder::default();
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = "teardown-test".into();
+        context.deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64
+            + 600_000;
+        let event = serde_json::json!({
+            "RequestType": "Delete",
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:keyrot-fleet",
+            "ResponseURL": "https://cloudformation-custom-resource-response.invalid/cfn-response",
+            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/keyrot/1",
+            "RequestId": "request-1",
+            "ResourceType": "Custom::KeyrotFleetTeardown",
+            "LogicalResourceId": "FleetTeardown",
+            "PhysicalResourceId": "keyrot-fleet-teardown",
+            "ResourceProperties": {}
+        });
+        keyrot::fleet::handle_fleet_event(
+            Some(&self.fleet),
+            &responder,
+            lambda_runtime::LambdaEvent::new(event, context),
+        )
+        .await
+        .expect("teardown answered");
+        let (url, body) = responder
+            .sent
+            .lock()
+            .expect("lock")
+            .clone()
+            .expect("a response was sent");
+        (serde_json::from_str(&body).expect("JSON response"), url)
+    }
+
     pub fn user(&self, i: usize) -> String {
         format!("{}-{i}", self.tag)
     }
@@ -106,7 +172,12 @@ impl FleetWorld {
         let mut users = Vec::with_capacity(count);
         for i in 0..count {
             let user = self.user(i);
-            self.iam.create_user().user_name(&user).send().await.expect("create user");
+            self.iam
+                .create_user()
+                .user_name(&user)
+                .send()
+                .await
+                .expect("create user");
             users.push(user);
         }
         users
@@ -147,7 +218,8 @@ impl FleetWorld {
         let mut completed = 0;
         for (name, versions) in self.versions_by_secret().await {
             let pending = versions.iter().find(|(_, stages)| {
-                stages.iter().any(|s| s == "AWSPENDING") && !stages.iter().any(|s| s == "AWSCURRENT")
+                stages.iter().any(|s| s == "AWSPENDING")
+                    && !stages.iter().any(|s| s == "AWSCURRENT")
             });
             let Some((token, _)) = pending else { continue };
             for step in STEPS {
@@ -269,5 +341,18 @@ impl FleetWorld {
                     .is_some_and(|value| value.starts_with(keyrot::iam_key::MANAGED_TAG_PREFIX))
             })
             .collect()
+    }
+}
+
+/// Keeps the custom resource response instead of PUTting it to S3.
+#[derive(Default)]
+struct CapturingResponder {
+    sent: std::sync::Mutex<Option<(String, String)>>,
+}
+
+impl keyrot::fleet::CustomResourceResponder for CapturingResponder {
+    async fn respond(&self, url: &str, body: &str) -> Result<(), String> {
+        *self.sent.lock().map_err(|e| e.to_string())? = Some((url.to_owned(), body.to_owned()));
+        Ok(())
     }
 }

@@ -95,7 +95,10 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             .filter_map(|secret| self.user_of(&secret.name).map(|user| (user, secret)))
             .collect();
 
-        let mut report = RunReport::default();
+        let mut report = RunReport {
+            slots_through: Some(now + self.config.run_time),
+            ..RunReport::default()
+        };
         let mut work = Vec::new();
         for secret in &listed {
             let desired_user = self
@@ -154,7 +157,9 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         let mut starts = starts::Starts::new(self.secrets.clone());
         let mut left = 0u64;
         for item in queue {
-            if Instant::now() >= deadline {
+            // Onboarding and offboarding stop at the deadline; a slot inside the horizon is
+            // still kept (`wait_for`).
+            if Instant::now() >= deadline && !matches!(item, Work::Rotate(..)) {
                 left += 1;
                 match item {
                     Work::Onboard(..) => report.onboarding_pending += 1,
@@ -172,6 +177,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 Work::Rotate(secret, due) => {
                     if !self.wait_for(due, deadline).await {
                         left += 1;
+                        report.slots_through = None;
                         continue;
                     }
                     pacer.pay(Cost::ROTATION).await;

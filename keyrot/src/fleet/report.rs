@@ -25,6 +25,10 @@ pub struct RunReport {
     pub stale: Vec<String>,
     /// Calls that failed (each one logged); the run went on with the other users.
     pub errors: u64,
+    /// Every slot up to this time (whole seconds) was due in this run: the next run takes the
+    /// slots after it.
+    #[serde(skip)]
+    pub slots_through: Option<std::time::SystemTime>,
 }
 
 impl RunReport {

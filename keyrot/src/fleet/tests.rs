@@ -357,8 +357,7 @@ async fn offboarding_waits_for_the_promise_then_removes_only_keyrots_keys() {
     assert_eq!(report.offboarding_started, 1);
     let mark = aws.world().users["alice"].1["AKIACURRENT"].clone();
     let until: u64 = mark.rsplit_once(" until=").unwrap().1.parse().unwrap();
-    let expected =
-        crate::time::unix_seconds(SystemTime::now() + Duration::from_secs(600 + 120));
+    let expected = crate::time::unix_seconds(SystemTime::now() + Duration::from_secs(600 + 120));
     assert!(until.abs_diff(expected) <= 1, "{mark}");
     assert!(aws.world().secrets["keyrot/iam/alice"].deleted.is_some());
 

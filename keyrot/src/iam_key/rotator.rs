@@ -2,7 +2,7 @@
 //! keys, touching the AWSCURRENT key, deleting a key still promised to clients (see
 //! [`super::lifetime`]), or touching a key keyrot did not create.
 
-use super::ledger::{MANAGED_USER_TAG, managed_tag_value, CreationIntent, KeyLedger};
+use super::ledger::{managed_tag_value, CreationIntent, KeyLedger, MANAGED_USER_TAG};
 use super::lifetime::{self, Decision, KeyLifetime, Slots};
 use super::ports::{AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, SecretVersions};
 use super::secret::{IamKeySecret, KIND};

@@ -1,0 +1,299 @@
+//! The fleet on moto, through the real mechanism: registry entries (what `keyrot users add`
+//! writes), the reconciler's runs as the fleet function makes them, rotations run by the real
+//! engine, and the fault proxy between the fleet and AWS.
+
+use keyrot::fleet::MANAGED_USER_TAG;
+use keyrot::rotation::{RotationError, RotationRequest, Step};
+use keyrot_integration_tests::fault_proxy::Fault;
+use keyrot_integration_tests::fleet_world::FleetWorld;
+use std::time::{Duration, Instant, SystemTime};
+
+fn unix(time: SystemTime) -> u64 {
+    keyrot::time::unix_seconds(time)
+}
+
+#[tokio::test]
+async fn fifty_registry_users_onboard_then_each_rotates_once_per_interval() {
+    let interval = Duration::from_secs(20);
+    let world = FleetWorld::new("fifty", interval, Duration::from_secs(1)).await;
+    let users = world.create_users(50).await;
+    for user in &users {
+        world.enrol(user).await;
+    }
+    // Runs of one second each (the deployed ones have 50): onboarding is paced and spread
+    // over as many runs as it takes.
+    let mut onboarded = 0;
+    let mut last = world.reconcile().await;
+    for _ in 0..20 {
+        assert_eq!(last.errors, 0, "{last:?}");
+        onboarded += last.onboarded;
+        if last.onboarding_pending == 0 && last.slots_through.is_some() {
+            break;
+        }
+        last = world.reconcile().await;
+    }
+    assert_eq!(onboarded, 50);
+    for user in &users {
+        assert_eq!(
+            world
+                .tags(user)
+                .await
+                .get(MANAGED_USER_TAG)
+                .map(String::as_str),
+            Some(world.prefix.as_str())
+        );
+        let current = world.current(user).await.expect("a current value");
+        assert!(current.access_key_id.is_some(), "{user} has its first key");
+    }
+    let after_onboarding = world.version_counts().await;
+    assert_eq!(after_onboarding.len(), 50);
+    let slots_from = unix(last.slots_through.expect("the last run took all its slots"));
+
+    // A little over one interval of runs: each secret rotates exactly at its slots, once
+    // per interval, whatever the order in which the secrets were onboarded.
+    let started = Instant::now();
+    let mut dispatched = 0;
+    let mut slots_to = slots_from;
+    while started.elapsed() < interval {
+        let report = world.reconcile().await;
+        assert_eq!(report.errors, 0, "{report:?}");
+        dispatched += report.rotations_started;
+        slots_to = unix(
+            report
+                .slots_through
+                .expect("every slot of the run was taken"),
+        );
+    }
+    assert!(
+        slots_to - slots_from >= interval.as_secs(),
+        "the runs covered an interval"
+    );
+    let after_interval = world.version_counts().await;
+    let mut expected_total = 0;
+    for (secret, versions) in &after_interval {
+        let rotations = (versions - after_onboarding[secret]) as u64;
+        let offset = keyrot::fleet::offset(secret, interval);
+        // Slots offset + k·interval inside (slots_from, slots_to].
+        let expected = (slots_from + 1..=slots_to)
+            .filter(|second| second % interval.as_secs() == offset)
+            .count() as u64;
+        assert!(expected >= 1);
+        assert_eq!(rotations, expected, "{secret}: rotations at its slots only");
+        expected_total += expected;
+    }
+    assert_eq!(dispatched, expected_total);
+    for user in &users {
+        assert!(world.key_ids(user).await.len() <= 2);
+    }
+}
+
+#[tokio::test]
+async fn offboarding_keeps_promised_keys_then_removes_only_what_keyrot_made() {
+    let interval = Duration::from_secs(3);
+    let grace = Duration::from_secs(1);
+    let world = FleetWorld::new("offboard", interval, grace).await;
+    let users = world.create_users(3).await;
+    let leaving = &users[0];
+    let hand_made = world
+        .iam
+        .create_access_key()
+        .user_name(leaving)
+        .send()
+        .await
+        .expect("hand-made key")
+        .access_key
+        .expect("key")
+        .access_key_id;
+    for user in &users {
+        world.enrol(user).await;
+    }
+    world.reconcile().await;
+    let served = world
+        .current(leaving)
+        .await
+        .and_then(|v| v.access_key_id)
+        .expect("a key");
+
+    world.unenrol(leaving).await;
+    let report = world.reconcile().await;
+    assert_eq!(report.offboarding_started, 1, "{report:?}");
+    // No longer served: the secret is scheduled for deletion (the API answers 404).
+    let read = world
+        .secrets
+        .get_secret_value()
+        .secret_id(world.secret_of(leaving))
+        .send()
+        .await;
+    assert!(read.is_err(), "an offboarded secret cannot be read");
+    // Still promised: the key the API handed out keeps working.
+    let report = world.reconcile().await;
+    assert_eq!((report.offboarding_pending, report.offboarded), (1, 0));
+    assert!(world.key_ids(leaving).await.contains(&served));
+
+    tokio::time::sleep(interval + grace + Duration::from_millis(1500)).await;
+    let report = world.reconcile().await;
+    assert_eq!(report.offboarded, 1, "{report:?}");
+    assert_eq!(world.key_ids(leaving).await, vec![hand_made.clone()]);
+    let tags = world.tags(leaving).await;
+    assert!(tags.is_empty(), "keyrot's tags are gone: {tags:?}");
+    assert!(!world
+        .versions_by_secret()
+        .await
+        .contains_key(&world.secret_of(leaving)));
+    // The others are untouched.
+    for user in &users[1..] {
+        assert!(world.current(user).await.is_some());
+    }
+}
+
+#[tokio::test]
+async fn rotation_refuses_a_user_the_fleet_did_not_enrol() {
+    let world = FleetWorld::new("outsider", Duration::from_secs(60), Duration::from_secs(1)).await;
+    let outsider = world.create_users(1).await.remove(0);
+    // Whoever can write a secret under the prefix, naming a user nobody enrolled.
+    let secret = world.secret_of(&outsider);
+    world
+        .secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(serde_json::json!({ "UserName": outsider }).to_string())
+        .send()
+        .await
+        .expect("secret");
+    let token =
+        keyrot_integration_tests::world::start_rotation(&world.secrets, &secret, true).await;
+    let engine_error = world
+        .run_step(RotationRequest {
+            step: Step::Create,
+            secret_id: secret.clone(),
+            token,
+        })
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(engine_error, RotationError::UserNotManaged { .. }),
+        "{engine_error}"
+    );
+    assert!(world.key_ids(&outsider).await.is_empty(), "no key was made");
+    // And the fleet never adopts or deletes it: it is not in the registry and not its own.
+    let report = world.reconcile_only().await;
+    assert_eq!((report.onboarded, report.offboarding_started), (0, 0));
+}
+
+/// Onboarding then offboarding one user, with the fleet's n-th call failing after AWS acted
+/// (the harshest crash: the change happened, the fleet never heard); the next runs finish.
+#[tokio::test]
+async fn a_crash_between_any_two_calls_is_finished_by_the_next_run() {
+    let interval = Duration::from_secs(1);
+    let grace = Duration::from_secs(1);
+    // The calls of a clean run, counted at the proxy.
+    let clean = FleetWorld::new("crashclean", interval, grace).await;
+    let user = clean.create_users(1).await.remove(0);
+    clean.enrol(&user).await;
+    let before = clean.proxy.calls().len();
+    clean.reconcile().await;
+    let onboarding_calls = clean.proxy.calls().len() - before;
+    assert!(onboarding_calls >= 6, "{:?}", clean.proxy.calls());
+
+    for n in 0..onboarding_calls {
+        let world = FleetWorld::new(&format!("crash{n}"), interval, grace).await;
+        let user = world.create_users(1).await.remove(0);
+        world.enrol(&user).await;
+        world.proxy.inject_at_call(n, Fault::FailAfterForward);
+        let _ = world.fleet.reconcile().await;
+        world.complete_rotations().await;
+        world.proxy.clear_faults();
+        world.reconcile().await;
+        world.reconcile().await;
+        let current = world.current(&user).await;
+        assert!(
+            current.and_then(|v| v.access_key_id).is_some(),
+            "call {n}: onboarding finished with a key"
+        );
+        assert_eq!(
+            world
+                .tags(&user)
+                .await
+                .get(MANAGED_USER_TAG)
+                .map(String::as_str),
+            Some(world.prefix.as_str()),
+            "call {n}"
+        );
+        assert!(world.key_ids(&user).await.len() <= 2, "call {n}");
+
+        // Offboarding with a crash at each of its calls too.
+        world.unenrol(&user).await;
+        let offboard_start = world.proxy.calls().len();
+        world.proxy.inject_at_call(n % 4, Fault::FailAfterForward);
+        let _ = world.fleet.reconcile().await;
+        world.proxy.clear_faults();
+        world.reconcile().await;
+        tokio::time::sleep(interval + grace + Duration::from_millis(1200)).await;
+        world.reconcile().await;
+        world.reconcile().await;
+        assert!(world.proxy.calls().len() > offboard_start);
+        assert!(
+            world.keyrot_keys(&user).await.is_empty(),
+            "call {n}: no keyrot key left"
+        );
+        assert!(
+            world.tags(&user).await.is_empty(),
+            "call {n}: no keyrot tag left"
+        );
+        assert!(
+            !world
+                .versions_by_secret()
+                .await
+                .contains_key(&world.secret_of(&user)),
+            "call {n}: secret gone"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_stack_teardown_leaves_no_key_keyrot_made() {
+    let world = FleetWorld::new("teardown", Duration::from_secs(60), Duration::from_secs(1)).await;
+    let users = world.create_users(5).await;
+    let hand_made = world
+        .iam
+        .create_access_key()
+        .user_name(&users[4])
+        .send()
+        .await
+        .expect("hand-made key")
+        .access_key
+        .expect("key")
+        .access_key_id;
+    for user in &users {
+        world.enrol(user).await;
+    }
+    world.reconcile().await;
+    // A second rotation gives the others two keyrot keys (current and superseded).
+    for user in &users[..4] {
+        keyrot_integration_tests::world::start_rotation(
+            &world.secrets,
+            &world.secret_of(user),
+            true,
+        )
+        .await;
+    }
+    world.complete_rotations().await;
+    assert_eq!(world.keyrot_keys(&users[0]).await.len(), 2);
+    // CloudFormation deleting the stack: the custom resource's Delete event.
+    let (response, url) = world.teardown_through_custom_resource().await;
+    assert_eq!(response["Status"], "SUCCESS", "{response}");
+    assert!(url.ends_with("/cfn-response"));
+    for user in &users {
+        assert!(
+            world.keyrot_keys(user).await.is_empty(),
+            "{user} keeps no keyrot key"
+        );
+        assert!(
+            world.tags(user).await.is_empty(),
+            "{user} keeps no keyrot tag"
+        );
+    }
+    assert_eq!(world.key_ids(&users[4]).await, vec![hand_made]);
+    assert!(world.versions_by_secret().await.is_empty());
+    assert!(world.registry_entries().await.is_empty());
+}
