@@ -77,6 +77,8 @@ struct Rule {
 struct State {
     rules: Vec<Rule>,
     calls: Vec<String>,
+    /// When each call arrived (same order as `calls`).
+    times: Vec<std::time::Instant>,
     bodies: Vec<(String, String)>,
     faults_applied: Vec<(String, Fault)>,
     ordinal_base: usize,
@@ -157,6 +159,25 @@ impl FaultProxy {
         self.lock().calls.clone()
     }
 
+    /// Every call so far with the instant it arrived.
+    pub fn timed_calls(&self) -> Vec<(std::time::Instant, String)> {
+        let state = self.lock();
+        state
+            .times
+            .iter()
+            .copied()
+            .zip(state.calls.iter().cloned())
+            .collect()
+    }
+
+    /// Forgets the calls recorded so far (not the faults).
+    pub fn forget_calls(&self) {
+        let mut state = self.lock();
+        state.calls.clear();
+        state.times.clear();
+        state.bodies.clear();
+    }
+
     pub fn count(&self, operation: &str) -> usize {
         self.lock().calls.iter().filter(|c| *c == operation).count()
     }
@@ -202,6 +223,7 @@ async fn handle(
     let fault = {
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
         state.calls.push(operation.clone());
+        state.times.push(std::time::Instant::now());
         state.bodies.push((
             operation.clone(),
             String::from_utf8_lossy(&body).into_owned(),

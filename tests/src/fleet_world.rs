@@ -69,12 +69,14 @@ impl FleetWorld {
                 offboard_grace: grace,
             },
         };
+        // The rotation function's calls go through the proxy too: its counts are the
+        // account's, as AWS meters them.
         let engine = RotationEngine::new(
-            SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&direct)),
+            SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&through_proxy)),
             IamKeyRotator::new(
-                IamSdk::new(aws_sdk_iam::Client::new(&direct)),
-                StsKeyVerifier::new(&direct),
-                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&direct)),
+                IamSdk::new(aws_sdk_iam::Client::new(&through_proxy)),
+                StsKeyVerifier::new(&through_proxy),
+                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&through_proxy)),
                 IamRotationSettings {
                     verify_backoff: test_backoff(),
                     lifetime: KeyLifetime {
@@ -237,6 +239,51 @@ impl FleetWorld {
         completed
     }
 
+    /// As [`FleetWorld::complete_rotations`], with up to `limit` rotations at once (as Lambda
+    /// runs them); returns how many it completed and the most that ran at once.
+    pub async fn complete_rotations_concurrently(&self, limit: usize) -> (usize, usize) {
+        use std::sync::atomic::AtomicUsize;
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let pending: Vec<(String, String)> = self
+            .versions_by_secret()
+            .await
+            .into_iter()
+            .filter_map(|(name, versions)| {
+                versions
+                    .into_iter()
+                    .find(|(_, stages)| {
+                        stages.iter().any(|s| s == "AWSPENDING")
+                            && !stages.iter().any(|s| s == "AWSCURRENT")
+                    })
+                    .map(|(token, _)| (name, token))
+            })
+            .collect();
+        let count = pending.len();
+        let semaphore = tokio::sync::Semaphore::new(limit.max(1));
+        let rotations = pending.into_iter().map(|(name, token)| {
+            let (semaphore, running, peak) = (&semaphore, &running, &peak);
+            async move {
+                let _permit = semaphore.acquire().await.expect("semaphore");
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                for step in STEPS {
+                    let request = RotationRequest {
+                        step,
+                        secret_id: name.clone(),
+                        token: token.clone(),
+                    };
+                    if let Err(error) = self.engine.run(&request).await {
+                        panic!("rotation of {name} failed at {}: {error}", step.as_str());
+                    }
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+        futures_join_all(rotations).await;
+        (count, peak.load(Ordering::SeqCst))
+    }
+
     /// Version id → stages, for every live secret under the prefix.
     pub async fn versions_by_secret(&self) -> HashMap<String, HashMap<String, Vec<String>>> {
         let mut all = HashMap::new();
@@ -355,4 +402,20 @@ impl keyrot::fleet::CustomResourceResponder for CapturingResponder {
         *self.sent.lock().map_err(|e| e.to_string())? = Some((url.to_owned(), body.to_owned()));
         Ok(())
     }
+}
+
+/// Runs the futures together on this task.
+async fn futures_join_all<F: std::future::Future<Output = ()>>(
+    futures: impl IntoIterator<Item = F>,
+) {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(move |cx| {
+        set.retain_mut(|future| future.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }

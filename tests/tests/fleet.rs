@@ -191,7 +191,7 @@ async fn a_crash_between_any_two_calls_is_finished_by_the_next_run() {
     let user = clean.create_users(1).await.remove(0);
     clean.enrol(&user).await;
     let before = clean.proxy.calls().len();
-    clean.reconcile().await;
+    clean.reconcile_only().await;
     let onboarding_calls = clean.proxy.calls().len() - before;
     assert!(onboarding_calls >= 6, "{:?}", clean.proxy.calls());
 
@@ -201,8 +201,8 @@ async fn a_crash_between_any_two_calls_is_finished_by_the_next_run() {
         world.enrol(&user).await;
         world.proxy.inject_at_call(n, Fault::FailAfterForward);
         let _ = world.fleet.reconcile().await;
-        world.complete_rotations().await;
         world.proxy.clear_faults();
+        world.complete_rotations().await;
         world.reconcile().await;
         world.reconcile().await;
         let current = world.current(&user).await;
