@@ -11,7 +11,11 @@ async fn batch_reads_report_each_unreadable_secret_and_read_awscurrent() {
     let sm = aws_sdk_secretsmanager::Client::new(&config);
     let base = format!("kr-moto-batch/{}", std::process::id());
     let name = |s: &str| format!("{base}/{s}");
-    for (id, value) in [("good", Some("v1")), ("moved", Some("old")), ("empty", None)] {
+    for (id, value) in [
+        ("good", Some("v1")),
+        ("moved", Some("old")),
+        ("empty", None),
+    ] {
         sm.create_secret()
             .name(name(id))
             .set_secret_string(value.map(str::to_owned))

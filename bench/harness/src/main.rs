@@ -230,7 +230,12 @@ async fn run_registry(args: &Args, clients: usize) -> Result<(), BenchError> {
     );
     let markdown = registry_bench::render(&results, &described);
     if let Some(path) = &args.update {
-        report::splice_between(path, report::REGISTRY_BEGIN, report::REGISTRY_END, &markdown)?;
+        report::splice_between(
+            path,
+            report::REGISTRY_BEGIN,
+            report::REGISTRY_END,
+            &markdown,
+        )?;
     }
     println!("{markdown}");
     step(&format!("results: {}", json_path.display()));

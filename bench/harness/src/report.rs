@@ -490,7 +490,11 @@ pub fn splice_between(
             path.display()
         )));
     };
-    let updated = format!("{}{begin_marker}\n{generated}{}", &text[..begin], &text[end..]);
+    let updated = format!(
+        "{}{begin_marker}\n{generated}{}",
+        &text[..begin],
+        &text[end..]
+    );
     std::fs::write(path, updated)
         .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))
 }

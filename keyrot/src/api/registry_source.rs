@@ -2,9 +2,10 @@
 //! key; no secret, see `registry_entry`) and one Secrets Manager secret per client holding its
 //! API key, `<prefix><client-id>`: `{"ClientId": "<client-id>", "ApiKey": "..."}`.
 //!
-//! AWS calls per load, for E parameters under the path of which V parse:
-//! `max(1, ceil(E / 10))` GetParametersByPath pages, then `ceil(V / 20)` BatchGetSecretValue
-//! calls (a `SecretIdList` of up to 20 names each), at most [`CONCURRENT_BATCHES`] at once.
+//! AWS calls per load, for E parameters under the path of which V parse: the
+//! GetParametersByPath pages (at most 10 parameters a page, so at least `max(1, ceil(E / 10))`),
+//! then `ceil(V / 20)` BatchGetSecretValue calls (a `SecretIdList` of up to 20 names each), at
+//! most [`CONCURRENT_BATCHES`] at once.
 
 use super::clients::Client;
 use super::parameters::{ParameterLister, SsmParameterLister};
