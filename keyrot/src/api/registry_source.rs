@@ -18,6 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use tracing::{info, warn};
 
 /// BatchGetSecretValue calls in flight at once. Its quota is 100 calls/s per account and
@@ -142,7 +143,18 @@ fn batches(entries: Vec<Entry>, size: usize) -> Vec<Vec<Entry>> {
 }
 
 impl<P: ParameterLister, S: SecretBatchReader> ClientSource for RegistrySource<P, S> {
-    async fn load(&self) -> Result<Vec<Client>, AwsCallError> {
+    fn load(&self) -> impl Future<Output = Result<Vec<Client>, AwsCallError>> + Send {
+        // Boxed: nested in the authorizer's handler, the load's future type is otherwise too
+        // deep for rustc's layout computation (recursion limit).
+        let load: LoadFuture<'_> = Box::pin(self.load_all());
+        load
+    }
+}
+
+type LoadFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Client>, AwsCallError>> + Send + 'a>>;
+
+impl<P: ParameterLister, S: SecretBatchReader> RegistrySource<P, S> {
+    async fn load_all(&self) -> Result<Vec<Client>, AwsCallError> {
         // Only the listing may fail the whole load (fail closed): without it nobody is known.
         let parameters = self.parameters.list(&self.parameter_path).await?;
         let listed = parameters.len();
