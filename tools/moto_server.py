@@ -19,7 +19,14 @@ It also makes moto behave like AWS where keyrot depends on it (moto 5.2.5 differ
   version, which AWS accepts, and silently replaces a pending version, which AWS refuses;
 * with KEYROT_MOTO_MAX_VERSIONS=N, PutSecretValue is refused with LimitExceededException once
   a secret holds N versions that Secrets Manager may not remove yet (labelled, or younger than
-  24 hours), as AWS's retention rule and reported version quota do; moto never refuses.
+  24 hours), as AWS's retention rule and reported version quota do; moto never refuses;
+* BatchGetSecretValue with a SecretIdList reads each secret's AWSCURRENT version and reports
+  every secret it cannot read in `Errors` (ResourceNotFoundException for a missing secret or
+  one without a value, InvalidRequestException for one scheduled for deletion, ...), answering
+  the call itself; it refuses more than 20 names (ValidationException), as the API reference's
+  limit says. moto reads each secret's default version, which UpdateSecretVersionStage does
+  not always move, fails the whole call on a secret without a value, and takes any number.
+  (The Filters form is moto's own; keyrot does not use it.)
 
 Usage: python moto_server.py -H 127.0.0.1 -p PORT   (the same flags as moto_server)
 """
@@ -31,7 +38,11 @@ import urllib.error
 import urllib.request
 
 import moto.awslambda.utils as lambda_utils
-from moto.secretsmanager.exceptions import InvalidRequestException, SecretsManagerClientError
+from moto.secretsmanager.exceptions import (
+    InvalidRequestException,
+    SecretsManagerClientError,
+    ValidationException,
+)
 from moto.secretsmanager.models import SecretsManagerBackend
 from moto.server import main
 
@@ -165,6 +176,36 @@ def _put_within_version_limit(self, secret_id, secret_string, secret_binary,
 
 
 SecretsManagerBackend.put_secret_value = _put_within_version_limit
+
+# BatchGetSecretValue's SecretIdList limit (API reference: 1 to 20 members).
+BATCH_SECRET_ID_LIMIT = 20
+_moto_batch_get_secret_value = SecretsManagerBackend.batch_get_secret_value
+
+
+def _batch_get_current_values(self, secret_id_list=None, filters=None, max_results=None,
+                              next_token=None):
+    """AWS: each listed secret's AWSCURRENT value, or its error in Errors; one page."""
+    if not secret_id_list or filters or max_results:
+        # Filters, or an invalid combination: moto's own answer.
+        return _moto_batch_get_secret_value(self, secret_id_list, filters, max_results,
+                                            next_token)
+    if len(secret_id_list) > BATCH_SECRET_ID_LIMIT:
+        raise ValidationException(
+            "1 validation error detected: Value at 'secretIdList' failed to satisfy "
+            f"constraint: Member must have length less than or equal to {BATCH_SECRET_ID_LIMIT}"
+        )
+    values, errors = [], []
+    for secret_id in secret_id_list:
+        try:
+            values.append(self.get_secret_value(secret_id, None, "AWSCURRENT"))
+        except SecretsManagerClientError as error:
+            errors.append(
+                {"SecretId": secret_id, "ErrorCode": error.error_type, "Message": error.message}
+            )
+    return values, errors, None
+
+
+SecretsManagerBackend.batch_get_secret_value = _batch_get_current_values
 
 _invoker = RotationFunctionInvoker(os.environ.get("KEYROT_ROTATION_INVOKE_URL"))
 # moto.secretsmanager imports get_backend at call time, so replacing it here is enough.

@@ -262,6 +262,23 @@ impl ApiWorld {
         )
     }
 
+    /// Another authorizer instance on this world's registry and keys whose AWS calls go to
+    /// `endpoint` (a counting or fault proxy in front of moto), caching them for `ttl`.
+    pub async fn authorizer_through(&self, endpoint: &str, ttl: Duration) -> Authorizer {
+        let config = sdk_config(endpoint).await;
+        authorizer_service(
+            &aws_sdk_ssm::Client::new(&config),
+            &aws_sdk_secretsmanager::Client::new(&config),
+            [
+                &self.clients_path,
+                &self.client_secret_prefix,
+                &self.public_keys_parameter,
+            ],
+            [&self.issuer, &self.audience],
+            ttl,
+        )
+    }
+
     async fn create_secret(&self, id: &str, value: Value) {
         self.secrets
             .create_secret()

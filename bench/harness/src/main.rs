@@ -6,6 +6,7 @@ mod api_bench;
 mod decision;
 mod invoke_api;
 mod measure;
+mod registry_bench;
 mod report;
 mod rotation;
 mod runtime_api;
@@ -64,6 +65,14 @@ pub struct Args {
     /// Replace the generated section of this file (BENCHMARKS.md) with the results.
     #[arg(long)]
     pub update: Option<PathBuf>,
+    /// Measure only the authorizer with a registry of this many clients (cold starts, calls
+    /// per refresh), on the moto at KEYROT_TEST_MOTO_URL; `--update` then rewrites the
+    /// registry section.
+    #[arg(long)]
+    pub registry_clients: Option<usize>,
+    /// An earlier authorizer-fn binary to measure beside `--bin-dir`'s, as "before".
+    #[arg(long, requires = "registry_clients")]
+    pub registry_baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +114,10 @@ impl Args {
         ] {
             *path = self.root.join(&*path);
         }
-        if let Some(path) = &mut self.before {
+        for path in [&mut self.before, &mut self.registry_baseline]
+            .into_iter()
+            .flatten()
+        {
             *path = self.root.join(&*path);
         }
         self
@@ -129,6 +141,9 @@ fn step(what: &str) {
 }
 
 async fn run(args: &Args) -> Result<(), BenchError> {
+    if let Some(clients) = args.registry_clients {
+        return run_registry(args, clients).await;
+    }
     // Read first: a wrong path should fail before minutes of measuring, not after.
     let before: Option<serde_json::Value> = match &args.before {
         None => None,
@@ -193,5 +208,36 @@ async fn run(args: &Args) -> Result<(), BenchError> {
         json_path.display(),
         md_path.display()
     ));
+    Ok(())
+}
+
+/// `--registry-clients N`: the authorizer with N clients, and nothing else.
+async fn run_registry(args: &Args, clients: usize) -> Result<(), BenchError> {
+    std::fs::create_dir_all(&args.out_dir)
+        .map_err(|e| BenchError::io(format!("creating {}", args.out_dir.display()), e))?;
+    let mut results = registry_bench::measure(args, clients).await?;
+    let machine = report::machine();
+    results["machine"] = machine.clone();
+    let json_path = args.out_dir.join("registry.json");
+    let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+    std::fs::write(&json_path, text).map_err(|e| BenchError::io("writing registry.json", e))?;
+    let described = format!(
+        "{} on {} ({} cores), {}",
+        machine["date"].as_str().unwrap_or(""),
+        machine["cpu"].as_str().unwrap_or(""),
+        machine["cores"],
+        machine["rustc"].as_str().unwrap_or("")
+    );
+    let markdown = registry_bench::render(&results, &described);
+    if let Some(path) = &args.update {
+        report::splice_between(
+            path,
+            report::REGISTRY_BEGIN,
+            report::REGISTRY_END,
+            &markdown,
+        )?;
+    }
+    println!("{markdown}");
+    step(&format!("results: {}", json_path.display()));
     Ok(())
 }

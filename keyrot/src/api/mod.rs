@@ -8,7 +8,11 @@ pub mod config;
 pub mod endpoints;
 pub mod key_times;
 pub mod parameters;
+pub mod registry_entry;
 pub mod registry_source;
+#[cfg(test)]
+mod registry_source_tests;
+pub mod secret_batch;
 pub mod secret_reader;
 pub mod source_ip;
 pub mod token;

@@ -1,4 +1,4 @@
-//! SSM parameters under a path, all pages.
+//! SSM parameters under a path, all pages (GetParametersByPath answers at most 10 a page).
 
 use crate::AwsCallError;
 
@@ -27,5 +27,32 @@ pub async fn list_parameters(
             Some(token) if !token.is_empty() => next = Some(token),
             _ => return Ok(parameters),
         }
+    }
+}
+
+/// The port the client registry lists its entries through.
+pub trait ParameterLister: Send + Sync {
+    /// (name, value) of every parameter directly under `path`, all pages; `Err` when any page
+    /// fails.
+    fn list(
+        &self,
+        path: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<(String, String)>, AwsCallError>> + Send;
+}
+
+#[derive(Clone, Debug)]
+pub struct SsmParameterLister {
+    ssm: aws_sdk_ssm::Client,
+}
+
+impl SsmParameterLister {
+    pub fn new(ssm: aws_sdk_ssm::Client) -> Self {
+        Self { ssm }
+    }
+}
+
+impl ParameterLister for SsmParameterLister {
+    async fn list(&self, path: &str) -> Result<Vec<(String, String)>, AwsCallError> {
+        list_parameters(&self.ssm, path).await
     }
 }

@@ -1,28 +1,33 @@
 //! Loads the client registry: one SSM parameter per client under a path (users, CIDRs, usage
-//! key; no secret) and one Secrets Manager secret per client holding its API key.
+//! key; no secret, see `registry_entry`) and one Secrets Manager secret per client holding its
+//! API key, `<prefix><client-id>`: `{"ClientId": "<client-id>", "ApiKey": "..."}`.
 //!
-//! Parameter `<path><client-id>`: `{"users": ["alice"], "cidrs": ["203.0.113.0/24"], "usage_key": "..."}`
-//! Secret `<prefix><client-id>`: `{"ClientId": "<client-id>", "ApiKey": "..."}`
+//! AWS calls per load, for E parameters under the path of which V parse: the
+//! GetParametersByPath pages (at most 10 parameters a page, so at least `max(1, ceil(E / 10))`),
+//! then `ceil(V / 20)` BatchGetSecretValue calls (a `SecretIdList` of up to 20 names each), at
+//! most [`CONCURRENT_BATCHES`] at once.
 
 use super::clients::Client;
-use super::secret_reader::{SecretReader, SecretsManagerReader};
-use super::source_ip::CidrList;
+use super::parameters::{ParameterLister, SsmParameterLister};
+use super::registry_entry::{parse_entry, Entry};
+use super::secret_batch::{
+    SecretBatch, SecretBatchReader, SecretError, SecretsManagerBatchReader, MAX_SECRETS_PER_CALL,
+};
 use crate::{AwsCallError, Sensitive};
+use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::future::Future;
-use tracing::warn;
+use std::pin::Pin;
+use tracing::{info, warn};
+
+/// BatchGetSecretValue calls in flight at once. Its quota is 100 calls/s per account and
+/// region, shared by every instance refreshing; four keep a cold start's reads to one or two
+/// round trips up to 80 or 160 clients without bursting the quota when many instances start.
+pub const CONCURRENT_BATCHES: usize = 4;
 
 pub trait ClientSource: Send + Sync {
     fn load(&self) -> impl Future<Output = Result<Vec<Client>, AwsCallError>> + Send;
-}
-
-#[derive(Debug, Deserialize)]
-struct ClientSettings {
-    users: Vec<String>,
-    #[serde(default)]
-    cidrs: Vec<String>,
-    #[serde(default)]
-    usage_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -31,13 +36,17 @@ struct ClientKey {
     api_key: String,
 }
 
+/// The registry on its two ports: the parameter listing and the batched secret reads.
 #[derive(Clone, Debug)]
-pub struct AwsClientSource {
-    ssm: aws_sdk_ssm::Client,
-    secrets: SecretsManagerReader,
+pub struct RegistrySource<P, S> {
+    parameters: P,
+    secrets: S,
     parameter_path: String,
     secret_prefix: String,
 }
+
+/// The registry on SSM and Secrets Manager, as authorizer-fn reads it.
+pub type AwsClientSource = RegistrySource<SsmParameterLister, SecretsManagerBatchReader>;
 
 impl AwsClientSource {
     pub fn new(
@@ -46,71 +55,143 @@ impl AwsClientSource {
         parameter_path: impl Into<String>,
         secret_prefix: impl Into<String>,
     ) -> Self {
+        Self::with_ports(
+            SsmParameterLister::new(ssm),
+            SecretsManagerBatchReader::new(secrets),
+            parameter_path,
+            secret_prefix,
+        )
+    }
+}
+
+impl<P, S> RegistrySource<P, S> {
+    pub fn with_ports(
+        parameters: P,
+        secrets: S,
+        parameter_path: impl Into<String>,
+        secret_prefix: impl Into<String>,
+    ) -> Self {
         Self {
-            ssm,
-            secrets: SecretsManagerReader::new(secrets),
+            parameters,
+            secrets,
             parameter_path: parameter_path.into(),
             secret_prefix: secret_prefix.into(),
         }
     }
 
-    async fn api_key(&self, client_id: &str) -> Result<Option<Sensitive>, AwsCallError> {
-        let secret_id = format!("{}{client_id}", self.secret_prefix);
-        let current = self.secrets.current(&secret_id).await?;
-        Ok(current
-            .and_then(|version| serde_json::from_str::<ClientKey>(version.value.expose()).ok())
-            .map(|key| Sensitive::new(key.api_key)))
+    fn secret_name(&self, entry: &Entry) -> String {
+        format!("{}{}", self.secret_prefix, entry.id)
+    }
+
+    /// The clients of one batch whose API key was read. Every other entry is skipped and
+    /// logged: an unreadable secret (scheduled for deletion, denied, a KMS failure, missing)
+    /// locks out that client only.
+    fn keyed(&self, entries: Vec<Entry>, batch: SecretBatch) -> Vec<Client> {
+        let mut values: HashMap<String, Sensitive> = batch.values.into_iter().collect();
+        let mut clients = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let name = self.secret_name(&entry);
+            let api_key = values
+                .remove(&name)
+                .and_then(|value| serde_json::from_str::<ClientKey>(value.expose()).ok());
+            match api_key {
+                Some(key) => clients.push(Client {
+                    id: entry.id,
+                    api_key: Sensitive::new(key.api_key),
+                    users: entry.users,
+                    cidrs: entry.cidrs,
+                    usage_key: entry.usage_key,
+                }),
+                None => match batch.errors.iter().find(|e| names_secret(e, &name)) {
+                    Some(error) => {
+                        warn!(decision = "client_skipped", client_id = %entry.id, reason = %format!("{}: {}", error.code, error.message), "client API key secret is unreadable");
+                    }
+                    None => {
+                        warn!(decision = "client_skipped", client_id = %entry.id, reason = "no API key secret (or no ApiKey in it)");
+                    }
+                },
+            }
+        }
+        clients
     }
 }
 
-impl ClientSource for AwsClientSource {
-    async fn load(&self) -> Result<Vec<Client>, AwsCallError> {
-        let mut clients = Vec::new();
-        let parameters =
-            super::parameters::list_parameters(&self.ssm, &self.parameter_path).await?;
-        for (name, value) in parameters {
-            let id = name
-                .strip_prefix(&self.parameter_path)
-                .unwrap_or(&name)
-                .trim_start_matches('/')
-                .to_owned();
-            // One broken entry must not lock every client out: skip it, loudly.
-            let settings = match serde_json::from_str::<ClientSettings>(&value) {
-                Ok(settings) => settings,
-                Err(error) => {
-                    warn!(decision = "client_skipped", client_id = %id, reason = %crate::json_error::describe_json_error(&error), "client parameter is not valid");
-                    continue;
-                }
-            };
-            let cidrs = match CidrList::parse_all(settings.cidrs.iter().map(String::as_str)) {
-                Ok(cidrs) => cidrs,
-                Err(error) => {
-                    warn!(decision = "client_skipped", client_id = %id, reason = %error, "client parameter is not valid");
-                    continue;
-                }
-            };
-            // An unreadable secret (scheduled for deletion: InvalidRequestException; denied by
-            // a policy; a KMS failure) locks out this client only. Only the listing above may
-            // fail the whole load.
-            let api_key = match self.api_key(&id).await {
-                Ok(Some(api_key)) => api_key,
-                Ok(None) => {
-                    warn!(decision = "client_skipped", client_id = %id, reason = "no API key secret (or no ApiKey in it)");
-                    continue;
-                }
-                Err(error) => {
-                    warn!(decision = "client_skipped", client_id = %id, reason = %error, "client API key secret is unreadable");
-                    continue;
-                }
-            };
-            clients.push(Client {
-                id,
-                api_key,
-                users: settings.users,
-                cidrs,
-                usage_key: settings.usage_key,
-            });
+/// Whether `error` is about the secret `name`: named as requested, or by its ARN
+/// (`arn:...:secret:<name>-<6 characters>`).
+fn names_secret(error: &SecretError, name: &str) -> bool {
+    if error.secret_id == name {
+        return true;
+    }
+    error
+        .secret_id
+        .rsplit_once(":secret:")
+        .and_then(|(_, rest)| rest.strip_prefix(name))
+        .and_then(|suffix| suffix.strip_prefix('-'))
+        .is_some_and(|random| random.len() == 6)
+}
+
+/// `entries` in groups of at most `size`, in order.
+fn batches(entries: Vec<Entry>, size: usize) -> Vec<Vec<Entry>> {
+    let mut groups: Vec<Vec<Entry>> = Vec::new();
+    for entry in entries {
+        match groups.last_mut() {
+            Some(group) if group.len() < size => group.push(entry),
+            _ => groups.push(vec![entry]),
         }
+    }
+    groups
+}
+
+impl<P: ParameterLister, S: SecretBatchReader> ClientSource for RegistrySource<P, S> {
+    fn load(&self) -> impl Future<Output = Result<Vec<Client>, AwsCallError>> + Send {
+        // Boxed: nested in the authorizer's handler, the load's future type is otherwise too
+        // deep for rustc's layout computation (recursion limit).
+        let load: LoadFuture<'_> = Box::pin(self.load_all());
+        load
+    }
+}
+
+type LoadFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Client>, AwsCallError>> + Send + 'a>>;
+
+impl<P: ParameterLister, S: SecretBatchReader> RegistrySource<P, S> {
+    async fn load_all(&self) -> Result<Vec<Client>, AwsCallError> {
+        // Only the listing may fail the whole load (fail closed): without it nobody is known.
+        let parameters = self.parameters.list(&self.parameter_path).await?;
+        let listed = parameters.len();
+        let entries: Vec<Entry> = parameters
+            .iter()
+            .filter_map(|(name, value)| parse_entry(&self.parameter_path, name, value))
+            .collect();
+        let groups = batches(entries, MAX_SECRETS_PER_CALL);
+        let calls = groups.len();
+        let read: Vec<(Vec<Entry>, Result<SecretBatch, AwsCallError>)> = stream::iter(groups)
+            .map(|group| async move {
+                let names: Vec<String> = group.iter().map(|e| self.secret_name(e)).collect();
+                let batch = self.secrets.read_current(&names).await;
+                (group, batch)
+            })
+            .buffered(CONCURRENT_BATCHES)
+            .collect()
+            .await;
+        let mut clients = Vec::new();
+        for (group, batch) in read {
+            match batch {
+                Ok(batch) => clients.extend(self.keyed(group, batch)),
+                // A failed call (throttled past the SDK's retries, say) skips its clients,
+                // as a failed read of one secret skips that client.
+                Err(error) => {
+                    for entry in group {
+                        warn!(decision = "client_skipped", client_id = %entry.id, reason = %error, "client API key secret is unreadable");
+                    }
+                }
+            }
+        }
+        info!(
+            listed,
+            clients = clients.len(),
+            secret_calls = calls,
+            "client registry loaded"
+        );
         Ok(clients)
     }
 }
