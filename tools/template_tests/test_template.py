@@ -7,7 +7,7 @@ conftest.py. IAM decisions are simulated in test_policy_simulation.py."""
 import json
 import re
 
-READ_PREFIXES = ("Get", "List", "Describe")
+READ_PREFIXES = ("Get", "BatchGet", "List", "Describe")
 ISSUER = {"Fn::Sub": "urn:keyrot:${AWS::AccountId}:${AWS::Region}:${AWS::StackName}"}
 AUDIENCE = {"Fn::Sub": "urn:keyrot:${AWS::StackName}:api"}
 

@@ -81,8 +81,13 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
     /// One reconcile run: offboard, onboard, then rotate what is due, paced by the budgets,
     /// until the run's time is up (the rest is the next run's).
     pub async fn reconcile(&self) -> Result<RunReport, FleetError> {
+        self.reconcile_for(self.config.run_time).await
+    }
+
+    /// A run of `run_time` instead of the configured one (the last run before a deadline).
+    pub async fn reconcile_for(&self, run_time: Duration) -> Result<RunReport, FleetError> {
         let started = Instant::now();
-        let deadline = started + self.config.run_time;
+        let deadline = started + run_time;
         let now = SystemTime::now();
         let desired = self.desired().await?;
         let listed = self
@@ -96,7 +101,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             .collect();
 
         let mut report = RunReport {
-            slots_through: Some(now + self.config.run_time),
+            slots_through: Some(now + run_time),
             ..RunReport::default()
         };
         let mut work = Vec::new();
@@ -108,7 +113,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 work.push(Work::Offboard(secret));
             }
         }
-        let horizon = now + self.config.run_time;
+        let horizon = now + run_time;
         let mut rotations = Vec::new();
         for user in &desired {
             match by_user.get(user.as_str()) {

@@ -175,59 +175,98 @@ async fn main() {
     }
     world.proxy.forget_calls();
 
-    // Onboarding: the schedule's runs until every user has its secret and first key.
-    let onboarding_started = Instant::now();
-    let mut runs = 0;
-    let mut peak_concurrent = 0;
-    loop {
-        let run_started = Instant::now();
-        let report = world.fleet.reconcile().await.expect("reconcile");
-        let (_, peak) = world
-            .complete_rotations_concurrently(args.concurrency)
-            .await;
-        peak_concurrent = peak_concurrent.max(peak);
-        runs += 1;
-        eprintln!(
-            "onboarding run {runs}: {} onboarded, {} pending",
-            report.onboarded, report.onboarding_pending
-        );
-        if report.onboarding_pending == 0
-            && report.onboarded == 0
-            && report.managed as usize == users.len()
-        {
-            break;
+    // Rotations run as Lambda runs them, beside the schedule: every pending rotation found
+    // (polled every 100 ms) is run, up to the reserved concurrency at once.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let peak_concurrent = std::sync::atomic::AtomicUsize::new(0);
+    let completer = async {
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let (_, peak) = world.complete_rotations_concurrently(args.concurrency).await;
+            peak_concurrent.fetch_max(peak, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let elapsed = run_started.elapsed();
-        if elapsed < period {
-            tokio::time::sleep(period - elapsed).await;
+    };
+    let run_time = world.fleet.config.run_time;
+    let driver = async {
+        // Onboarding: the schedule's runs until every user has its secret and first key.
+        let onboarding_started = Instant::now();
+        let mut runs = 0;
+        loop {
+            let run_started = Instant::now();
+            let report = world.fleet.reconcile().await.expect("reconcile");
+            runs += 1;
+            eprintln!(
+                "onboarding run {runs}: {} onboarded, {} pending, {} managed",
+                report.onboarded, report.onboarding_pending, report.managed
+            );
+            if report.onboarding_pending == 0 && report.managed as usize == users.len() {
+                break;
+            }
+            let elapsed = run_started.elapsed();
+            if elapsed < period {
+                tokio::time::sleep(period - elapsed).await;
+            }
         }
-    }
-    let onboarding_ended = Instant::now();
-    let versions_before = world.version_counts().await;
+        let onboarding_ended = Instant::now();
+        // Let the last first rotations finish before counting versions.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let versions_before = world.version_counts().await;
 
-    // One full interval of scheduled runs.
-    let interval_started = Instant::now();
-    let mut dispatched = 0;
-    let mut refused = 0;
-    while interval_started.elapsed() < interval {
-        let run_started = Instant::now();
-        let report = world.fleet.reconcile().await.expect("reconcile");
-        dispatched += report.rotations_started;
-        refused += report.rotations_refused;
-        let (_, peak) = world
-            .complete_rotations_concurrently(args.concurrency)
-            .await;
-        peak_concurrent = peak_concurrent.max(peak);
-        let elapsed = run_started.elapsed();
-        if elapsed < period {
-            tokio::time::sleep(period - elapsed).await;
+        // Exactly one interval of scheduled runs: the last run's horizon ends with it.
+        let interval_started = Instant::now();
+        let mut dispatched = 0;
+        let mut refused = 0;
+        let mut errors = 0;
+        loop {
+            let elapsed = interval_started.elapsed();
+            if elapsed >= interval {
+                break;
+            }
+            let run_started = Instant::now();
+            let report = world
+                .fleet
+                .reconcile_for(run_time.min(interval - elapsed))
+                .await
+                .expect("reconcile");
+            dispatched += report.rotations_started;
+            refused += report.rotations_refused;
+            errors += report.errors;
+            let left = interval.saturating_sub(interval_started.elapsed());
+            let wait = period.saturating_sub(run_started.elapsed()).min(left);
+            tokio::time::sleep(wait).await;
         }
-    }
-    // Rotations still running when the interval ended finish now.
-    world
-        .complete_rotations_concurrently(args.concurrency)
-        .await;
-    let interval_ended = Instant::now();
+        let interval_ended = Instant::now();
+        // Rotations still running when the interval ended finish now.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (
+            runs,
+            onboarding_started,
+            onboarding_ended,
+            versions_before,
+            interval_started,
+            interval_ended,
+            dispatched,
+            refused,
+            errors,
+        )
+    };
+    let (
+        (
+            runs,
+            onboarding_started,
+            onboarding_ended,
+            versions_before,
+            interval_started,
+            interval_ended,
+            dispatched,
+            refused,
+            errors,
+        ),
+        (),
+    ) = tokio::join!(driver, completer);
+    world.complete_rotations_concurrently(args.concurrency).await;
+    let peak_concurrent = peak_concurrent.load(std::sync::atomic::Ordering::SeqCst);
     let versions_after = world.version_counts().await;
     let mut per_user: BTreeMap<usize, u64> = BTreeMap::new();
     for (secret, after) in &versions_after {
@@ -253,6 +292,7 @@ async fn main() {
         "interval": {
             "rotations_started": dispatched,
             "rotations_refused": refused,
+            "fleet_errors": errors,
             "users_by_rotations_in_the_interval": per_user,
             "peak_concurrent_rotations": peak_concurrent,
             "summary": summarise(&calls, interval_started, interval_ended),
