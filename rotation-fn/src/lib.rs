@@ -49,7 +49,7 @@ pub async fn serve() -> Result<(), Error> {
         iam: IamSdk::new(iam.clone()),
         config: fleet_config,
     });
-    let responder = responder::HttpsResponder::new();
+    let responder = responder::HttpsResponder::default();
     let revoker = Revoker {
         store: store.clone(),
         iam: IamSdk::new(iam),

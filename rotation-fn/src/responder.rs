@@ -8,8 +8,8 @@ pub struct HttpsResponder {
     agent: ureq::Agent,
 }
 
-impl HttpsResponder {
-    pub fn new() -> Self {
+impl Default for HttpsResponder {
+    fn default() -> Self {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(20)))
             .max_redirects(0)

@@ -68,7 +68,8 @@ mod tests {
     fn a_secret_is_due_once_per_interval() {
         let name = "keyrot/iam/alice";
         let offset = offset(name, INTERVAL);
-        let slot = 1_800_000_000 - 1_800_000_000 % 600 + offset;
+        // 1,800,000,000 is a multiple of 600: slots of this secret are offset + k·600.
+        let slot = 1_800_000_000 + offset;
         // Never rotated: due at its latest slot.
         assert_eq!(due_at(name, INTERVAL, None, at(slot + 5)), Some(at(slot)));
         // Rotated at the slot: not due again until the next one.
