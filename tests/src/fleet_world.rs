@@ -161,6 +161,19 @@ impl FleetWorld {
         (serde_json::from_str(&body).expect("JSON response"), url)
     }
 
+    /// A key the operator made by hand (keyrot did not create it); its id.
+    pub async fn add_hand_made_key(&self, user: &str) -> String {
+        self.iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .expect("hand-made key")
+            .access_key
+            .expect("key")
+            .access_key_id
+    }
+
     pub fn user(&self, i: usize) -> String {
         format!("{}-{i}", self.tag)
     }

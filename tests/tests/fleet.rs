@@ -94,16 +94,7 @@ async fn offboarding_keeps_promised_keys_then_removes_only_what_keyrot_made() {
     let world = FleetWorld::new("offboard", interval, grace).await;
     let users = world.create_users(3).await;
     let leaving = &users[0];
-    let hand_made = world
-        .iam
-        .create_access_key()
-        .user_name(leaving)
-        .send()
-        .await
-        .expect("hand-made key")
-        .access_key
-        .expect("key")
-        .access_key_id;
+    let hand_made = world.add_hand_made_key(leaving).await;
     for user in &users {
         world.enrol(user).await;
     }
@@ -254,16 +245,7 @@ async fn a_crash_between_any_two_calls_is_finished_by_the_next_run() {
 async fn the_stack_teardown_leaves_no_key_keyrot_made() {
     let world = FleetWorld::new("teardown", Duration::from_secs(60), Duration::from_secs(1)).await;
     let users = world.create_users(5).await;
-    let hand_made = world
-        .iam
-        .create_access_key()
-        .user_name(&users[4])
-        .send()
-        .await
-        .expect("hand-made key")
-        .access_key
-        .expect("key")
-        .access_key_id;
+    let hand_made = world.add_hand_made_key(&users[4]).await;
     for user in &users {
         world.enrol(user).await;
     }

@@ -228,14 +228,6 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
     }
 
     fn failed(&self, secret: &str, error: &AwsCallError, report: &mut RunReport) {
-        report.errors += 1;
-        warn!(
-            decision = "fleet_call_failed",
-            secret = %secret,
-            operation = error.operation,
-            error_code = error.code.as_deref().unwrap_or("none"),
-            error = %error,
-            "call failed; the next run retries"
-        );
+        report.failed(secret, error);
     }
 }

@@ -32,6 +32,19 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Counts and logs a failed call; the run goes on with the other users.
+    pub fn failed(&mut self, secret: &str, error: &crate::AwsCallError) {
+        self.errors += 1;
+        tracing::warn!(
+            decision = "fleet_call_failed",
+            secret = %secret,
+            operation = error.operation,
+            error_code = error.code.as_deref().unwrap_or("none"),
+            error = %error,
+            "call failed; the next run retries"
+        );
+    }
+
     pub fn publish(&self) {
         info!(
             decision = "reconcile_summary",

@@ -53,17 +53,8 @@ impl Registry for SsmRegistry {
 
     async fn remove(&self, user: &str) -> Result<(), AwsCallError> {
         let name = format!("{}{user}", self.path);
-        match self.ssm.delete_parameter().name(&name).send().await {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let error = AwsCallError::from_sdk("DeleteParameter", &error);
-                if error.has_code("ParameterNotFound") {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
-            }
-        }
+        let result = self.ssm.delete_parameter().name(&name).send().await;
+        gone_is_done(result, "DeleteParameter", "ParameterNotFound")
     }
 }
 
@@ -245,15 +236,27 @@ impl FleetSecrets for SecretsManagerStore {
             .force_delete_without_recovery(true)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let error = AwsCallError::from_sdk("DeleteSecret", &error);
-                if error.has_code("ResourceNotFoundException") {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
+        gone_is_done(result, "DeleteSecret", "ResourceNotFoundException")
+    }
+}
+
+/// A deletion's answer: what is already gone counts as deleted, so a retried call is harmless.
+fn gone_is_done<T, E, R>(
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+    operation: &'static str,
+    gone: &str,
+) -> Result<(), AwsCallError>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let error = AwsCallError::from_sdk(operation, &error);
+            if error.has_code(gone) {
+                Ok(())
+            } else {
+                Err(error)
             }
         }
     }

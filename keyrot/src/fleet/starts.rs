@@ -7,7 +7,7 @@ use super::ports::{FleetSecrets, RotationStart};
 use super::report::RunReport;
 use crate::AwsCallError;
 use tokio::task::JoinSet;
-use tracing::{info, warn, Instrument, Span};
+use tracing::{info, Instrument, Span};
 
 const MAX_IN_FLIGHT: usize = 16;
 
@@ -93,16 +93,6 @@ fn record(answer: Result<Answer, tokio::task::JoinError>, report: &mut RunReport
                 "a rotation is in progress; it covers this slot"
             );
         }
-        Err(error) => {
-            report.errors += 1;
-            warn!(
-                decision = "fleet_call_failed",
-                secret = %secret,
-                operation = error.operation,
-                error_code = error.code.as_deref().unwrap_or("none"),
-                error = %error,
-                "call failed; the next run retries"
-            );
-        }
+        Err(error) => report.failed(&secret, &error),
     }
 }
