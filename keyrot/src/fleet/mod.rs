@@ -154,8 +154,20 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         let (overdue, upcoming): (Vec<_>, Vec<_>) = rotations
             .into_iter()
             .partition(|item| matches!(item, Work::Rotate(_, due) if *due <= now));
-        let mut queue: Vec<Work> = overdue;
-        queue.extend(work);
+        // Offboarding first (few, and it frees budget), then late slots and onboarding taking
+        // turns, so that neither starves the other when the budgets are the bound, then the
+        // slots still to come in this run.
+        let (offboarding, onboarding): (Vec<_>, Vec<_>) = work
+            .into_iter()
+            .partition(|item| matches!(item, Work::Offboard(_)));
+        let mut queue: Vec<Work> = offboarding;
+        let (mut late, mut new) = (overdue.into_iter(), onboarding.into_iter());
+        loop {
+            match (late.next(), new.next()) {
+                (None, None) => break,
+                (a, b) => queue.extend(a.into_iter().chain(b)),
+            }
+        }
         queue.extend(upcoming);
 
         let mut pacer = Pacer::new(self.config.budgets);

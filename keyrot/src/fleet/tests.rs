@@ -539,3 +539,25 @@ async fn teardown_removes_keyrots_keys_tags_secrets_and_registry_only() {
     assert!(world.secrets.contains_key("keyrot/iam/carol"));
     assert!(world.registry.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn onboarding_and_late_slots_take_turns_when_the_run_is_short() {
+    let aws = Aws::default();
+    let long_ago = SystemTime::now() - Duration::from_secs(3 * 600);
+    let mut registry = Vec::new();
+    for n in 0..10 {
+        let (late, new) = (format!("late{n}"), format!("new{n}"));
+        aws.add_user(&late, &[]);
+        aws.add_user(&new, &[]);
+        aws.ready_secret(&late, Some(long_ago));
+        registry.extend([late, new]);
+    }
+    aws.world().registry = registry;
+    let mut fleet = fleet(&aws, &[]);
+    // Budgets that allow about 4 rotations in the run: 7 IAM writes each at 7 a second, 4 s.
+    fleet.config.budgets.iam_writes_per_second = 7;
+    fleet.config.run_time = Duration::from_secs(4);
+    let report = fleet.reconcile().await.unwrap();
+    assert!(report.onboarded >= 1, "{report:?}");
+    assert!(report.rotations_started >= 1, "{report:?}");
+}
