@@ -119,6 +119,7 @@ impl KeyDestination {
 #[derive(Debug)]
 enum Made {
     ApiKey(String),
+    Attached(String, String),
     Secret(String),
     Parameter(String),
 }
@@ -131,6 +132,7 @@ async fn roll_back<C: Cloud>(cloud: &C, made: &[Made]) -> Vec<String> {
             Made::Parameter(name) => cloud.delete_parameter(name).await.map(|_| ()),
             Made::Secret(name) => cloud.delete_secret_now(name).await.map(|_| ()),
             Made::ApiKey(id) => cloud.delete_api_key(id).await.map(|_| ()),
+            Made::Attached(plan, id) => cloud.detach_api_key(plan, id).await.map(|_| ()),
         };
         if let Err(error) = result {
             left.push(format!("{piece:?} ({error})"));
@@ -218,6 +220,7 @@ async fn add_inner<C: Cloud>(
             .create_api_key(&format!("keyrot-{client}"), &usage_key)
             .await?;
         made.push(Made::ApiKey(key_id.clone()));
+        made.push(Made::Attached(plan.clone(), key_id.clone()));
         cloud.attach_api_key(&plan, &key_id).await?;
         let value = ClientKey {
             client_id: Some(client.to_owned()),
@@ -669,11 +672,18 @@ pub async fn remove<C: Cloud>(
     let parameter_removed = cloud.delete_parameter(&parameter).await?;
     let mut keys_removed = 0;
     for id in &key_ids {
+        if let Some(plan) = &deployment.usage_plan_id {
+            cloud.detach_api_key(plan, id).await?;
+        }
         if cloud.delete_api_key(id).await? {
             keys_removed += 1;
         }
     }
-    let secret_removed = cloud.delete_secret_now(&secret).await?;
+    // Looked up first: a forced deletion of a missing secret is not an error everywhere.
+    let secret_removed = match cloud.describe_secret(&secret).await? {
+        Some(_) => cloud.delete_secret_now(&secret).await?,
+        None => false,
+    };
     if !parameter_removed && keys_removed == 0 && !secret_removed {
         return Err(CliError::not_found(
             format!("no client {client}"),

@@ -106,6 +106,8 @@ pub trait Cloud: IamKeys {
     // API Gateway.
     async fn create_api_key(&self, name: &str, value: &str) -> Result<String, AwsCallError>;
     async fn attach_api_key(&self, plan_id: &str, key_id: &str) -> Result<(), AwsCallError>;
+    /// DeleteUsagePlanKey; `false` when it was not attached.
+    async fn detach_api_key(&self, plan_id: &str, key_id: &str) -> Result<bool, AwsCallError>;
     /// `false` when it did not exist.
     async fn delete_api_key(&self, key_id: &str) -> Result<bool, AwsCallError>;
     async fn plan_keys(&self, plan_id: &str) -> Result<Vec<PlanKey>, AwsCallError>;

@@ -149,6 +149,9 @@ pub async fn discover<C: Cloud>(
     if let Some(plan) = &overrides.usage_plan_id {
         deployment.usage_plan_id = Some(plan.clone());
     }
+    if let Some(group) = &overrides.schedule_group {
+        deployment.schedule_group = Some(group.clone());
+    }
     if let Some(seconds) = overrides.interval_seconds {
         deployment.interval_seconds = seconds.max(1);
     }
@@ -195,6 +198,7 @@ pub async fn discover<C: Cloud>(
 pub struct Overrides {
     pub rotation_function: Option<String>,
     pub usage_plan_id: Option<String>,
+    pub schedule_group: Option<String>,
     pub interval_seconds: Option<u64>,
 }
 

@@ -83,6 +83,9 @@ pub struct Global {
     /// The clients' usage plan, when the stack does not say.
     #[arg(long, global = true, env = "KEYROT_USAGE_PLAN_ID")]
     pub usage_plan_id: Option<String>,
+    /// The rotation schedules' group, when the stack does not say.
+    #[arg(long, global = true, env = "KEYROT_SCHEDULE_GROUP")]
+    pub schedule_group: Option<String>,
     /// The rotation interval, when the stack does not say (default 600).
     #[arg(long, global = true, env = "KEYROT_ROTATION_INTERVAL_SECONDS")]
     pub interval_seconds: Option<u64>,

@@ -60,6 +60,7 @@ async fn main_async(cli: Cli) -> ExitCode {
     let overrides = Overrides {
         rotation_function: cli.global.rotation_function.clone(),
         usage_plan_id: cli.global.usage_plan_id.clone(),
+        schedule_group: cli.global.schedule_group.clone(),
         interval_seconds: cli.global.interval_seconds,
     };
     let deployment = deployment::discover(&sdk, &cli.global.stack, stack, &overrides).await;

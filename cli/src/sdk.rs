@@ -312,6 +312,18 @@ impl Cloud for Sdk {
         Ok(())
     }
 
+    async fn detach_api_key(&self, plan_id: &str, key_id: &str) -> Result<bool, AwsCallError> {
+        let result = self
+            .apigateway
+            .delete_usage_plan_key()
+            .usage_plan_id(plan_id)
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| AwsCallError::from_sdk("DeleteUsagePlanKey", &e));
+        Ok(not_found_is_none(result, &["NotFoundException"])?.is_some())
+    }
+
     async fn delete_api_key(&self, key_id: &str) -> Result<bool, AwsCallError> {
         let result = self
             .apigateway
