@@ -43,6 +43,7 @@ pub fn fixture() -> &'static Fixture {
             registry: ClientRegistry::new(vec![Client {
                 id: "client-a".into(),
                 api_key: Sensitive::new(API_KEY),
+                previous_api_key: None,
                 users: vec!["alice".into()],
                 cidrs: CidrList::parse_all(["10.1.0.0/16"]).expect("cidrs"),
                 usage_key: Some("usage-client-a".into()),

@@ -29,6 +29,7 @@ fn registry() -> ClientRegistry {
             .map(|i| Client {
                 id: format!("client-{i:02}"),
                 api_key: Sensitive::new(format!("{i:02}-bench-api-key-0123456789abcdef0123456789")),
+                previous_api_key: None,
                 users: vec!["alice".into(), "bob".into(), format!("svc-{i}")],
                 cidrs: cidrs(&["203.0.113.0/24", "2001:db8::/32"]),
                 usage_key: Some(format!("usage-{i:02}")),

@@ -50,6 +50,7 @@ fn fixture() -> &'static Fixture {
             registry: ClientRegistry::new(vec![Client {
                 id: CLIENT.into(),
                 api_key: Sensitive::new(API_KEY),
+                previous_api_key: None,
                 users: vec!["alice".into()],
                 cidrs: CidrList::default(),
                 usage_key: Some("usage-client-a".into()),

@@ -400,3 +400,78 @@ async fn signing_key_rotation_keeps_previous_tokens_until_the_key_after_that() {
     assert_eq!(published["keys"].as_array().map(Vec::len), Some(2));
     assert!(!published.to_string().contains("PrivateKey"));
 }
+
+/// `keyrot clients rotate-key`'s overlap, through the authorizer: the secret holds the new
+/// key and the previous one with the end of its grace. Both are accepted during the grace,
+/// only the new one after it; an end of grace that does not parse refuses the previous key.
+#[tokio::test]
+async fn a_rotated_api_key_overlaps_with_the_previous_one_until_its_grace_ends() {
+    let world = ApiWorld::new("rotate-key").await;
+    let old_key = world.client("client-a").api_key.clone();
+    let new_key = "NewKeyOfClientA0123456789abcdefghijklmnopq".to_owned();
+    let valid_until = |seconds_from_now: u64| {
+        let at = SystemTime::now() + std::time::Duration::from_secs(seconds_from_now);
+        aws_smithy_types::DateTime::from(at)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .expect("rfc 3339")
+    };
+    let put = |until: String| {
+        let value = json!({"ClientId": "client-a", "ApiKey": new_key, "PreviousApiKey": old_key, "PreviousApiKeyValidUntil": until});
+        let secrets = world.secrets.clone();
+        let id = format!("{}client-a", world.client_secret_prefix);
+        async move {
+            secrets
+                .put_secret_value()
+                .secret_id(id)
+                .secret_string(value.to_string())
+                .send()
+                .await
+                .expect("put client key");
+        }
+    };
+    let token_with = |key: String| Call::new("POST", "/generate-token").header("x-api-key", &key);
+    put(valid_until(3)).await;
+    // A fresh authorizer instance, as after the registry cache expired.
+    let authorizer = world.authorizer_with_cache(std::time::Duration::ZERO);
+    let during_old = world
+        .call_through(&authorizer, token_with(old_key.clone()))
+        .await;
+    let during_new = world
+        .call_through(&authorizer, token_with(new_key.clone()))
+        .await;
+    assert_eq!(
+        (during_old.status, during_new.status),
+        (200, 200),
+        "{during_old:?} {during_new:?}"
+    );
+    // A token issued with the old key is for client-a, and reads client-a's user.
+    let token = during_old.body["token"].as_str().expect("token").to_owned();
+    let read = world
+        .call_through(
+            &authorizer,
+            Call::new("GET", "/active-key")
+                .header("x-api-key", &new_key)
+                .header("Authorization", &format!("Bearer {token}"))
+                .query("username", &world.client("client-a").users[0]),
+        )
+        .await;
+    assert_eq!(read.status, 200, "{read:?}");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let after_old = world
+        .call_through(&authorizer, token_with(old_key.clone()))
+        .await;
+    let after_new = world
+        .call_through(&authorizer, token_with(new_key.clone()))
+        .await;
+    assert_eq!(
+        (after_old.status, after_new.status),
+        (401, 200),
+        "{after_old:?} {after_new:?}"
+    );
+    // A garbled end of grace fails closed: the previous key is refused at once.
+    put("tomorrow".into()).await;
+    let garbled = world
+        .call_through(&authorizer, token_with(old_key.clone()))
+        .await;
+    assert_eq!(garbled.status, 401, "{garbled:?}");
+}

@@ -126,7 +126,7 @@ pub fn decide(
         Ok(None) => return Decision::Unauthorized("missing_api_key"),
         _ => return Decision::Unauthorized("malformed_api_key"),
     };
-    let Some(client) = registry.find_by_api_key(api_key) else {
+    let Some(client) = registry.find_by_api_key(api_key, now) else {
         return Decision::Unauthorized("unknown_api_key");
     };
     // The same answer as an unknown key (the reason is for logs and metrics only).

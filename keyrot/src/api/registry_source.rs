@@ -1,13 +1,19 @@
 //! Loads the client registry: one SSM parameter per client under a path (users, CIDRs, usage
 //! key; no secret, see `registry_entry`) and one Secrets Manager secret per client holding its
-//! API key, `<prefix><client-id>`: `{"ClientId": "<client-id>", "ApiKey": "..."}`.
+//! API key, `<prefix><client-id>`: `{"ClientId": "<client-id>", "ApiKey": "..."}`, and after
+//! `keyrot clients rotate-key` also `"PreviousApiKey"` and `"PreviousApiKeyValidUntil"`
+//! (RFC 3339): the key before, accepted until then.
 //!
 //! AWS calls per load, for E parameters under the path of which V parse: the
 //! GetParametersByPath pages (at most 10 parameters a page, so at least `max(1, ceil(E / 10))`),
 //! then `ceil(V / 20)` BatchGetSecretValue calls (a `SecretIdList` of up to 20 names each), at
 //! most [`CONCURRENT_BATCHES`] at once.
 
-use super::clients::Client;
+use super::clients::{Client, PreviousApiKey};
+use super::source_ip::CidrList;
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+use std::time::SystemTime;
 use super::parameters::{ParameterLister, SsmParameterLister};
 use super::registry_entry::{parse_entry, Entry};
 use super::secret_batch::{
@@ -15,7 +21,7 @@ use super::secret_batch::{
 };
 use crate::{AwsCallError, Sensitive};
 use futures_util::stream::{self, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -30,10 +36,71 @@ pub trait ClientSource: Send + Sync {
     fn load(&self) -> impl Future<Output = Result<Vec<Client>, AwsCallError>> + Send;
 }
 
-#[derive(Deserialize)]
+/// A client's registry parameter: `{"users": [...], "cidrs": [...], "usage_key": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSettings {
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub cidrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_key: Option<String>,
+}
+
+impl ClientSettings {
+    /// Parses a parameter value, CIDRs included; the error says what is wrong without
+    /// echoing the value.
+    pub fn parse(value: &str) -> Result<(Self, CidrList), String> {
+        let settings: Self = serde_json::from_str(value)
+            .map_err(|error| crate::json_error::describe_json_error(&error))?;
+        let cidrs = CidrList::parse_all(settings.cidrs.iter().map(String::as_str))
+            .map_err(|error| error.to_string())?;
+        Ok((settings, cidrs))
+    }
+}
+
+/// A client's API key secret. `Debug` never shows the keys.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct ClientKey {
-    api_key: String,
+pub struct ClientKey {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub api_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_api_key: Option<String>,
+    /// RFC 3339 (UTC): the previous key is refused from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_api_key_valid_until: Option<String>,
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey")
+            .field("client_id", &self.client_id)
+            .field("api_key", &"<redacted>")
+            .field(
+                "previous_api_key",
+                &self.previous_api_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "previous_api_key_valid_until",
+                &self.previous_api_key_valid_until,
+            )
+            .finish()
+    }
+}
+
+impl ClientKey {
+    /// The previous key and the end of its grace; `None` when absent, incomplete or with a
+    /// date that does not parse (the previous key is then refused: fail closed).
+    pub fn previous(&self) -> Option<PreviousApiKey> {
+        let key = self.previous_api_key.as_deref().filter(|k| !k.is_empty())?;
+        let until = self.previous_api_key_valid_until.as_deref()?;
+        let until = DateTime::from_str(until, Format::DateTime).ok()?;
+        Some(PreviousApiKey {
+            api_key: Sensitive::new(key),
+            valid_until: SystemTime::try_from(until).ok()?,
+        })
+    }
 }
 
 /// The registry on its two ports: the parameter listing and the batched secret reads.
@@ -97,6 +164,7 @@ impl<P, S> RegistrySource<P, S> {
             match api_key {
                 Some(key) => clients.push(Client {
                     id: entry.id,
+                    previous_api_key: key.previous(),
                     api_key: Sensitive::new(key.api_key),
                     users: entry.users,
                     cidrs: entry.cidrs,
@@ -193,5 +261,43 @@ impl<P: ParameterLister, S: SecretBatchReader> RegistrySource<P, S> {
             "client registry loaded"
         );
         Ok(clients)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_previous_key_needs_a_valid_end_of_grace() {
+        let key = |until: Option<&str>| ClientKey {
+            client_id: Some("ci".into()),
+            api_key: "new".into(),
+            previous_api_key: Some("old".into()),
+            previous_api_key_valid_until: until.map(str::to_owned),
+        };
+        let previous = key(Some("2030-01-01T00:00:00Z")).previous().expect("valid");
+        assert_eq!(previous.api_key.expose(), "old");
+        assert_eq!(
+            previous.valid_until,
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_893_456_000)
+        );
+        assert!(key(None).previous().is_none());
+        assert!(key(Some("tomorrow")).previous().is_none());
+        let shown = format!("{:?}", key(None));
+        assert!(!shown.contains("old") && !shown.contains("new"), "{shown}");
+        let parsed: ClientKey =
+            serde_json::from_str(r#"{"ClientId":"ci","ApiKey":"k"}"#).expect("old format");
+        assert!(parsed.previous().is_none());
+    }
+
+    #[test]
+    fn settings_parse_with_their_cidrs() {
+        let (settings, cidrs) =
+            ClientSettings::parse(r#"{"users":["alice"],"cidrs":["10.0.0.0/8"]}"#).expect("ok");
+        assert_eq!(settings.users, vec!["alice"]);
+        assert!(!cidrs.is_empty());
+        assert!(ClientSettings::parse(r#"{"users":["a"],"cidrs":["nope"]}"#).is_err());
+        assert!(ClientSettings::parse(r#"{"cidrs":[]}"#).is_err());
     }
 }

@@ -1,0 +1,208 @@
+//! `keyrot rotate USER` (a routine rotation within the key lifetime contract) and
+//! `keyrot revoke USER --key … --reason …` (the emergency revoke).
+
+use crate::cloud::{Cloud, Invocation};
+use crate::deployment::{function_name, Deployment};
+use crate::error::CliError;
+use crate::names;
+use crate::Report;
+use keyrot::iam_key::IamKeySecret;
+use keyrot::revoke::RevokeRequest;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn current_key_id(value: Option<keyrot::Sensitive>, secret: &str) -> Option<String> {
+    value
+        .and_then(|v| IamKeySecret::parse(&v, secret, "AWSCURRENT").ok())
+        .and_then(|v| v.access_key_id)
+}
+
+pub async fn rotate<C: Cloud>(
+    cloud: &C,
+    deployment: &Deployment,
+    user: &str,
+    wait: Option<Duration>,
+) -> Result<Report, CliError> {
+    names::user(user)?;
+    let secret = deployment.names.user_secret(user);
+    let Some(info) = cloud.describe_secret(&secret).await? else {
+        return Err(CliError::not_found(
+            format!("{user} is not managed (no secret {secret})"),
+            format!("keyrot users add {user}"),
+        ));
+    };
+    if info.deleted.is_some() {
+        return Err(CliError::refused(
+            format!("{secret} is scheduled for deletion ({user} is being offboarded)"),
+            format!("keyrot users add {user} to keep managing it"),
+        ));
+    }
+    if !info.rotation_enabled {
+        return Err(CliError::refused(
+            format!("rotation is not configured on {secret} yet"),
+            "wait for the reconciler's next run (a minute), then retry",
+        ));
+    }
+    if let Some((version, _)) = info.versions.iter().find(|(_, stages)| {
+        stages.iter().any(|s| s == "AWSPENDING") && !stages.iter().any(|s| s == "AWSCURRENT")
+    }) {
+        return Err(CliError::refused(
+            format!("a rotation of {secret} is in progress or stuck (AWSPENDING on {version})"),
+            format!("keyrot status {user} says since when; README, \"Recovering a rotation that failed midway\""),
+        ));
+    }
+    let before = current_key_id(cloud.current_value(&secret).await?, &secret);
+    let version = cloud.rotate_secret(&secret).await?;
+    let mut result =
+        json!({"user": user, "secret": secret, "version_id": version, "previous_key": before});
+    let Some(wait) = wait else {
+        result["completed"] = json!(null);
+        return Ok(Report::ok(
+            format!("rotation of {secret} started (version {version}); keyrot status {user} shows when it completes\n"),
+            result,
+        ));
+    };
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let info = cloud.describe_secret(&secret).await?;
+        let stages = info
+            .as_ref()
+            .and_then(|i| i.versions.get(&version).cloned())
+            .unwrap_or_default();
+        if stages.iter().any(|s| s == "AWSCURRENT") {
+            let after = current_key_id(cloud.current_value(&secret).await?, &secret);
+            result["completed"] = json!(true);
+            result["access_key_id"] = json!(after);
+            let carried = after.is_some() && after == before;
+            result["carried_forward"] = json!(carried);
+            let text = if carried {
+                format!(
+                    "rotation of {secret} completed (version {version}) and carried the current key {} forward: the other slot still holds a key promised to clients (key lifetime contract); a new key comes once that promise ends\n",
+                    after.unwrap_or_default()
+                )
+            } else {
+                format!(
+                    "rotation of {secret} completed (version {version}): new key {}; the previous key {} stays valid for what was promised (one interval)\n",
+                    after.unwrap_or_else(|| "-".into()),
+                    before.unwrap_or_else(|| "-".into())
+                )
+            };
+            return Ok(Report::ok(text, result));
+        }
+        if !stages.iter().any(|s| s == "AWSPENDING") {
+            return Err(CliError::refused(
+                format!("the rotation of {secret} (version {version}) ended without completing"),
+                format!("keyrot status {user}; the rotation function's logs give the error code"),
+            ));
+        }
+        if started.elapsed() >= wait {
+            result["completed"] = json!(false);
+            let mut report = Report::ok(
+                format!("rotation of {secret} (version {version}) has not completed after {}s; keyrot status {user} follows it\n", wait.as_secs()),
+                result,
+            );
+            report.attention = true;
+            return Ok(report);
+        }
+    }
+}
+
+pub struct RevokeOptions<'a> {
+    pub user: &'a str,
+    pub key: &'a str,
+    pub reason: &'a str,
+    pub yes: bool,
+}
+
+/// Asks on the terminal; `Err` without one.
+fn confirm(user: &str, key: &str) -> Result<bool, CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(
+            "no terminal to confirm on: pass --yes to revoke".into(),
+        ));
+    }
+    let mut stderr = std::io::stderr();
+    let _ = write!(
+        stderr,
+        "Revoke {key} of {user} now? It is deleted at once: clients holding it fail before the Expiration they were given.\nType the user name ({user}) to confirm: "
+    );
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::Usage(format!("cannot read the confirmation: {e}")))?;
+    Ok(answer.trim() == user)
+}
+
+pub async fn revoke<C: Cloud>(
+    cloud: &C,
+    deployment: &Deployment,
+    options: RevokeOptions<'_>,
+) -> Result<Report, CliError> {
+    let RevokeOptions {
+        user,
+        key,
+        reason,
+        yes,
+    } = options;
+    names::user(user)?;
+    let secret = deployment.names.user_secret(user);
+    let payload = json!({"Action": keyrot::revoke::ACTION, "SecretId": secret, "AccessKeyId": key, "Reason": reason});
+    RevokeRequest::parse(payload.clone()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let Some(function) = deployment.rotation_function.clone() else {
+        return Err(CliError::not_found(
+            "the rotation function is unknown",
+            "pass --rotation-function (the stack's RotationFunction)",
+        ));
+    };
+    if !yes && !confirm(user, key)? {
+        return Err(CliError::refused("not confirmed", "nothing was revoked"));
+    }
+    match cloud.invoke(function_name(&function), &payload).await? {
+        Invocation::Returned(done) => {
+            let clients: Vec<String> = done["Clients"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let clients_text = if done["Clients"].is_null() {
+                "unknown (the function could not read the client registry)".to_owned()
+            } else if clients.is_empty() {
+                "none".to_owned()
+            } else {
+                clients.join(", ")
+            };
+            let rotation = match (
+                done["RotationVersion"].as_str(),
+                done["RotationError"].as_str(),
+            ) {
+                (Some(version), _) => {
+                    format!("a rotation started to replace it (version {version})")
+                }
+                (None, Some(error)) => format!("no rotation could start: {error}"),
+                _ => "no rotation was needed (it was not the current key)".to_owned(),
+            };
+            let text = format!(
+                "revoked {key} of {user}: it was {}the current key; {rotation}.\nclients that may hold it and must fetch again: {clients_text}\n",
+                if done["WasCurrent"].as_bool() == Some(true) { "" } else { "not " }
+            );
+            Ok(Report::ok(
+                text,
+                json!({"user": user, "access_key_id": key, "result": done}),
+            ))
+        }
+        Invocation::FunctionError {
+            error_type,
+            message,
+        } => Err(CliError::refused(
+            format!("the rotation function refused the revoke [{error_type}]: {message}"),
+            "only keys keyrot made for this user qualify; keyrot status shows its keys",
+        )),
+    }
+}
