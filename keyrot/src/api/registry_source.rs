@@ -10,21 +10,21 @@
 //! most [`CONCURRENT_BATCHES`] at once.
 
 use super::clients::{Client, PreviousApiKey};
-use super::source_ip::CidrList;
-use aws_smithy_types::date_time::Format;
-use aws_smithy_types::DateTime;
-use std::time::SystemTime;
 use super::parameters::{ParameterLister, SsmParameterLister};
 use super::registry_entry::{parse_entry, Entry};
 use super::secret_batch::{
     SecretBatch, SecretBatchReader, SecretError, SecretsManagerBatchReader, MAX_SECRETS_PER_CALL,
 };
+use super::source_ip::CidrList;
 use crate::{AwsCallError, Sensitive};
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::SystemTime;
 use tracing::{info, warn};
 
 /// BatchGetSecretValue calls in flight at once. Its quota is 100 calls/s per account and

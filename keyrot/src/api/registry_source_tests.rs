@@ -148,12 +148,14 @@ async fn two_hundred_clients_take_ten_calls_and_only_the_broken_ones_are_skipped
     assert_eq!(registry.len(), 200 - 6);
     for i in 6..200 {
         let id = format!("c{i:03}");
-        let client = registry.find_by_api_key(&format!("key-{id}"));
+        let client = registry.find_by_api_key(&format!("key-{id}"), std::time::SystemTime::now());
         assert_eq!(client.map(|c| c.id.as_str()), Some(id.as_str()));
     }
     for id in ["c000", "c001", "c002", "c003", "c004", "c005"] {
         assert!(registry.find_by_id(id).is_none(), "{id} is skipped");
-        assert!(registry.find_by_api_key(&format!("key-{id}")).is_none());
+        assert!(registry
+            .find_by_api_key(&format!("key-{id}"), std::time::SystemTime::now())
+            .is_none());
     }
     // 199 entries parse: ceil(199 / 20) = 10 calls, none above the limit.
     let sizes = secrets.call_sizes();
@@ -228,5 +230,7 @@ async fn a_value_for_another_name_lets_nobody_in() {
         .map(ClientRegistry::new)
         .expect("loads");
     assert!(registry.is_empty());
-    assert!(registry.find_by_api_key("stray").is_none());
+    assert!(registry
+        .find_by_api_key("stray", std::time::SystemTime::now())
+        .is_none());
 }
