@@ -95,7 +95,11 @@ pub async fn list<C: Cloud>(
             let in_registry = registry.contains_key(&user);
             let seed = deployment.seed_users.iter().any(|s| s == &user);
             let secret = secrets_by_user.get(&user).cloned();
-            let state = classify(in_registry || seed, secret.as_ref());
+            // Without the stack (the local stack) the seed list is unknown: a secret the fleet
+            // still serves is taken as wanted; the fleet schedules an unwanted one's deletion
+            // within a run, and it then shows as offboarding.
+            let seeds_unknown = matches!(deployment.source, crate::deployment::Source::FixedNames);
+            let state = classify(in_registry || seed || seeds_unknown, secret.as_ref());
             UserEntry {
                 malformed_entry: registry.get(&user) == Some(&false),
                 user,
