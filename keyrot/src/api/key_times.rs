@@ -29,7 +29,12 @@ impl KeyTimes {
         fetched_at: SystemTime,
         configured: Duration,
     ) -> Self {
-        let interval = key.interval().unwrap_or(configured);
+        // A recorded interval of zero (a rotator keeping no promise, as tests run it) would
+        // promise nothing: the configured interval applies then, as for an old value.
+        let interval = key
+            .interval()
+            .filter(|recorded| !recorded.is_zero())
+            .unwrap_or(configured);
         let fetched_at = whole_seconds(fetched_at);
         let expiration = fetched_at.checked_add(interval).unwrap_or(fetched_at);
         let slack = (interval / 10).clamp(Duration::from_secs(1), MAX_SLACK);
@@ -74,6 +79,12 @@ mod tests {
     }
 
     const TEN_MINUTES: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_recorded_interval_of_zero_promises_the_configured_interval() {
+        let times = KeyTimes::of(&key(None, Some(0)), at(1000), at(1000), TEN_MINUTES);
+        assert_eq!(times.expiration, at(1600));
+    }
 
     #[test]
     fn expiration_is_one_interval_after_the_fetch() {
