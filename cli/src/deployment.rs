@@ -72,6 +72,9 @@ pub struct Deployment {
     pub usage_plan_id: Option<String>,
     pub schedule_group: Option<String>,
     pub interval_seconds: u64,
+    /// The local stack (`keyrot-local`): no stack, and its usage plan. It has no Lambda
+    /// resource policies, schedules or alarms to check.
+    pub local: bool,
     /// The stack's `ManagedUsers` seed list.
     pub seed_users: Vec<String>,
     /// Why a piece could not be found (shown by doctor).
@@ -116,6 +119,7 @@ pub async fn discover<C: Cloud>(
                 schedule_group: output("RotationScheduleGroup")
                     .or_else(|| resource("RotationScheduleGroup")),
                 interval_seconds,
+                local: false,
                 seed_users: facts
                     .parameters
                     .get("ManagedUsers")
@@ -138,6 +142,7 @@ pub async fn discover<C: Cloud>(
             usage_plan_id: None,
             schedule_group: None,
             interval_seconds: DEFAULT_INTERVAL_SECONDS,
+            local: false,
             seed_users: Vec::new(),
             names,
             notes: Vec::new(),
@@ -171,9 +176,9 @@ pub async fn discover<C: Cloud>(
     if deployment.usage_plan_id.is_none() {
         match cloud.usage_plans().await {
             Ok(plans) => {
-                deployment.usage_plan_id = plans
-                    .iter()
-                    .find(|(_, name)| name == LOCAL_USAGE_PLAN)
+                let local = plans.iter().find(|(_, name)| name == LOCAL_USAGE_PLAN);
+                deployment.local = local.is_some() && deployment.source == Source::FixedNames;
+                deployment.usage_plan_id = local
                     .or(if plans.len() == 1 {
                         plans.first()
                     } else {

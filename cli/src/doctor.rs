@@ -101,6 +101,10 @@ async fn rotation_checks<C: Cloud>(cloud: &C, deployment: &Deployment) -> Vec<Ch
         )
     });
     checks.push(match deployment.rotation_function.as_deref() {
+        Some(_) if deployment.local => skipped(
+            "invoke permission",
+            "the local stack invokes the function directly (no Lambda resource policy)",
+        ),
         None => fail("invoke permission", "the rotation function is unknown", "pass --rotation-function, or check the stack's RotationFunction"),
         Some(function) => match cloud.function_policy(function_name(function)).await {
             Ok(Some(policy)) => {
@@ -126,10 +130,6 @@ async fn rotation_checks<C: Cloud>(cloud: &C, deployment: &Deployment) -> Vec<Ch
                 "invoke permission",
                 format!("{} has no resource policy: Secrets Manager cannot invoke it", function_name(function)),
                 format!("redeploy, or: aws lambda add-permission --function-name {} --statement-id secretsmanager --action lambda:InvokeFunction --principal secretsmanager.amazonaws.com --source-account <account>", function_name(function)),
-            ),
-            Err(error) if deployment.source == Source::FixedNames => skipped(
-                "invoke permission",
-                format!("no Lambda resource policy to read here ({}); the local stack invokes the function directly", error.code.as_deref().unwrap_or("no code")),
             ),
             Err(error) => aws_failure("invoke permission", &error),
         },
@@ -263,7 +263,11 @@ pub async fn doctor<C: Cloud>(
             "deployment",
             format!("stack {}", deployment.stack.as_deref().unwrap_or("?")),
         ),
-        Source::FixedNames => pass("deployment", "no stack: keyrot's fixed names (local stack)"),
+        Source::FixedNames if deployment.local => pass(
+            "deployment",
+            "no stack: the local stack, by keyrot's fixed names",
+        ),
+        Source::FixedNames => pass("deployment", "no stack: keyrot's fixed names"),
     }];
     let (rotation, schedules, signing, clients) = tokio::join!(
         rotation_checks(cloud, deployment),

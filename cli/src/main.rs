@@ -37,7 +37,18 @@ async fn main_async(cli: Cli) -> ExitCode {
     } else {
         Style::detect()
     };
-    let config = keyrot::aws::load_sdk_config().await;
+    // Bounded calls: an endpoint that never answers must not hang a cron job.
+    let config = keyrot::aws::load_sdk_config()
+        .await
+        .into_builder()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(60))
+                .operation_timeout(std::time::Duration::from_secs(180))
+                .build(),
+        )
+        .build();
     if config.region().is_none() {
         eprintln!("keyrot: no AWS region: set AWS_REGION (or a profile's region)");
         return ExitCode::from(exit::USAGE);

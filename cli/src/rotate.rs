@@ -186,7 +186,7 @@ pub async fn revoke<C: Cloud>(
                     format!("a rotation started to replace it (version {version})")
                 }
                 (None, Some(error)) => format!("no rotation could start: {error}"),
-                _ => "no rotation was needed (it was not the current key)".to_owned(),
+                _ => "no rotation was needed".to_owned(),
             };
             let text = format!(
                 "revoked {key} of {user}: it was {}the current key; {rotation}.\nclients that may hold it and must fetch again: {clients_text}\n",

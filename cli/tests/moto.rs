@@ -52,10 +52,11 @@ async fn config_in(endpoint: &str, region: &'static str) -> aws_config::SdkConfi
         .build()
 }
 
+/// A usage plan, the only one in the test's region (so the CLI picks it).
 async fn usage_plan(config: &aws_config::SdkConfig) -> String {
     aws_sdk_apigateway::Client::new(config)
         .create_usage_plan()
-        .name("keyrot-local-clients")
+        .name("keyrot-clients")
         .send()
         .await
         .expect("usage plan")

@@ -21,7 +21,7 @@ keyrot is running locally (Ctrl-C stops everything).
   default client API key: {api_key}
   AWS endpoint (moto):   {endpoint}
   managed secrets:       {secrets}
-  client usage plan:     {plan} (a new client needs its usage key in it: README, Clients)
+  client usage plan:     {plan} (keyrot clients add puts a new client's usage key in it)
   rotation interval:     {interval} s
   logs:                  {logs}/
 
@@ -35,9 +35,15 @@ Try AWS (in another terminal, from this directory):
   export AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={region}
   {aws} secretsmanager rotate-secret --secret-id {first_secret}
   {aws} iam list-access-keys --user-name {first_user}
+
+Try the operator CLI (cargo build -p keyrot-cli; in another terminal):
+  export AWS_ENDPOINT_URL={endpoint} AWS_ENDPOINT_URL_LAMBDA={lambda} AWS_REGION={region} AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret}
+  target/debug/keyrot status
+  target/debug/keyrot clients add ci --users {first_user}
 ",
         api_key = provisioned.api_key,
         endpoint = stack.aws_endpoint,
+        lambda = stack.lambda_endpoint,
         secrets = provisioned.secret_ids.join(", "),
         plan = provisioned.usage_plans.plan_id(),
         interval = options.interval().as_secs(),
