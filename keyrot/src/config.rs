@@ -30,6 +30,8 @@ pub struct RotationConfig {
     pub public_keys_parameter: String,
     /// Sender and recipient of failure mail; `None` when no sender is configured.
     pub failure_mail: Option<(String, String)>,
+    /// Versions younger than this count against the version quota.
+    pub version_retention: Duration,
 }
 
 pub const SENDER_EMAIL: &str = "KEYROT_SENDER_EMAIL";
@@ -39,6 +41,9 @@ pub const ROTATION_INTERVAL_SECONDS: &str = "KEYROT_ROTATION_INTERVAL_SECONDS";
 pub const MANAGED_SECRET_PREFIX: &str = "KEYROT_MANAGED_SECRET_PREFIX";
 pub const DEFAULT_MANAGED_SECRET_PREFIX: &str = "keyrot/iam/";
 pub const PROMISE_WAIT_MAX_MS: &str = "KEYROT_PROMISE_WAIT_MAX_MS";
+/// How long Secrets Manager keeps every version, for the version count: AWS's 24 hours, or
+/// less in the local stack's compressed time.
+pub const VERSION_RETENTION_SECONDS: &str = "KEYROT_VERSION_RETENTION_SECONDS";
 pub const CLIENTS_PARAMETER_PATH: &str = "KEYROT_CLIENTS_PARAMETER_PATH";
 pub const DEFAULT_CLIENTS_PARAMETER_PATH: &str = "/keyrot/clients/";
 
@@ -174,6 +179,12 @@ impl RotationConfig {
                 DEFAULT_PUBLIC_KEYS_PARAMETER,
             ),
             failure_mail: failure_mail(&lookup)?,
+            version_retention: Duration::from_secs(number_or(
+                &lookup,
+                VERSION_RETENTION_SECONDS,
+                crate::rotation::VERSION_RETENTION.as_secs(),
+                1..=crate::rotation::VERSION_RETENTION.as_secs(),
+            )?),
         })
     }
 }

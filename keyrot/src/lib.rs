@@ -10,6 +10,7 @@ pub mod config;
 pub mod fleet;
 pub mod iam_key;
 pub mod json_error;
+pub mod key_slots;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -42,7 +42,8 @@ pub async fn serve() -> Result<(), Error> {
     let engine = RotationEngine::new(
         store.clone(),
         ByName::new(iam_keys, signing_key, config.signing_key_secret),
-    );
+    )
+    .with_version_retention(config.version_retention);
     let fleet = fleet_config.map(|fleet_config| Fleet {
         registry: SsmRegistry::new(ssm.clone(), fleet_config.users_path.clone()),
         secrets: store.clone(),

@@ -32,7 +32,8 @@ async fn fifty_registry_users_onboard_then_each_rotates_once_per_interval() {
         }
         last = world.reconcile().await;
     }
-    assert_eq!(onboarded, 50);
+    // Two slot secrets per user: slot B a run after slot A.
+    assert_eq!(onboarded, 100);
     for user in &users {
         assert_eq!(
             world
@@ -46,7 +47,7 @@ async fn fifty_registry_users_onboard_then_each_rotates_once_per_interval() {
         assert!(current.access_key_id.is_some(), "{user} has its first key");
     }
     let after_onboarding = world.version_counts().await;
-    assert_eq!(after_onboarding.len(), 50);
+    assert_eq!(after_onboarding.len(), 100);
     let slots_from = unix(last.slots_through.expect("the last run took all its slots"));
 
     // A little over one interval of runs: each secret rotates exactly at its slots, once
@@ -70,17 +71,26 @@ async fn fifty_registry_users_onboard_then_each_rotates_once_per_interval() {
     );
     let after_interval = world.version_counts().await;
     let mut expected_total = 0;
+    let mut per_user: std::collections::BTreeMap<&str, u64> = Default::default();
     for (secret, versions) in &after_interval {
         let rotations = (versions - after_onboarding[secret]) as u64;
-        let offset = keyrot::fleet::offset(secret, interval);
-        // Slots offset + k·interval inside (slots_from, slots_to].
+        let schedule =
+            keyrot::key_slots::Schedule::of(&world.prefix, secret, interval).expect("a slot");
+        // The slot's ticks inside (slots_from, slots_to].
         let expected = (slots_from + 1..=slots_to)
-            .filter(|second| second % interval.as_secs() == offset)
+            .filter(|second| {
+                let at = std::time::UNIX_EPOCH + Duration::from_secs(*second);
+                schedule.latest_at_or_before(at) == Some(at)
+            })
             .count() as u64;
-        assert!(expected >= 1);
-        assert_eq!(rotations, expected, "{secret}: rotations at its slots only");
+        assert_eq!(rotations, expected, "{secret}: rotations at its ticks only");
+        let (user, _) =
+            keyrot::key_slots::parse_secret_name(&world.prefix, secret).expect("a slot");
+        *per_user.entry(user).or_default() += expected;
         expected_total += expected;
     }
+    // Each user's slots take turns: at least one new key per user in an interval.
+    assert!(per_user.values().all(|ticks| *ticks >= 1), "{per_user:?}");
     assert_eq!(dispatched, expected_total);
     for user in &users {
         assert!(world.key_ids(user).await.len() <= 2);

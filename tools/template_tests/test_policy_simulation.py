@@ -4,7 +4,8 @@ scripts/validate-template with `npm ci`): AWS's evaluation logic and all conditi
 with its IAM data rejecting unknown actions, resources of the wrong type and condition keys an
 action does not support. The roles' statements are taken from the translated template with
 intrinsics filled in; each request names the context keys IAM would supply (the user's
-keyrot:managed tag, the request's tag keys)."""
+keyrot:managed tag, the request's tag keys). CALLS lists every AWS call the functions' code
+makes, per role, and a scan of the Rust sources checks that no SDK call is missing from it."""
 
 import json
 import os
@@ -45,6 +46,8 @@ def _resolve(node):
                 "FleetFunction": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:keyrot-fleet",
                 "RotationLogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/keyrot-rotation:*",
                 "FleetLogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/keyrot-fleet:*",
+                "AuthorizerLogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/keyrot-authorizer:*",
+                "ApiLogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/keyrot-api:*",
                 "ManagedSecretsKey": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             }[target]
         if "Fn::If" in node:
@@ -191,3 +194,216 @@ def test_fleet_secrets_lifecycle_without_reading_a_key(translated):
         (("ssm:DeleteParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/keyrot/clients/default", {}), False),
         (("ssm:PutParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/keyrot/users/alice", {}), False),
     ])
+
+
+# ------------------------------------------------------------------ every call of the code
+# Every AWS API call the functions' code makes (keyrot/src, the function crates), with the role
+# that makes it and the request IAM sees, simulated as Allowed. moto checks no IAM: a call the
+# role does not allow passes every local test and fails only on AWS. When the code gets a new
+# call, test_every_sdk_call_of_the_code_is_in_a_table fails until it is added here (and granted).
+
+SLOT_B_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:keyrot/iam/alice/b-AbCdEf"
+MANAGED_SECRETS = (SECRET, SLOT_B_SECRET)  # a user's two key slots: keyrot/iam/<user>, .../b
+SIGNING_KEY = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:keyrot/signing-key-AbCdEf"
+CLIENT_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:keyrot/clients/default-AbCdEf"
+PUBLIC_KEYS = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/keyrot/signing-public-keys"
+# GetParametersByPath authorizes on the path itself.
+CLIENTS_PATH = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/keyrot/clients"
+USERS_PATH = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/keyrot/users"
+SENDER_IDENTITY = f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/example.com"
+INTENT = "keyrot:creating:0b2c9a4e-1111"
+# The tags keyrot writes on a managed user (iam_key/ledger.rs): a key's mark and an intent.
+MARK = {"aws:TagKeys": [KEY_ID],
+        "aws:RequestTag/" + KEY_ID: "keyrot managed secret=keyrot/iam/alice/b version=t until=1"}
+CREATING = {"aws:TagKeys": [INTENT], "aws:RequestTag/" + INTENT: "secret=keyrot/iam/alice"}
+FLEET_TAG = {"aws:TagKeys": ["keyrot:fleet"], "aws:RequestTag/keyrot:fleet": "keyrot/iam/"}
+FLEET_OWNED = {"aws:ResourceTag/keyrot:fleet": "keyrot/iam/"}
+ENROL = {"aws:TagKeys": ["keyrot:managed"], "aws:RequestTag/keyrot:managed": "keyrot/iam/"}
+
+# role -> [(action, resource, context)]; comments name the code that makes the calls.
+CALLS = {
+    "RotationFunctionRole": [
+        # rotation/secretsmanager.rs: the rotation protocol on either slot (and the sibling
+        # slot's description and value), then the version count (SecretVersionCount).
+        *[(action, secret, {}) for secret in MANAGED_SECRETS for action in (
+            "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:ListSecretVersionIds")],
+        # signing_key/: the same protocol on the signing key (its versions are not counted).
+        *[(action, SIGNING_KEY, {}) for action in (
+            "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage")],
+        # signing_key/ports.rs: the public keys the authorizer checks tokens with.
+        ("ssm:GetParameter", PUBLIC_KEYS, {}),
+        ("ssm:PutParameter", PUBLIC_KEYS, {}),
+        # iam_key/sdk.rs: keys and keyrot's tags of a managed user.
+        ("iam:GetUser", USER, MANAGED),
+        ("iam:ListAccessKeys", USER, MANAGED),
+        ("iam:CreateAccessKey", USER, MANAGED),
+        ("iam:DeleteAccessKey", USER, MANAGED),
+        ("iam:GetAccessKeyLastUsed", USER, MANAGED),
+        ("iam:ListUserTags", USER, MANAGED),
+        ("iam:TagUser", USER, {**MANAGED, **MARK}),
+        ("iam:TagUser", USER, {**MANAGED, **CREATING}),
+        ("iam:UntagUser", USER, {**MANAGED, "aws:TagKeys": [KEY_ID, INTENT]}),
+        # revoke/: RotateSecret of either slot (which needs InvokeFunction on the rotation
+        # function) and the clients that may read the user.
+        *[("secretsmanager:RotateSecret", secret, {}) for secret in MANAGED_SECRETS],
+        ("lambda:InvokeFunction", ROTATION_FN, {}),
+        ("ssm:GetParametersByPath", CLIENTS_PATH, {}),
+        # notify.rs: failure mail, as the configured sender only.
+        ("ses:SendEmail", SENDER_IDENTITY, {"ses:FromAddress": "keyrot@example.com"}),
+    ],
+    "FleetFunctionRole": [
+        # fleet/sdk.rs: the registry.
+        ("ssm:GetParametersByPath", USERS_PATH, {}),
+        ("ssm:DeleteParameter", USERS_PATH + "/alice", {}),
+        # fleet/sdk.rs: both slot secrets of a user; DescribeSecret confirms what ListSecrets
+        # (up to five minutes behind) said.
+        ("secretsmanager:ListSecrets", "*", {}),
+        *[(action, secret, context) for secret in MANAGED_SECRETS for action, context in (
+            ("secretsmanager:DescribeSecret", {}),
+            ("secretsmanager:CreateSecret", FLEET_TAG),
+            ("secretsmanager:TagResource", FLEET_TAG),
+            ("secretsmanager:PutResourcePolicy", {"secretsmanager:BlockPublicPolicy": "true"}),
+            ("secretsmanager:RotateSecret", {"secretsmanager:RotationLambdaARN": ROTATION_FN}),
+            ("secretsmanager:RotateSecret", {}),
+            ("secretsmanager:DeleteSecret", FLEET_OWNED),
+            ("secretsmanager:RestoreSecret", FLEET_OWNED))],
+        ("lambda:InvokeFunction", ROTATION_FN, {}),  # RotateSecret's check on its caller
+        # fleet/onboard.rs, offboard.rs, user_keys.rs (through iam_key/sdk.rs).
+        ("iam:GetUser", USER, {}),
+        ("iam:TagUser", USER, ENROL),
+        ("iam:ListAccessKeys", USER, MANAGED),
+        ("iam:DeleteAccessKey", USER, MANAGED),
+        ("iam:ListUserTags", USER, MANAGED),
+        ("iam:TagUser", USER, {**MANAGED, **MARK}),
+        ("iam:UntagUser", USER, {**MANAGED, "aws:TagKeys": [KEY_ID, INTENT, "keyrot:managed"]}),
+    ],
+    "AuthorizerFunctionRole": [
+        # api/parameters.rs, api/secret_batch.rs: the client registry and the clients' keys
+        # (BatchGetSecretValue authorizes each secret it returns as GetSecretValue).
+        ("ssm:GetParametersByPath", CLIENTS_PATH, {}),
+        ("secretsmanager:BatchGetSecretValue", "*", {}),
+        ("secretsmanager:GetSecretValue", CLIENT_SECRET, {}),
+        # signing_key/ports.rs: the public keys.
+        ("ssm:GetParameter", PUBLIC_KEYS, {}),
+    ],
+    "ApiFunctionRole": [
+        # api/secret_reader.rs: a user's key from either slot, and the signing key.
+        *[("secretsmanager:GetSecretValue", secret, {}) for secret in (*MANAGED_SECRETS, SIGNING_KEY)],
+    ],
+}
+
+# Calls no role of the stack makes, with the function that makes them and why.
+CALLS_WITHOUT_A_ROLE = {
+    "GetCallerIdentity": "rotation-fn, testSecret (iam_key/sdk.rs StsKeyVerifier): signed with "
+                         "the new access key itself, to see that IAM accepts it",
+}
+
+
+def role_decisions(translated, role, calls):
+    policies = role_policies(translated, role)
+    return simulate([{"identityPolicies": policies, "principal": f"arn:aws:iam::{ACCOUNT}:role/{role}",
+                      "action": action, "resource": resource, "accountId": ACCOUNT, "context": context}
+                     for action, resource, context in calls])
+
+
+@pytest.mark.parametrize("role", sorted(CALLS))
+def test_each_role_allows_every_call_its_code_makes(translated, role):
+    calls = CALLS[role]
+    refused = [(call, decision) for call, decision in zip(calls, role_decisions(translated, role, calls))
+               if decision != "Allowed"]
+    assert not refused, refused
+
+
+def test_rotation_role_counts_versions_of_managed_secrets_only(translated):
+    # The version count is for managed secrets (both slots, above), not the signing key nor any
+    # other secret of the account: those are denied for want of a grant.
+    calls = [("secretsmanager:ListSecretVersionIds", SIGNING_KEY, {}),
+             ("secretsmanager:ListSecretVersionIds", OTHER_SECRET, {})]
+    assert role_decisions(translated, "RotationFunctionRole", calls) == ["ImplicitlyDenied"] * 2
+
+
+# The code's SDK calls: every `.send()` of a fluent builder, `client.operation().setter(x)…`.
+# The operation is the last argument-less call before the first one with arguments (or before
+# `.send()`), skipping the builder's own methods: `self.client().rotate_secret().secret_id(id)`
+# is rotate_secret. Comments and string literals are blanked first; tests are left out.
+SOURCE_DIRS = ["keyrot/src", "rotation-fn/src", "api-fn/src", "authorizer-fn/src"]
+BUILDER_METHODS = {"customize", "into_paginator", "items", "clone"}
+_COMMENTS_AND_STRINGS = re.compile(
+    r'//[^\n]*|/\*.*?\*/|b?r(#*)".*?"\1|b?"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\\n])\'', re.S)
+_TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*\{")
+
+
+def _code_only(text):
+    code = _COMMENTS_AND_STRINGS.sub(lambda m: "" if m.group(0).startswith("/") else '""', text)
+    while (module := _TEST_MODULE.search(code)):
+        depth, end = 1, module.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(code[end], 0)
+            end += 1
+        code = code[:module.start()] + code[end:]
+    return code
+
+
+def _chain_before(code, end):
+    """The method chain ending at code[end] ('.send()'): [(name, arguments or None)], outermost
+    receiver first; None marks a field (`self.client`)."""
+    chain = []
+    while True:
+        end = len(code[:end].rstrip())
+        arguments = None
+        if code[end - 1] == ")":
+            depth, start = 0, end
+            while True:
+                start -= 1
+                depth += {")": 1, "(": -1}.get(code[start], 0)
+                if depth == 0:
+                    break
+            arguments = code[start + 1:end - 1].strip()
+            end = len(code[:start].rstrip())
+        name = re.search(r"[A-Za-z_][A-Za-z0-9_#]*$", code[:end])
+        if not name:
+            break
+        before = code[:name.start()].rstrip()
+        if not before.endswith("."):
+            break  # the receiver itself (self, a variable, a path like Client::new)
+        chain.append((name.group(0), arguments))
+        end = len(before) - 1
+    return chain[::-1]
+
+
+def sdk_operations():
+    """{PascalCase operation or None (not recognised): {files}} of the code's SDK calls."""
+    operations = {}
+    for directory in SOURCE_DIRS:
+        for folder, _, files in os.walk(os.path.join(ROOT, directory)):
+            for file in files:
+                if not file.endswith(".rs") or file == "tests.rs" or file.endswith("_tests.rs"):
+                    continue
+                path = os.path.join(folder, file)
+                with open(path, encoding="utf-8") as source:
+                    code = _code_only(source.read())
+                for send in re.finditer(r"\.\s*send\s*\(\s*\)", code):
+                    leading = []
+                    for name, arguments in _chain_before(code, send.start()):
+                        if arguments:
+                            break
+                        if arguments is not None and name not in BUILDER_METHODS:
+                            leading.append(name)
+                    operation = "".join(w.capitalize() for w in leading[-1].split("_")) if leading else None
+                    operations.setdefault(operation, set()).add(os.path.relpath(path, ROOT))
+    return operations
+
+
+def test_every_sdk_call_of_the_code_is_in_a_table():
+    found = sdk_operations()
+    # The scan sees the calls it must (a scan that finds nothing would pass anything).
+    assert {"ListSecretVersionIds", "RotateSecret", "CreateAccessKey", "SendEmail", "GetCallerIdentity",
+            "BatchGetSecretValue", "GetParametersByPath"} <= set(found), sorted(found, key=str)
+    assert None not in found, f"a .send() whose operation the scan cannot tell, in {found.get(None)}"
+    tabled = {action.split(":")[1] for calls in CALLS.values() for action, _, _ in calls}
+    missing = {operation: sorted(files) for operation, files in found.items()
+               if operation not in tabled and operation not in CALLS_WITHOUT_A_ROLE}
+    assert not missing, f"SDK calls in no table of test_policy_simulation.py (grant them, then add them): {missing}"

@@ -109,6 +109,18 @@ def test_version_budget_alarm_watches_the_highest_version_count(rendered):
     assert alarm["Threshold"] < 100
 
 
+def test_every_allowed_interval_keeps_each_slot_secret_under_the_version_budget(raw):
+    # Each user has two key slot secrets (keyrot/iam/<user> and keyrot/iam/<user>/b) that take
+    # turns: each rotates every two intervals, 1440 / (2 x minutes) versions per secret in the
+    # 24 hours Secrets Manager keeps every version. No allowed interval may reach the alarm.
+    threshold = raw["Resources"]["SecretVersionBudgetAlarm"]["Properties"]["Threshold"]
+    assert threshold <= 80
+    parameter = raw["Parameters"]["RotationIntervalMinutes"]
+    for minutes in parameter["AllowedValues"]:
+        assert 1440 / (2 * int(minutes)) < threshold, minutes
+    assert "keyrot/iam/<user>/b" in parameter["Description"]
+
+
 def iam_arn_matches(pattern, arn):
     """IAM's resource matching: * spans any characters (slashes too), ? exactly one."""
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)

@@ -2,10 +2,11 @@
 
 use super::authorizer::{parse_allowed_users_context, Route};
 use super::key_times::KeyTimes;
-use super::secret_reader::SecretReader;
+use super::secret_reader::{CurrentVersion, SecretReader};
 use super::token::{TokenIssuer, TokenSettings};
 use crate::cache::TtlCache;
 use crate::iam_key::IamKeySecret;
+use crate::key_slots::{self, Slot};
 use crate::metrics::{self, Unit};
 use crate::signing_key::SigningKeySecret;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
@@ -13,7 +14,7 @@ use aws_lambda_events::encodings::Body;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::HeaderMap;
 use serde_json::json;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{error, info};
 
 /// IAM user names: 1–64 of letters, digits and `+=,.@_-`.
@@ -201,37 +202,50 @@ impl<R: SecretReader> ApiService<R> {
             // Same answer whether or not the user exists: no enumeration.
             return error_response(403, "forbidden", "this client may not read that user's key");
         }
-        let secret_id = format!("{}{user}", self.settings.managed_secret_prefix);
-        // Taken before the read: the key was AWSCURRENT at some moment after this, so the
-        // rotator's record of when it stopped being current is never earlier.
+        let prefix = self.settings.managed_secret_prefix.as_str();
+        let names = Slot::BOTH.map(|slot| key_slots::secret_name(prefix, user, slot));
+        // Taken before the reads: each key was AWSCURRENT at some moment after this, so the
+        // rotator's record of when another key took over is never earlier.
         let fetched_at = SystemTime::now();
-        let current = match self.secrets.current(&secret_id).await {
-            Ok(Some(current)) => current,
-            Ok(None) => {
-                info!(request_id, client_id, user, decision = "no_managed_key");
-                return error_response(404, "not_found", "no managed key for this user yet");
+        // Both slots, in parallel; the newest key of the two is the one handed out. Either
+        // read failing fails the request: the older key alone must not be handed out once
+        // the newer one has taken over.
+        let (a, b) = tokio::join!(
+            self.secrets.current(&names[0]),
+            self.secrets.current(&names[1])
+        );
+        let mut newest: Option<(usize, CurrentVersion, IamKeySecret, SystemTime)> = None;
+        for (index, read) in [a, b].into_iter().enumerate() {
+            let current = match read {
+                Ok(Some(current)) => current,
+                Ok(None) => continue,
+                Err(failure) => {
+                    error!(request_id, client_id, user, decision = "read_failed", secret = %names[index], error = %failure);
+                    return error_response(500, "internal_error", "internal error");
+                }
+            };
+            let key = IamKeySecret::parse(&current.value, &names[index], "AWSCURRENT")
+                .ok()
+                .filter(|secret| secret.user_name == user && secret.key().is_some());
+            let Some(key) = key else { continue };
+            let created = key.created().or(current.created).unwrap_or(UNIX_EPOCH);
+            if newest
+                .as_ref()
+                .is_none_or(|(_, _, _, newest)| created > *newest)
+            {
+                newest = Some((index, current, key, created));
             }
-            Err(failure) => {
-                error!(request_id, client_id, user, decision = "read_failed", error = %failure);
-                return error_response(500, "internal_error", "internal error");
-            }
-        };
-        let key = IamKeySecret::parse(&current.value, &secret_id, "AWSCURRENT")
-            .ok()
-            .filter(|secret| secret.user_name == user && secret.key().is_some());
-        let Some(key) = key else {
-            error!(
-                request_id,
-                client_id,
-                user,
-                decision = "read_failed",
-                error = "AWSCURRENT holds no usable key"
-            );
+        }
+        let Some((index, current, key, _)) = newest else {
+            info!(request_id, client_id, user, decision = "no_managed_key");
             return error_response(404, "not_found", "no managed key for this user yet");
         };
+        let interval = self.settings.rotation_interval;
+        let other_slot_tick = key_slots::Schedule::of(prefix, &names[1 - index], interval)
+            .and_then(|schedule| schedule.first_at_or_after(fetched_at));
         let rotated = current.created.unwrap_or(fetched_at);
-        let lifetime = KeyTimes::of(&key, rotated, fetched_at, self.settings.rotation_interval);
-        info!(request_id, client_id, user, decision = "key_read", version = %current.version_id);
+        let lifetime = KeyTimes::of(&key, rotated, fetched_at, interval, other_slot_tick);
+        info!(request_id, client_id, user, decision = "key_read", slot = Slot::BOTH[index].label(), version = %current.version_id);
         metrics::emit(
             &[("Function", "api-fn")],
             &[&["Function"]],

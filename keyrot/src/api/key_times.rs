@@ -1,18 +1,20 @@
-//! The two times `GET /active-key` answers with, from the key lifetime contract.
+//! The two times `GET /active-key` answers with, from the key lifetime contract
+//! (docs/rotation.md). Each key's interval is [`key_slots::governing_interval`].
 //!
-//! * `Expiration`: a promise. keyrot does not delete or deactivate the key before then. It is
-//!   one interval after the fetch: the rotator keeps a superseded key for one interval after
-//!   it stops being AWSCURRENT, and the API only ever hands out the AWSCURRENT key.
-//! * `RefreshAfter`: when a newer key is expected, one interval after the key was created
-//!   plus a little for the next rotation to finish. A rotation can be late, so it is never
-//!   earlier than a short retry delay from now: a client refreshing on time and getting the
-//!   same key again does not spin.
+//! * `Expiration`: a promise. keyrot does not delete or deactivate the key before then.
+//!   - A key of a slot (its value records `ExpiresAt`): that tick, when keyrot retires it. A
+//!     fetch just before the other slot's newer key takes over still gets about one interval
+//!     minus that rotation's duration. It is never less than the slack after the fetch: the
+//!     rotator keeps a key that long after the other slot's rotation completed.
+//!   - A key of a user with one secret: one interval after the fetch.
+//! * `RefreshAfter`: when a newer key is expected: the other slot's next tick plus the slack
+//!   (one secret: one interval after the key was created, plus the slack). Never earlier than
+//!   the slack from now, so that a client refreshing on time and getting the same key again
+//!   does not spin, and never after `Expiration`.
 
 use crate::iam_key::IamKeySecret;
+use crate::key_slots;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Upper bound of the retry delay and of the allowance for a rotation to finish.
-const MAX_SLACK: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyTimes {
@@ -21,29 +23,32 @@ pub struct KeyTimes {
 }
 
 impl KeyTimes {
-    /// `configured` is api-fn's own interval, for values written before the secret recorded
-    /// the interval its key is handed out under.
+    /// `configured` is api-fn's own interval, for values that record none. `other_slot_tick`
+    /// is the other slot's first tick at or after the fetch, for a user with two slots.
     pub fn of(
         key: &IamKeySecret,
         version_created: SystemTime,
         fetched_at: SystemTime,
         configured: Duration,
+        other_slot_tick: Option<SystemTime>,
     ) -> Self {
-        // A recorded interval of zero (a rotator keeping no promise, as tests run it) would
-        // promise nothing: the configured interval applies then, as for an old value.
-        let interval = key
-            .interval()
-            .filter(|recorded| !recorded.is_zero())
-            .unwrap_or(configured);
+        let interval = key_slots::governing_interval(key.interval_seconds, configured);
+        let slack = key_slots::slack(interval);
         let fetched_at = whole_seconds(fetched_at);
-        let expiration = fetched_at.checked_add(interval).unwrap_or(fetched_at);
-        let slack = (interval / 10).clamp(Duration::from_secs(1), MAX_SLACK);
-        let created = key.created().unwrap_or(version_created);
-        let expected = created
-            .checked_add(interval)
-            .and_then(|t| t.checked_add(slack))
-            .unwrap_or(expiration);
-        let earliest = fetched_at.checked_add(slack).unwrap_or(expiration);
+        let earliest = fetched_at.checked_add(slack).unwrap_or(fetched_at);
+        let expiration = match key.expires() {
+            Some(retired) => whole_seconds(retired).max(earliest),
+            None => fetched_at.checked_add(interval).unwrap_or(fetched_at),
+        };
+        let expected = match (key.expires(), other_slot_tick) {
+            (Some(_), Some(tick)) => tick.checked_add(slack),
+            _ => key
+                .created()
+                .unwrap_or(version_created)
+                .checked_add(interval)
+                .and_then(|t| t.checked_add(slack)),
+        }
+        .unwrap_or(expiration);
         Self {
             expiration,
             refresh_after: whole_seconds(expected.max(earliest)).min(expiration),
@@ -75,6 +80,7 @@ mod tests {
             secret_access_key: Some("s".into()),
             created_at: created.map(str::to_owned),
             interval_seconds,
+            expires_at: None,
         }
     }
 
@@ -82,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_recorded_interval_of_zero_promises_the_configured_interval() {
-        let times = KeyTimes::of(&key(None, Some(0)), at(1000), at(1000), TEN_MINUTES);
+        let times = KeyTimes::of(&key(None, Some(0)), at(1000), at(1000), TEN_MINUTES, None);
         assert_eq!(times.expiration, at(1600));
     }
 
@@ -90,7 +96,13 @@ mod tests {
     fn expiration_is_one_interval_after_the_fetch() {
         // Key created at 1_800_000_000 (2027-01-15T08:00:00Z), fetched 2 minutes later.
         let key = key(Some("2027-01-15T08:00:00Z"), Some(600));
-        let times = KeyTimes::of(&key, at(1_800_000_000), at(1_800_000_120), TEN_MINUTES);
+        let times = KeyTimes::of(
+            &key,
+            at(1_800_000_000),
+            at(1_800_000_120),
+            TEN_MINUTES,
+            None,
+        );
         assert_eq!(times.expiration, at(1_800_000_720));
         assert_eq!(times.refresh_after, at(1_800_000_660));
     }
@@ -99,7 +111,7 @@ mod tests {
     fn a_late_rotation_moves_refresh_after_forward_but_never_past_expiration() {
         let key = key(Some("2027-01-15T08:00:00Z"), Some(600));
         let fetched = at(1_800_000_000 + 900);
-        let times = KeyTimes::of(&key, at(1_800_000_000), fetched, TEN_MINUTES);
+        let times = KeyTimes::of(&key, at(1_800_000_000), fetched, TEN_MINUTES, None);
         assert_eq!(times.expiration, at(1_800_001_500));
         assert_eq!(times.refresh_after, at(1_800_000_960));
         assert!(times.refresh_after <= times.expiration);
@@ -108,10 +120,10 @@ mod tests {
     #[test]
     fn the_secrets_interval_wins_over_the_configured_one() {
         let key = key(None, Some(1200));
-        let times = KeyTimes::of(&key, at(1_000), at(1_000), TEN_MINUTES);
+        let times = KeyTimes::of(&key, at(1_000), at(1_000), TEN_MINUTES, None);
         assert_eq!(times.expiration, at(2_200));
         let old_value = self::key(None, None);
-        let times = KeyTimes::of(&old_value, at(1_000), at(1_000), TEN_MINUTES);
+        let times = KeyTimes::of(&old_value, at(1_000), at(1_000), TEN_MINUTES, None);
         assert_eq!(times.expiration, at(1_600));
     }
 
@@ -119,7 +131,51 @@ mod tests {
     fn fractions_of_a_second_are_dropped_from_the_promise() {
         let key = key(None, Some(600));
         let fetched = at(1_000) + Duration::from_millis(999);
-        let times = KeyTimes::of(&key, at(1_000), fetched, TEN_MINUTES);
+        let times = KeyTimes::of(&key, at(1_000), fetched, TEN_MINUTES, None);
         assert_eq!(times.expiration, at(1_600));
+    }
+
+    #[test]
+    fn a_slot_key_expires_at_its_retirement_tick_and_refreshes_after_the_other_slots_tick() {
+        let mut key = key(Some("2027-01-15T08:00:00Z"), Some(600));
+        // Minted at 1_800_000_000 on slot A's tick; retired two intervals later.
+        key.expires_at = Some("2027-01-15T08:20:00Z".into());
+        let other_tick = at(1_800_000_600);
+        // Fetched 2 minutes after minting.
+        let times = KeyTimes::of(
+            &key,
+            at(1_800_000_000),
+            at(1_800_000_120),
+            TEN_MINUTES,
+            Some(other_tick),
+        );
+        assert_eq!(times.expiration, at(1_800_001_200));
+        assert_eq!(times.refresh_after, at(1_800_000_660));
+        // Fetched just before the other slot's new key takes over: about one interval left.
+        let times = KeyTimes::of(
+            &key,
+            at(1_800_000_000),
+            at(1_800_000_630),
+            TEN_MINUTES,
+            Some(at(1_800_001_800)),
+        );
+        assert_eq!(times.expiration, at(1_800_001_200));
+        assert!(times.refresh_after <= times.expiration);
+    }
+
+    #[test]
+    fn a_slot_key_past_its_tick_is_promised_at_least_the_slack() {
+        let mut key = key(None, Some(600));
+        key.expires_at = Some("2027-01-15T08:20:00Z".into());
+        let fetched = at(1_800_001_230);
+        let times = KeyTimes::of(
+            &key,
+            at(1_800_000_000),
+            fetched,
+            TEN_MINUTES,
+            Some(at(1_800_001_800)),
+        );
+        assert_eq!(times.expiration, at(1_800_001_290));
+        assert_eq!(times.refresh_after, at(1_800_001_290));
     }
 }

@@ -1,5 +1,6 @@
 //! The fleet: onboarding and offboarding through a registry, and the dispatcher that rotates
-//! each managed secret once per interval at its own offset (docs/fleet.md). One run every
+//! each user's two key slots alternately, one of them every interval, at the user's own
+//! offset (docs/fleet.md). One run every
 //! minute; every step is derived from what the run observes, so a crash between any two calls
 //! is finished by the next run.
 
@@ -30,10 +31,11 @@ pub use ports::{
 };
 pub use report::RunReport;
 pub use sdk::{entry_user, SsmRegistry};
-pub use slots::{due_at, offset};
+pub use slots::due_at;
 pub use teardown::TeardownReport;
 
 use crate::iam_key::IamKeys;
+use crate::key_slots::{self, Slot};
 use crate::AwsCallError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -50,17 +52,34 @@ pub struct Fleet<R, S, I> {
 /// One unit of work of a run, in the order the run takes them.
 enum Work<'a> {
     Offboard(&'a ListedSecret),
-    Onboard(&'a str, Option<&'a ListedSecret>),
+    /// Confirmed with DescribeSecret before acting: the listing may be stale.
+    Onboard(&'a str, Slot),
     Rotate(&'a ListedSecret, SystemTime),
 }
 
 impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> {
-    fn secret_name(&self, user: &str) -> String {
-        format!("{}{user}", self.config.managed_prefix)
+    fn secret_name(&self, user: &str, slot: Slot) -> String {
+        key_slots::secret_name(&self.config.managed_prefix, user, slot)
     }
 
     fn user_of<'a>(&self, secret: &'a str) -> Option<&'a str> {
-        secret.strip_prefix(self.config.managed_prefix.as_str())
+        key_slots::parse_secret_name(&self.config.managed_prefix, secret).map(|(user, _)| user)
+    }
+
+    /// Both slot secrets' names of `user`.
+    fn slot_names(&self, user: &str) -> Vec<String> {
+        Slot::BOTH
+            .iter()
+            .map(|slot| self.secret_name(user, *slot))
+            .collect()
+    }
+
+    /// How long after a slot stops being served its keys may still be promised: a key is
+    /// retired at the first tick of its slot an interval after it was minted or carried on,
+    /// at most three intervals after the last rotation, plus the grace. (The fleet may not
+    /// read the keys' values, where the exact tick is recorded.)
+    fn kept_after_deletion(&self) -> Duration {
+        self.config.interval.saturating_mul(3) + self.config.offboard_grace
     }
 
     /// The users the fleet should manage: the registry's and the seed list. A registry that
@@ -95,9 +114,9 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             .list(&self.config.managed_prefix)
             .await
             .map_err(FleetError::Listing)?;
-        let by_user: BTreeMap<&str, &ListedSecret> = listed
+        let by_name: BTreeMap<&str, &ListedSecret> = listed
             .iter()
-            .filter_map(|secret| self.user_of(&secret.name).map(|user| (user, secret)))
+            .map(|secret| (secret.name.as_str(), secret))
             .collect();
 
         let mut report = RunReport {
@@ -116,34 +135,53 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         let horizon = now + run_time;
         let mut rotations = Vec::new();
         for user in &desired {
-            match by_user.get(user.as_str()) {
-                Some(secret)
-                    if secret.fleet && secret.rotation_enabled && secret.deleted.is_none() =>
-                {
-                    report.managed += 1;
-                    self.check_stale(secret, now, &mut report);
-                    let due = slots::due_at(
-                        &secret.name,
-                        self.config.interval,
-                        secret.last_rotated,
-                        horizon,
-                    );
-                    match due {
-                        // RotateSecret would be refused: the rotation in progress covers the
-                        // slot, and counts as refused (a stuck one also makes the secret stale).
-                        Some(_) if secret.rotating => {
-                            report.rotations_refused += 1;
-                            info!(
-                                decision = "rotation_refused_in_progress",
-                                secret = %secret.name,
-                                "a rotation is in progress; it covers this slot"
-                            );
+            let mut user_managed = true;
+            let slot_a_listed = by_name
+                .get(self.secret_name(user, Slot::A).as_str())
+                .is_some_and(|a| a.fleet && a.deleted.is_none());
+            // At most one of the user's slots per run, the earlier tick: the other one's
+            // rotation would only carry its key forward while this one is under way.
+            let mut user_due: Option<(&ListedSecret, SystemTime)> = None;
+            for slot in Slot::BOTH {
+                let name = self.secret_name(user, slot);
+                match by_name.get(name.as_str()) {
+                    Some(secret)
+                        if secret.fleet && secret.rotation_enabled && secret.deleted.is_none() =>
+                    {
+                        self.check_stale(secret, now, &mut report);
+                        let due = slots::due_at(
+                            &self.config.managed_prefix,
+                            &secret.name,
+                            self.config.interval,
+                            secret.last_rotated,
+                            horizon,
+                        );
+                        if let Some(due) = due {
+                            if user_due.is_none_or(|(_, earlier)| due < earlier) {
+                                user_due = Some((secret, due));
+                            }
                         }
-                        Some(due) => rotations.push(Work::Rotate(secret, due)),
-                        None => {}
+                    }
+                    // Slot B follows slot A a run later, when the user's enrolment tag has had
+                    // time to reach IAM's checks; a slot B in its recovery window is restored
+                    // alongside slot A.
+                    existing if slot == Slot::B && !slot_a_listed => {
+                        user_managed = false;
+                        if existing.is_some_and(|b| b.deleted.is_some()) {
+                            work.push(Work::Onboard(user, slot));
+                        }
+                    }
+                    _ => {
+                        user_managed = false;
+                        work.push(Work::Onboard(user, slot));
                     }
                 }
-                existing => work.push(Work::Onboard(user, existing.copied())),
+            }
+            if let Some((secret, due)) = user_due {
+                rotations.push(Work::Rotate(secret, due));
+            }
+            if user_managed {
+                report.managed += 1;
             }
         }
         // Catch-up rotations (slots already past) before onboarding; future slots in order.
@@ -186,10 +224,38 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 continue;
             }
             match item {
-                Work::Offboard(secret) => self.offboard(secret, &mut pacer, &mut report).await,
-                Work::Onboard(user, existing) => {
-                    self.onboard(user, existing, &mut pacer, &mut starts, &mut report)
-                        .await
+                Work::Offboard(listed) => match self.confirm(&listed.name, &mut report).await {
+                    Some(Some(secret)) if secret.fleet => {
+                        self.offboard(&secret, &mut pacer, &mut report).await
+                    }
+                    Some(_) => {
+                        info!(decision = "listing_stale", secret = %listed.name, "already gone")
+                    }
+                    None => report.offboarding_pending += 1,
+                },
+                Work::Onboard(user, slot) => {
+                    let name = self.secret_name(user, slot);
+                    match self.confirm(&name, &mut report).await {
+                        Some(Some(secret))
+                            if secret.fleet
+                                && secret.rotation_enabled
+                                && secret.deleted.is_none() =>
+                        {
+                            info!(decision = "listing_stale", secret = %name, "already onboarded");
+                        }
+                        Some(existing) => {
+                            self.onboard(
+                                user,
+                                slot,
+                                existing.as_ref(),
+                                &mut pacer,
+                                &mut starts,
+                                &mut report,
+                            )
+                            .await
+                        }
+                        None => report.onboarding_pending += 1,
+                    }
                 }
                 Work::Rotate(secret, due) => {
                     if !self.wait_for(due, deadline).await {
@@ -197,8 +263,10 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                         report.slots_through = None;
                         continue;
                     }
-                    pacer.pay(Cost::ROTATION).await;
-                    starts.rotate(secret.name.clone(), &mut report).await;
+                    if self.may_rotate(&secret.name, due, &mut report).await {
+                        pacer.pay(Cost::ROTATION).await;
+                        starts.rotate(secret.name.clone(), &mut report).await;
+                    }
                 }
             }
         }
@@ -207,6 +275,55 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             info!(decision = "run_time_up", left, "left for the next run");
         }
         Ok(report)
+    }
+
+    /// The secret as DescribeSecret has it now (ListSecrets may miss the last five minutes);
+    /// the outer `None` when it could not be read (counted as a failure, retried next run).
+    async fn confirm(&self, name: &str, report: &mut RunReport) -> Option<Option<ListedSecret>> {
+        match self
+            .secrets
+            .describe(name, &self.config.managed_prefix)
+            .await
+        {
+            Ok(found) => Some(found),
+            Err(error) => {
+                self.failed(name, &error, report);
+                None
+            }
+        }
+    }
+
+    /// Whether the tick at `due` still needs a rotation, confirmed with DescribeSecret: not if
+    /// one has run since (a stale listing must not add a rotation and a version), and not
+    /// while this secret or the user's other slot is rotating (one rotation per user at a
+    /// time; the one in progress covers the tick, or the next run starts it).
+    async fn may_rotate(&self, name: &str, due: SystemTime, report: &mut RunReport) -> bool {
+        let Some(Some(secret)) = self.confirm(name, report).await else {
+            return false;
+        };
+        if secret.last_rotated.is_some_and(|last| last >= due) || secret.deleted.is_some() {
+            info!(decision = "listing_stale", secret = %name, "rotated since it was listed");
+            return false;
+        }
+        let sibling = key_slots::sibling_name(&self.config.managed_prefix, name);
+        let sibling_rotating = match sibling {
+            Some(sibling) => match self.confirm(&sibling, report).await {
+                Some(found) => found.is_some_and(|s| s.rotating),
+                None => return false,
+            },
+            None => false,
+        };
+        if secret.rotating || sibling_rotating {
+            report.rotations_refused += 1;
+            info!(
+                decision = "rotation_refused_in_progress",
+                secret = %name,
+                other_slot = sibling_rotating,
+                "a rotation of this user is in progress; it covers this tick, or the next run starts it"
+            );
+            return false;
+        }
+        true
     }
 
     /// Sleeps until `due` (wall clock); false if that is past the run's deadline.
@@ -222,8 +339,9 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         true
     }
 
+    /// A slot rotates every two intervals: one not rotated within three has missed a tick.
     fn check_stale(&self, secret: &ListedSecret, now: SystemTime, report: &mut RunReport) {
-        let limit = self.config.interval.saturating_mul(2);
+        let limit = self.config.interval.saturating_mul(3);
         let stale = match secret.last_rotated {
             Some(last) => now.duration_since(last).is_ok_and(|age| age > limit),
             None => true,
@@ -233,7 +351,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 decision = "secret_stale",
                 secret = %secret.name,
                 last_rotated = ?secret.last_rotated.map(crate::time::rfc3339),
-                "not rotated within two intervals"
+                "not rotated within three intervals (a slot rotates every two)"
             );
             report.stale.push(secret.name.clone());
         }

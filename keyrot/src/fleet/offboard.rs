@@ -9,6 +9,7 @@ use super::report::RunReport;
 use super::user_keys::UserKeys;
 use super::Fleet;
 use crate::iam_key::IamKeys;
+use crate::key_slots;
 use crate::AwsCallError;
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -70,8 +71,10 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             return Ok(Offboarding::Waiting);
         }
         let recorded_at = Instant::now();
-        let until = SystemTime::now() + self.config.interval + self.config.offboard_grace;
-        if let Some(keys) = UserKeys::read(&self.iam, user, &secret.name).await? {
+        let until = SystemTime::now() + self.kept_after_deletion();
+        if let Some(keys) =
+            UserKeys::read(&self.iam, user, std::slice::from_ref(&secret.name)).await?
+        {
             for (key_id, mark) in &keys.managed {
                 if mark.until.is_some_and(|recorded| recorded >= until) {
                     continue;
@@ -97,19 +100,31 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         Ok(Offboarding::Started)
     }
 
-    /// Once every promise has run out: deletes the keys, the tags, and the secret.
+    /// Once both slots stopped being served and every promise has run out: deletes the
+    /// user's keys, the tags, and the secret.
     pub(super) async fn cleanup(
         &self,
         user: &str,
         secret: &ListedSecret,
         pacer: &mut Pacer,
     ) -> Result<Offboarding, AwsCallError> {
+        if let Some(sibling) = key_slots::sibling_name(&self.config.managed_prefix, &secret.name) {
+            let served = self
+                .secrets
+                .describe(&sibling, &self.config.managed_prefix)
+                .await?
+                .is_some_and(|other| other.deleted.is_none());
+            if served {
+                info!(decision = "offboarding_waits_for_other_slot", user, secret = %secret.name, "the user's other slot is still served");
+                return Ok(Offboarding::Waiting);
+            }
+        }
         let deleted = secret.deleted.unwrap_or_else(SystemTime::now);
-        let keys = UserKeys::read(&self.iam, user, &secret.name).await?;
+        let keys = UserKeys::read(&self.iam, user, &self.slot_names(user)).await?;
         if let Some(keys) = &keys {
             // A key without a recorded end (a rotation finished after the record was written)
             // was served at most until the deletion.
-            let unrecorded = deleted + self.config.interval + self.config.offboard_grace;
+            let unrecorded = deleted + self.kept_after_deletion();
             if let Some(until) = keys
                 .promised_until(unrecorded)
                 .filter(|until| *until > SystemTime::now())

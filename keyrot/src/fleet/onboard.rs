@@ -10,6 +10,7 @@ use super::starts::Starts;
 use super::user_keys::UserKeys;
 use super::Fleet;
 use crate::iam_key::IamKeys;
+use crate::key_slots::Slot;
 use crate::AwsCallError;
 use std::time::SystemTime;
 use tracing::{info, warn};
@@ -25,14 +26,15 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
     pub(super) async fn onboard(
         &self,
         user: &str,
+        slot: Slot,
         existing: Option<&ListedSecret>,
         pacer: &mut Pacer,
         starts: &mut Starts<S>,
         report: &mut RunReport,
     ) {
-        let secret = self.secret_name(user);
+        let secret = self.secret_name(user, slot);
         match self
-            .onboard_steps(user, &secret, existing, pacer, starts, report)
+            .onboard_steps(user, slot, &secret, existing, pacer, starts, report)
             .await
         {
             Ok(Onboarded::Done) => report.onboarded += 1,
@@ -46,9 +48,11 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn onboard_steps(
         &self,
         user: &str,
+        slot: Slot,
         secret: &str,
         existing: Option<&ListedSecret>,
         pacer: &mut Pacer,
@@ -67,7 +71,8 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 pacer.pay(Cost::SECRETS_WRITE).await;
                 self.secrets.tag_fleet(secret, prefix).await?;
                 if !listed.rotation_enabled {
-                    self.lock_and_enable(secret, pacer, starts, report).await?;
+                    self.lock_and_enable(secret, slot, pacer, starts, report)
+                        .await?;
                 }
                 info!(
                     decision = "secret_adopted",
@@ -77,7 +82,18 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             }
             Some(_) => {
                 // Created by an earlier run that stopped before enabling rotation.
-                self.lock_and_enable(secret, pacer, starts, report).await?;
+                self.lock_and_enable(secret, slot, pacer, starts, report)
+                    .await?;
+            }
+            None if slot == Slot::B => {
+                // The user was enrolled with slot A (an earlier run); slot B is its second key.
+                pacer.pay(Cost::SECRETS_WRITE).await;
+                let value = serde_json::json!({ "UserName": user }).to_string();
+                self.secrets
+                    .create(secret, &value, prefix, self.config.kms_key_id.as_deref())
+                    .await?;
+                self.lock_and_enable(secret, slot, pacer, starts, report)
+                    .await?;
             }
             None => {
                 if self.iam.get_user(user).await?.is_none() {
@@ -94,7 +110,8 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 self.secrets
                     .create(secret, &value, prefix, self.config.kms_key_id.as_deref())
                     .await?;
-                self.lock_and_enable(secret, pacer, starts, report).await?;
+                self.lock_and_enable(secret, slot, pacer, starts, report)
+                    .await?;
             }
         }
         info!(
@@ -112,10 +129,12 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
     }
 
     /// The resource policy, then rotation: nothing can read the first key before the policy
-    /// limits who may.
+    /// limits who may. Slot A rotates at once (the user's first key); slot B only gets its
+    /// configuration tested, and mints at its first tick, one interval from slot A's.
     async fn lock_and_enable(
         &self,
         secret: &str,
+        slot: Slot,
         pacer: &mut Pacer,
         starts: &mut Starts<S>,
         report: &mut RunReport,
@@ -129,6 +148,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             .enable(
                 secret.to_owned(),
                 self.config.rotation_function_arn.clone(),
+                slot == Slot::A,
                 report,
             )
             .await;
@@ -157,8 +177,8 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             );
             return Ok(Onboarded::Pending);
         }
-        let keys = UserKeys::read(&self.iam, user, &listed.name).await?;
-        let unrecorded = deleted + self.config.interval + self.config.offboard_grace;
+        let keys = UserKeys::read(&self.iam, user, &self.slot_names(user)).await?;
+        let unrecorded = deleted + self.kept_after_deletion();
         let still_promised = keys
             .as_ref()
             .and_then(|keys| keys.promised_until(unrecorded))

@@ -47,6 +47,15 @@ pub trait FleetSecrets: Send + Sync {
         prefix: &str,
     ) -> impl Future<Output = Result<Vec<ListedSecret>, AwsCallError>> + Send;
 
+    /// DescribeSecret of one secret, as [`FleetSecrets::list`] would report it: what the run
+    /// acts on, since ListSecrets may miss the last five minutes. `None` when it does not
+    /// exist.
+    fn describe(
+        &self,
+        name: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Option<ListedSecret>, AwsCallError>> + Send;
+
     /// CreateSecret with `value`, tagged as the fleet's; `Ok(false)` when it already exists.
     fn create(
         &self,
@@ -70,11 +79,13 @@ pub trait FleetSecrets: Send + Sync {
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 
     /// RotateSecret configuring `function_arn` with the longest native schedule: enables
-    /// rotation and rotates at once.
+    /// rotation, and rotates at once when `rotate_now` (otherwise Secrets Manager runs only
+    /// testSecret, and the slot's first tick mints its first key).
     fn enable_rotation(
         &self,
         name: &str,
         function_arn: &str,
+        rotate_now: bool,
     ) -> impl Future<Output = Result<RotationStart, AwsCallError>> + Send;
 
     /// RotateSecret with the configured function.

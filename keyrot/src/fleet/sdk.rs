@@ -4,6 +4,7 @@ use super::ports::{FleetSecrets, ListedSecret, Registry, RotationStart, FLEET_SE
 use crate::rotation::SecretsManagerStore;
 use crate::AwsCallError;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, RotationRulesType, Tag};
+use std::collections::HashMap;
 use std::time::SystemTime;
 use tracing::warn;
 
@@ -62,6 +63,20 @@ fn system_time(value: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime>
     value.and_then(|date| SystemTime::try_from(*date).ok())
 }
 
+fn has_fleet_tag(tags: &[Tag], prefix: &str) -> bool {
+    tags.iter()
+        .any(|tag| tag.key() == Some(FLEET_SECRET_TAG) && tag.value() == Some(prefix))
+}
+
+/// A version holds AWSPENDING without AWSCURRENT: a rotation is in progress.
+fn is_rotating(versions: Option<&HashMap<String, Vec<String>>>) -> bool {
+    versions.is_some_and(|versions| {
+        versions.values().any(|stages| {
+            stages.iter().any(|s| s == "AWSPENDING") && !stages.iter().any(|s| s == "AWSCURRENT")
+        })
+    })
+}
+
 impl FleetSecrets for SecretsManagerStore {
     async fn list(&self, prefix: &str) -> Result<Vec<ListedSecret>, AwsCallError> {
         let mut secrets = Vec::new();
@@ -83,30 +98,20 @@ impl FleetSecrets for SecretsManagerStore {
                 .await
                 .map_err(|e| AwsCallError::from_sdk("ListSecrets", &e))?;
             for entry in output.secret_list.unwrap_or_default() {
-                let Some(name) = entry.name else { continue };
+                let Some(name) = entry.name.clone() else {
+                    continue;
+                };
                 // AWS's name filter is a case-insensitive prefix match: keep exact ones only.
                 if !name.starts_with(prefix) {
                     continue;
                 }
-                let fleet =
-                    entry.tags.unwrap_or_default().iter().any(|tag| {
-                        tag.key() == Some(FLEET_SECRET_TAG) && tag.value() == Some(prefix)
-                    });
-                let rotating = entry
-                    .secret_versions_to_stages
-                    .unwrap_or_default()
-                    .values()
-                    .any(|stages| {
-                        stages.iter().any(|s| s == "AWSPENDING")
-                            && !stages.iter().any(|s| s == "AWSCURRENT")
-                    });
                 secrets.push(ListedSecret {
                     name,
-                    fleet,
+                    fleet: has_fleet_tag(entry.tags(), prefix),
                     rotation_enabled: entry.rotation_enabled.unwrap_or(false),
                     last_rotated: system_time(entry.last_rotated_date.as_ref()),
                     deleted: system_time(entry.deleted_date.as_ref()),
-                    rotating,
+                    rotating: is_rotating(entry.secret_versions_to_stages.as_ref()),
                 });
             }
             match output.next_token {
@@ -114,6 +119,31 @@ impl FleetSecrets for SecretsManagerStore {
                 _ => return Ok(secrets),
             }
         }
+    }
+
+    async fn describe(
+        &self,
+        name: &str,
+        prefix: &str,
+    ) -> Result<Option<ListedSecret>, AwsCallError> {
+        let output = match self.client().describe_secret().secret_id(name).send().await {
+            Ok(output) => output,
+            Err(error) => {
+                let error = AwsCallError::from_sdk("DescribeSecret", &error);
+                if error.has_code("ResourceNotFoundException") {
+                    return Ok(None);
+                }
+                return Err(error);
+            }
+        };
+        Ok(Some(ListedSecret {
+            name: output.name.clone().unwrap_or_else(|| name.to_owned()),
+            fleet: has_fleet_tag(output.tags(), prefix),
+            rotation_enabled: output.rotation_enabled.unwrap_or(false),
+            last_rotated: system_time(output.last_rotated_date.as_ref()),
+            deleted: system_time(output.deleted_date.as_ref()),
+            rotating: is_rotating(output.version_ids_to_stages.as_ref()),
+        }))
     }
 
     async fn create(
@@ -183,6 +213,7 @@ impl FleetSecrets for SecretsManagerStore {
         &self,
         name: &str,
         function_arn: &str,
+        rotate_now: bool,
     ) -> Result<RotationStart, AwsCallError> {
         let result = self
             .client()
@@ -196,7 +227,7 @@ impl FleetSecrets for SecretsManagerStore {
                     .automatically_after_days(1000)
                     .build(),
             )
-            .rotate_immediately(true)
+            .rotate_immediately(rotate_now)
             .send()
             .await;
         rotation_start(result.map(|_| ()))

@@ -66,17 +66,19 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 ran_out = true;
                 break;
             }
-            let secret = self.secret_name(user);
-            let was_listed = listed.iter().any(|s| s.name == secret && s.fleet);
+            let secrets = self.slot_names(user);
+            let listed_secrets: Vec<String> = secrets
+                .iter()
+                .filter(|name| listed.iter().any(|s| s.name == **name && s.fleet))
+                .cloned()
+                .collect();
             match self
-                .remove_user(user, &secret, was_listed, &mut pacer)
+                .remove_user(user, &secrets, &listed_secrets, &mut pacer)
                 .await
             {
                 Ok(keys) => {
                     report.keys_deleted += keys;
-                    if was_listed {
-                        report.secrets_deleted.push(secret);
-                    }
+                    report.secrets_deleted.extend(listed_secrets);
                 }
                 Err(error) => {
                     warn!(decision = "teardown_call_failed", user, error = %error, "teardown step failed");
@@ -105,19 +107,19 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         report
     }
 
-    /// The secret first (nothing is served any more), then the user's keys and tags.
+    /// The slot secrets first (nothing is served any more), then the user's keys and tags.
     async fn remove_user(
         &self,
         user: &str,
-        secret: &str,
-        has_secret: bool,
+        secrets: &[String],
+        listed_secrets: &[String],
         pacer: &mut Pacer,
     ) -> Result<u64, AwsCallError> {
-        if has_secret {
+        for secret in listed_secrets {
             pacer.pay(Cost::SECRETS_WRITE).await;
             self.secrets.purge(secret).await?;
         }
-        let Some(keys) = UserKeys::read(&self.iam, user, secret).await? else {
+        let Some(keys) = UserKeys::read(&self.iam, user, secrets).await? else {
             return Ok(0);
         };
         pacer
@@ -130,7 +132,6 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         info!(
             decision = "user_removed",
             user,
-            secret,
             deleted_keys = deleted,
             "keys and tags removed"
         );

@@ -20,6 +20,10 @@ struct World {
     /// Fail the n-th mutating call (counted from 0), once.
     fail_at: Option<usize>,
     mutations: usize,
+    /// DescribeSecret calls (reads, not in `calls`).
+    describes: usize,
+    /// What ListSecrets answers instead of the secrets, when set.
+    stale_listing: Option<BTreeMap<String, ListedSecret>>,
 }
 
 #[derive(Clone, Default)]
@@ -68,18 +72,25 @@ impl Aws {
         entry.1.insert(key.into(), value);
     }
 
+    /// Both slot secrets of `user`, onboarded.
     fn ready_secret(&self, user: &str, last_rotated: Option<SystemTime>) {
-        self.world().secrets.insert(
-            format!("{PREFIX}{user}"),
-            ListedSecret {
-                name: format!("{PREFIX}{user}"),
-                fleet: true,
-                rotation_enabled: true,
-                last_rotated,
-                deleted: None,
-                rotating: false,
-            },
-        );
+        for name in [format!("{PREFIX}{user}"), format!("{PREFIX}{user}/b")] {
+            self.world().secrets.insert(
+                name.clone(),
+                ListedSecret {
+                    name,
+                    fleet: true,
+                    rotation_enabled: true,
+                    last_rotated,
+                    deleted: None,
+                    rotating: false,
+                },
+            );
+        }
+    }
+
+    fn set_secret(&self, name: &str, change: impl FnOnce(&mut ListedSecret)) {
+        change(self.world().secrets.get_mut(name).unwrap());
     }
 }
 
@@ -104,13 +115,19 @@ impl Registry for Aws {
 
 impl FleetSecrets for Aws {
     async fn list(&self, prefix: &str) -> Result<Vec<ListedSecret>, AwsCallError> {
-        Ok(self
-            .world()
-            .secrets
+        let world = self.world();
+        // ListSecrets may miss the last five minutes: a test may hand out an old listing.
+        let secrets = world.stale_listing.as_ref().unwrap_or(&world.secrets);
+        Ok(secrets
             .values()
             .filter(|s| s.name.starts_with(prefix))
             .cloned()
             .collect())
+    }
+    async fn describe(&self, name: &str, _: &str) -> Result<Option<ListedSecret>, AwsCallError> {
+        let mut world = self.world();
+        world.describes += 1;
+        Ok(world.secrets.get(name).cloned())
     }
     async fn create(
         &self,
@@ -149,12 +166,19 @@ impl FleetSecrets for Aws {
         self.world().policies.insert(name.into(), policy.into());
         Ok(())
     }
-    async fn enable_rotation(&self, name: &str, _: &str) -> Result<RotationStart, AwsCallError> {
-        self.mutate(format!("EnableRotation {name}"))?;
+    async fn enable_rotation(
+        &self,
+        name: &str,
+        _: &str,
+        rotate_now: bool,
+    ) -> Result<RotationStart, AwsCallError> {
+        self.mutate(format!("EnableRotation {name} now={rotate_now}"))?;
         let mut world = self.world();
         let secret = world.secrets.get_mut(name).unwrap();
         secret.rotation_enabled = true;
-        secret.last_rotated = Some(SystemTime::now());
+        if rotate_now {
+            secret.last_rotated = Some(SystemTime::now());
+        }
         Ok(RotationStart::Started)
     }
     async fn rotate(&self, name: &str) -> Result<RotationStart, AwsCallError> {
@@ -304,11 +328,23 @@ async fn onboarding_tags_the_user_then_creates_locks_and_rotates_the_secret() {
             "TagUser alice keyrot:managed",
             "CreateSecret keyrot/iam/alice",
             "PutResourcePolicy keyrot/iam/alice",
-            "EnableRotation keyrot/iam/alice",
+            "EnableRotation keyrot/iam/alice now=true",
         ]
     );
     assert_eq!(managed_tag(&aws, "alice").as_deref(), Some(PREFIX));
-    // A second run finds it in place: nothing to onboard again (at most its slot, if it
+    // The next run adds slot B, which mints at its first tick.
+    aws.world().calls.clear();
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!((report.managed, report.onboarded), (0, 1));
+    assert_eq!(
+        aws.world().calls,
+        [
+            "CreateSecret keyrot/iam/alice/b",
+            "PutResourcePolicy keyrot/iam/alice/b",
+            "EnableRotation keyrot/iam/alice/b now=false",
+        ]
+    );
+    // A third run finds both in place: nothing to onboard again (at most a tick, if one
     // falls within the run).
     aws.world().calls.clear();
     let report = fleet(&aws, &[]).reconcile().await.unwrap();
@@ -317,7 +353,7 @@ async fn onboarding_tags_the_user_then_creates_locks_and_rotates_the_secret() {
     assert!(
         calls
             .iter()
-            .all(|call| call == "RotateSecret keyrot/iam/alice"),
+            .all(|call| call.starts_with("RotateSecret keyrot/iam/alice")),
         "{calls:?}"
     );
 }
@@ -359,19 +395,22 @@ async fn offboarding_waits_for_the_promise_then_removes_only_keyrots_keys() {
         .insert(MANAGED_USER_TAG.into(), PREFIX.into());
     aws.ready_secret("alice", Some(SystemTime::now()));
 
-    // Run 1: the promise is recorded and the secret stops being served.
+    // Run 1: the promise is recorded and both slots stop being served.
     let report = fleet(&aws, &[]).reconcile().await.unwrap();
-    assert_eq!(report.offboarding_started, 1);
+    assert_eq!(report.offboarding_started, 2);
     let mark = aws.world().users["alice"].1["AKIACURRENT"].clone();
     let until: u64 = mark.rsplit_once(" until=").unwrap().1.parse().unwrap();
-    let expected = crate::time::unix_seconds(SystemTime::now() + Duration::from_secs(600 + 120));
+    // A slot's key is retired at most three intervals after its last rotation.
+    let expected =
+        crate::time::unix_seconds(SystemTime::now() + Duration::from_secs(3 * 600 + 120));
     assert!(until.abs_diff(expected) <= 1, "{mark}");
     assert!(aws.world().secrets["keyrot/iam/alice"].deleted.is_some());
+    assert!(aws.world().secrets["keyrot/iam/alice/b"].deleted.is_some());
 
     // Run 2, still promised: nothing is deleted.
     aws.world().calls.clear();
     let report = fleet(&aws, &[]).reconcile().await.unwrap();
-    assert_eq!((report.offboarding_pending, report.offboarded), (1, 0));
+    assert_eq!((report.offboarding_pending, report.offboarded), (2, 0));
     assert!(aws.world().calls.is_empty());
 
     // Once the promise has run out: keyrot's key, its tags and the secret go; the hand-made
@@ -384,11 +423,12 @@ async fn offboarding_waits_for_the_promise_then_removes_only_keyrots_keys() {
             crate::time::unix_seconds(SystemTime::now() - Duration::from_secs(1))
         );
         tags.insert("AKIACURRENT".into(), past);
-        world.secrets.get_mut("keyrot/iam/alice").unwrap().deleted =
-            Some(SystemTime::now() - Duration::from_secs(3600));
+        for secret in world.secrets.values_mut() {
+            secret.deleted = Some(SystemTime::now() - Duration::from_secs(3600));
+        }
     }
     let report = fleet(&aws, &[]).reconcile().await.unwrap();
-    assert_eq!(report.offboarded, 1);
+    assert_eq!(report.offboarded, 2);
     let world = aws.world();
     assert_eq!(world.users["alice"].0, ["AKIAHANDMADE"]);
     assert!(
@@ -396,7 +436,28 @@ async fn offboarding_waits_for_the_promise_then_removes_only_keyrots_keys() {
         "{:?}",
         world.users["alice"].1
     );
-    assert!(!world.secrets.contains_key("keyrot/iam/alice"));
+    assert!(world.secrets.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_slot_is_not_cleaned_up_while_the_other_is_still_served() {
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.mark(
+        "alice",
+        "AKIAOLD",
+        Some(SystemTime::now() - Duration::from_secs(1)),
+    );
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    aws.set_secret("keyrot/iam/alice", |secret| {
+        secret.deleted = Some(SystemTime::now() - Duration::from_secs(3600))
+    });
+    // alice is still wanted: slot A is restored or cleaned, never while B serves.
+    aws.world().registry = vec![];
+    aws.set_secret("keyrot/iam/alice/b", |secret| secret.rotating = true);
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.offboarded, 0, "{report:?}");
+    assert_eq!(aws.world().users["alice"].0, ["AKIAOLD"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -404,11 +465,9 @@ async fn secrets_the_fleet_did_not_make_are_never_offboarded() {
     let aws = Aws::default();
     aws.add_user("carol", &[]);
     aws.ready_secret("carol", Some(SystemTime::now()));
-    aws.world()
-        .secrets
-        .get_mut("keyrot/iam/carol")
-        .unwrap()
-        .fleet = false;
+    for name in ["keyrot/iam/carol", "keyrot/iam/carol/b"] {
+        aws.set_secret(name, |secret| secret.fleet = false);
+    }
     fleet(&aws, &[]).reconcile().await.unwrap();
     assert!(aws.world().calls.is_empty());
 }
@@ -418,14 +477,15 @@ async fn offboarding_waits_for_a_rotation_in_progress() {
     let aws = Aws::default();
     aws.add_user("alice", &[]);
     aws.ready_secret("alice", Some(SystemTime::now()));
-    aws.world()
-        .secrets
-        .get_mut("keyrot/iam/alice")
-        .unwrap()
-        .rotating = true;
+    aws.set_secret("keyrot/iam/alice", |secret| secret.rotating = true);
     let report = fleet(&aws, &[]).reconcile().await.unwrap();
-    assert_eq!(report.offboarding_pending, 1);
-    assert!(aws.world().calls.is_empty());
+    // Slot A waits for its rotation; slot B stops being served.
+    assert_eq!(
+        (report.offboarding_started, report.offboarding_pending),
+        (1, 2)
+    );
+    assert_eq!(aws.world().calls, ["DeleteSecret keyrot/iam/alice/b"]);
+    assert!(aws.world().secrets["keyrot/iam/alice"].deleted.is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -500,10 +560,25 @@ async fn due_secrets_rotate_and_others_do_not() {
         .unwrap()
         .rotating = true;
     let report = fleet(&aws, &[]).reconcile().await.unwrap();
-    assert_eq!(aws.world().calls, ["RotateSecret keyrot/iam/due"]);
+    // Both of due's slots are late: one rotation per user per run, the earlier tick first.
+    let calls = aws.world().calls.clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].starts_with("RotateSecret keyrot/iam/due"),
+        "{calls:?}"
+    );
+    // busy's slot A is rotating: neither of its slots starts.
     assert_eq!((report.rotations_started, report.rotations_refused), (1, 1));
-    // Not rotated for three intervals: both stale ones are named.
-    assert_eq!(report.stale, ["keyrot/iam/busy", "keyrot/iam/due"]);
+    // Not rotated for three intervals: every stale slot is named.
+    assert_eq!(
+        report.stale,
+        [
+            "keyrot/iam/busy",
+            "keyrot/iam/busy/b",
+            "keyrot/iam/due",
+            "keyrot/iam/due/b"
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -519,19 +594,23 @@ async fn teardown_removes_keyrots_keys_tags_secrets_and_registry_only() {
     aws.ready_secret("alice", Some(SystemTime::now()));
     aws.add_user("carol", &[]);
     aws.ready_secret("carol", Some(SystemTime::now()));
-    aws.world()
-        .secrets
-        .get_mut("keyrot/iam/carol")
-        .unwrap()
-        .fleet = false;
+    for name in ["keyrot/iam/carol", "keyrot/iam/carol/b"] {
+        aws.set_secret(name, |secret| secret.fleet = false);
+    }
     aws.world().registry = vec!["alice".into()];
     let report = fleet(&aws, &[])
         .teardown(Instant::now() + Duration::from_secs(60))
         .await;
     assert!(report.complete, "{report:?}");
     assert_eq!(report.keys_deleted, 2);
-    assert_eq!(report.secrets_deleted, ["keyrot/iam/alice"]);
-    assert_eq!(report.secrets_left, ["keyrot/iam/carol"]);
+    assert_eq!(
+        report.secrets_deleted,
+        ["keyrot/iam/alice", "keyrot/iam/alice/b"]
+    );
+    assert_eq!(
+        report.secrets_left,
+        ["keyrot/iam/carol", "keyrot/iam/carol/b"]
+    );
     assert_eq!(report.registry_entries_deleted, ["alice"]);
     let world = aws.world();
     assert_eq!(world.users["alice"].0, ["AKIAHANDMADE"]);
@@ -560,4 +639,27 @@ async fn onboarding_and_late_slots_take_turns_when_the_run_is_short() {
     let report = fleet.reconcile().await.unwrap();
     assert!(report.onboarded >= 1, "{report:?}");
     assert!(report.rotations_started >= 1, "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_listing_starts_no_second_rotation_and_no_second_onboarding() {
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.world().registry = vec!["alice".into()];
+    let long_ago = SystemTime::now() - Duration::from_secs(3 * 600);
+    aws.ready_secret("alice", Some(long_ago));
+    // ListSecrets still shows the secrets as they were: slot A due, slot B missing.
+    let mut old = aws.world().secrets.clone();
+    old.remove("keyrot/iam/alice/b");
+    aws.world().stale_listing = Some(old);
+    // DescribeSecret knows better: every slot has rotated since its tick.
+    let now = SystemTime::now();
+    aws.set_secret("keyrot/iam/alice", |secret| secret.last_rotated = Some(now));
+    aws.set_secret("keyrot/iam/alice/b", |secret| {
+        secret.last_rotated = Some(now)
+    });
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert!(aws.world().calls.is_empty(), "{:?}", aws.world().calls);
+    assert_eq!((report.rotations_started, report.onboarded), (0, 0));
+    assert!(aws.world().describes >= 2);
 }

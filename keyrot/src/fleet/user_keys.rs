@@ -8,7 +8,7 @@ use std::time::SystemTime;
 /// What IAM says about a user's keys and keyrot's tags on it.
 #[derive(Debug, Clone)]
 pub struct UserKeys {
-    /// (key id, mark) of every existing key keyrot made for the secret.
+    /// (key id, mark) of every existing key keyrot made for the user's slot secrets.
     pub managed: Vec<(String, ManagedMark)>,
     /// Tag keys keyrot wrote for the secret that name no existing key (marks of deleted keys)
     /// and creation intents: removed when the user is released.
@@ -21,7 +21,7 @@ impl UserKeys {
     pub async fn read(
         iam: &impl IamKeys,
         user: &str,
-        secret: &str,
+        secrets: &[String],
     ) -> Result<Option<Self>, AwsCallError> {
         let tags = match iam.list_user_tags(user).await {
             Ok(tags) => tags,
@@ -37,14 +37,18 @@ impl UserKeys {
         let managed: Vec<(String, ManagedMark)> = keys
             .iter()
             .filter_map(|key| {
-                ledger
-                    .mark_for(&key.id, secret)
+                secrets
+                    .iter()
+                    .find_map(|secret| ledger.mark_for(&key.id, secret))
                     .map(|mark| (key.id.clone(), mark.clone()))
             })
             .collect();
         let existing: std::collections::HashSet<&str> =
             keys.iter().map(|key| key.id.as_str()).collect();
-        let mut leftover_tags = ledger.stale_marks(secret, &existing);
+        let mut leftover_tags: Vec<String> = secrets
+            .iter()
+            .flat_map(|secret| ledger.stale_marks(secret, &existing))
+            .collect();
         leftover_tags.extend(
             tags.iter()
                 .filter(|(key, _)| key.starts_with(INTENT_TAG_PREFIX))

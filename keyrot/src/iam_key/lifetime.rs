@@ -1,12 +1,20 @@
 //! The key lifetime contract, on the rotator's side.
 //!
-//! The API hands a key out with `Expiration = fetch time + interval` and promises that the
-//! key works until then. A key is only handed out while it is AWSCURRENT, so the last promise
-//! made for it ends at most one interval after it stopped being AWSCURRENT; finishSecret
-//! records that moment (`until=` in the key's mark). createSecret then deletes a superseded
-//! key only once its promise has run out. When it has not, and no slot is free, the rotation
-//! carries the current key forward instead of minting one: it completes cleanly and deletes
-//! nothing promised, whatever started it (tick, native window, operator, deploy, retry).
+//! Two modes, by whether the secret has a sibling slot (see [`crate::key_slots`]):
+//!
+//! * **Slots.** A key is retired at a tick of its own slot fixed when it was minted
+//!   (`ExpiresAt`), and only once the other slot holds a newer working key, so the newest key
+//!   is never retired. The tick retires its own key and mints the next one at once: no wait.
+//!   An early rotation (operator, deploy, retry) finds its key still promised and carries it
+//!   forward; so does a tick whose key is still the newest (the other slot failed), with the
+//!   next retirement tick.
+//! * **One secret** (before the upgrade adds the second slot, and the tests' single secret):
+//!   the API hands a key out with `Expiration = fetch time + interval`, so a superseded key's
+//!   promise ends one interval after it stopped being AWSCURRENT (finishSecret records that
+//!   in its mark). createSecret deletes it only then, waits briefly for a promise about to
+//!   end, or carries the current key forward instead of minting.
+//!
+//! Either way a rotation completes cleanly and deletes nothing promised, whatever started it.
 
 use super::ledger::KeyLedger;
 use super::ports::AccessKeyInfo;
@@ -54,6 +62,8 @@ impl KeyLifetime {
 /// What createSecret does with the user's key slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
+    /// Slots: this slot's key stays (still promised, or still the newest): store it again.
+    KeepCurrent { reason: &'static str },
     /// A slot is (or, after the deletions, will be) free: create the next key.
     Mint,
     /// Every slot is held by the current key and a key still promised to clients: store the
@@ -93,9 +103,124 @@ pub struct Slots<'a> {
     pub previous_key: Option<(&'a str, Option<Duration>)>,
     /// Unmarked keys whose creation response was lost (never seen by anyone).
     pub lost: &'a HashSet<String>,
+    /// The other slot, when the user has two; `None` for a user with one secret.
+    pub sibling: Option<Sibling<'a>>,
+}
+
+/// The other slot, as createSecret found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sibling<'a> {
+    pub secret: &'a str,
+    /// Its AWSCURRENT value's key.
+    pub current_key: Option<&'a str>,
+    /// Its key is newer than ours, it is not rotating, and its last rotation completed more
+    /// than a rotation's allowance ago: no client has been handed our key since then.
+    pub supersedes_ours: bool,
+    /// Our key's retirement tick (its `ExpiresAt`), if recorded.
+    pub our_retirement: Option<SystemTime>,
 }
 
 pub fn plan(slots: &Slots<'_>, lifetime: &KeyLifetime, now: SystemTime) -> SlotPlan {
+    match slots.sibling {
+        Some(sibling) => plan_with_sibling(slots, &sibling, now),
+        None => plan_one_secret(slots, lifetime, now),
+    }
+}
+
+/// How a key that is not the slot's current one stands, by its mark.
+enum Standing {
+    Retire(&'static str),
+    /// Promised until then.
+    Promised(SystemTime),
+    /// Someone else's: the other slot's rotation in flight, or a key keyrot did not create.
+    Kept,
+}
+
+fn plan_with_sibling(slots: &Slots<'_>, sibling: &Sibling<'_>, now: SystemTime) -> SlotPlan {
+    let mut retire = Vec::new();
+    let mut kept = 0usize;
+    let mut waiting: Vec<(String, SystemTime)> = Vec::new();
+    let mut foreign = Vec::new();
+    let mut promised = Vec::new();
+    let mut current_kept = false;
+    for key in slots.keys {
+        let id = key.id.as_str();
+        if Some(id) == slots.current_key {
+            let retirement_due = sibling.our_retirement.is_some_and(|at| at <= now);
+            if retirement_due && sibling.supersedes_ours {
+                retire.push((id.to_owned(), "retirement_tick"));
+            } else {
+                current_kept = true;
+            }
+            continue;
+        }
+        if Some(id) == sibling.current_key {
+            kept += 1;
+            continue;
+        }
+        let own = slots.ledger.mark_for(id, slots.secret);
+        let theirs = slots.ledger.mark_for(id, sibling.secret);
+        let standing = match (own, theirs) {
+            (Some(mark), _) | (None, Some(mark)) => match mark.until {
+                Some(until) if until <= now => Standing::Retire("promise_ended"),
+                Some(until) => Standing::Promised(until),
+                // Our own attempt that never became current; the other slot's is its own.
+                None if own.is_some() => Standing::Retire("abandoned_attempt"),
+                None => Standing::Kept,
+            },
+            (None, None) if slots.lost.contains(id) => Standing::Retire("creation_response_lost"),
+            (None, None) => {
+                foreign.push(id.to_owned());
+                Standing::Kept
+            }
+        };
+        match standing {
+            Standing::Retire(reason) => retire.push((id.to_owned(), reason)),
+            Standing::Promised(until) if until <= now + MAX_LEGACY_WAIT => {
+                waiting.push((id.to_owned(), until))
+            }
+            Standing::Promised(_) => {
+                promised.push(id.to_owned());
+                kept += 1;
+            }
+            Standing::Kept => kept += 1,
+        }
+    }
+    let mut wait_until = None;
+    let decision = if current_kept {
+        let reason = if sibling.our_retirement.is_some_and(|at| at <= now) {
+            "still_the_newest_key"
+        } else {
+            "still_promised"
+        };
+        Decision::KeepCurrent { reason }
+    } else if kept + waiting.len() < KEYS_PER_USER {
+        Decision::Mint
+    } else if kept < KEYS_PER_USER && !waiting.is_empty() {
+        // A key of the one-secret era whose promise ends within the allowance (an upgrade).
+        wait_until = waiting.iter().map(|(_, until)| *until).max();
+        retire.extend(waiting.drain(..).map(|(id, _)| (id, "promise_ended")));
+        Decision::Mint
+    } else {
+        promised.extend(waiting.into_iter().map(|(id, _)| id));
+        Decision::NoFreeSlot {
+            foreign_keys: foreign,
+            promised_keys: promised,
+        }
+    };
+    SlotPlan {
+        record: Vec::new(),
+        wait_until,
+        retire,
+        decision,
+    }
+}
+
+/// Slots mode never waits for its own key; a key marked in the one-secret era (an upgrade)
+/// may still be waited for this long, as the one-secret mode does.
+const MAX_LEGACY_WAIT: Duration = Duration::from_secs(60);
+
+fn plan_one_secret(slots: &Slots<'_>, lifetime: &KeyLifetime, now: SystemTime) -> SlotPlan {
     let mut record = Vec::new();
     let mut retire = Vec::new();
     let mut waiting: Vec<(String, SystemTime)> = Vec::new();
@@ -228,6 +353,7 @@ mod tests {
                 current_key: Some("CUR"),
                 previous_key: previous.map(|id| (id, None)),
                 lost: &lost,
+                sibling: None,
             },
             &LIFETIME,
             at(now),
@@ -318,6 +444,7 @@ mod tests {
                 current_key: Some("CUR"),
                 previous_key: Some(("OLD", None)),
                 lost: &lost,
+                sibling: None,
             },
             &KeyLifetime::NONE,
             at(1000),
@@ -334,5 +461,199 @@ mod tests {
             .expect("no overflow");
         assert_eq!(end, at(1201));
         assert_eq!(LIFETIME.promise_end(at(0), None), Some(at(601)));
+    }
+
+    const SIBLING: &str = "keyrot/iam/alice/b";
+
+    fn sibling_mark(id: &str, until: Option<u64>) -> (String, String) {
+        let mark = ManagedMark {
+            secret: SIBLING.into(),
+            version: "tok".into(),
+            until: None,
+        };
+        let value = match until {
+            Some(seconds) => mark.with_until(at(seconds)),
+            None => managed_tag_value(SIBLING, "tok").expect("fits"),
+        };
+        (id.to_owned(), value)
+    }
+
+    /// Slot A of alice holding CUR (retired at `retirement`), slot B holding `theirs`.
+    fn plan_slots(
+        keys: &[&str],
+        tags: &[(String, String)],
+        theirs: Option<&str>,
+        supersedes_ours: bool,
+        retirement: Option<u64>,
+        now: u64,
+    ) -> SlotPlan {
+        let keys: Vec<AccessKeyInfo> = keys.iter().map(|id| key(id)).collect();
+        let ledger = KeyLedger::from_tags(tags);
+        let lost = HashSet::new();
+        plan(
+            &Slots {
+                secret: SECRET,
+                keys: &keys,
+                ledger: &ledger,
+                current_key: Some("CUR"),
+                previous_key: None,
+                lost: &lost,
+                sibling: Some(Sibling {
+                    secret: SIBLING,
+                    current_key: theirs,
+                    supersedes_ours,
+                    our_retirement: retirement.map(at),
+                }),
+            },
+            &LIFETIME,
+            at(now),
+        )
+    }
+
+    #[test]
+    fn slots_the_tick_retires_its_own_key_and_mints_without_waiting() {
+        let plan = plan_slots(
+            &["CUR", "THEIRS"],
+            &[],
+            Some("THEIRS"),
+            true,
+            Some(1200),
+            1200,
+        );
+        assert_eq!(plan.retire, vec![("CUR".to_owned(), "retirement_tick")]);
+        assert_eq!(plan.decision, Decision::Mint);
+        assert_eq!(plan.wait_until, None);
+    }
+
+    #[test]
+    fn slots_an_early_rotation_keeps_the_promised_key() {
+        let plan = plan_slots(
+            &["CUR", "THEIRS"],
+            &[],
+            Some("THEIRS"),
+            true,
+            Some(1200),
+            1100,
+        );
+        assert!(plan.retire.is_empty());
+        assert_eq!(
+            plan.decision,
+            Decision::KeepCurrent {
+                reason: "still_promised"
+            }
+        );
+    }
+
+    #[test]
+    fn slots_the_newest_key_is_never_retired() {
+        // The other slot's tick failed: our key is still the newest at our tick.
+        let plan = plan_slots(
+            &["CUR", "THEIRS"],
+            &[],
+            Some("THEIRS"),
+            false,
+            Some(1200),
+            1300,
+        );
+        assert!(plan.retire.is_empty());
+        assert_eq!(
+            plan.decision,
+            Decision::KeepCurrent {
+                reason: "still_the_newest_key"
+            }
+        );
+        // The other slot holds no key at all: the same.
+        let plan = plan_slots(&["CUR"], &[], None, false, Some(1200), 1300);
+        assert_eq!(
+            plan.decision,
+            Decision::KeepCurrent {
+                reason: "still_the_newest_key"
+            }
+        );
+    }
+
+    #[test]
+    fn slots_an_empty_slot_mints_beside_the_other_slots_key() {
+        let keys = [key("THEIRS")];
+        let ledger = KeyLedger::default();
+        let lost = HashSet::new();
+        let plan = plan(
+            &Slots {
+                secret: SECRET,
+                keys: &keys,
+                ledger: &ledger,
+                current_key: None,
+                previous_key: None,
+                lost: &lost,
+                sibling: Some(Sibling {
+                    secret: SIBLING,
+                    current_key: Some("THEIRS"),
+                    supersedes_ours: false,
+                    our_retirement: None,
+                }),
+            },
+            &LIFETIME,
+            at(1000),
+        );
+        assert_eq!(plan.decision, Decision::Mint);
+        assert!(plan.retire.is_empty());
+    }
+
+    #[test]
+    fn slots_leave_the_other_slots_attempts_alone_and_hand_made_keys_block() {
+        // Our key goes at its tick; the other slot's unfinished attempt stays: no free slot.
+        let plan = plan_slots(
+            &["CUR", "THEIRS_NEW"],
+            &[sibling_mark("THEIRS_NEW", None)],
+            Some("GONE"),
+            true,
+            Some(1200),
+            1200,
+        );
+        assert_eq!(plan.retire, vec![("CUR".to_owned(), "retirement_tick")]);
+        assert_eq!(plan.decision, Decision::Mint);
+        let plan = plan_slots(
+            &["CUR", "THEIRS", "LAPTOP"],
+            &[],
+            Some("THEIRS"),
+            true,
+            Some(1200),
+            1200,
+        );
+        assert_eq!(
+            plan.decision,
+            Decision::NoFreeSlot {
+                foreign_keys: vec!["LAPTOP".into()],
+                promised_keys: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn slots_an_upgrade_retires_one_secret_keys_whose_promise_ended() {
+        // After the upgrade slot B finds slot A's superseded key of the one-secret era.
+        let keys = [key("A_CUR"), key("A_OLD")];
+        let ledger = KeyLedger::from_tags(&[sibling_mark("A_OLD", Some(990))]);
+        let lost = HashSet::new();
+        let plan = plan(
+            &Slots {
+                secret: SECRET,
+                keys: &keys,
+                ledger: &ledger,
+                current_key: None,
+                previous_key: None,
+                lost: &lost,
+                sibling: Some(Sibling {
+                    secret: SIBLING,
+                    current_key: Some("A_CUR"),
+                    supersedes_ours: false,
+                    our_retirement: None,
+                }),
+            },
+            &LIFETIME,
+            at(1000),
+        );
+        assert_eq!(plan.retire, vec![("A_OLD".to_owned(), "promise_ended")]);
+        assert_eq!(plan.decision, Decision::Mint);
     }
 }

@@ -13,6 +13,7 @@ pub use ledger::{
 pub use lifetime::KeyLifetime;
 pub use ports::{
     AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, NewAccessKey, SecretVersions,
+    SiblingSecret,
 };
 pub use rotator::{IamKeyRotator, IamRotationSettings};
 pub use sdk::{IamSdk, StsKeyVerifier};

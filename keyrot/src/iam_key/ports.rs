@@ -91,8 +91,27 @@ pub trait KeyVerifier: Send + Sync {
     fn check(&self, key_id: &str, secret: &Sensitive) -> impl Future<Output = KeyCheck> + Send;
 }
 
-/// Values of a secret's versions by id, to confirm a managed-key mark before acting on it.
+/// The other key slot's secret, as the slot being rotated needs it.
+#[derive(Debug, Clone)]
+pub struct SiblingSecret {
+    /// Its AWSCURRENT value, if it has one.
+    pub current: Option<Sensitive>,
+    /// A version holds AWSPENDING without AWSCURRENT: a rotation of it is under way.
+    pub rotating: bool,
+    /// When its last rotation completed (DescribeSecret's `LastRotatedDate`).
+    pub last_rotated: Option<SystemTime>,
+}
+
+/// Values of a secret's versions by id, to confirm a managed-key mark before acting on it, and
+/// the other slot's secret.
 pub trait SecretVersions: Send + Sync {
+    /// `None` when the sibling secret does not exist (a user with one secret) or is scheduled
+    /// for deletion.
+    fn sibling(
+        &self,
+        secret_id: &str,
+    ) -> impl Future<Output = Result<Option<SiblingSecret>, AwsCallError>> + Send;
+
     /// The value of `version_id`; `None` when the version has no value or no longer exists.
     fn version_value(
         &self,

@@ -3,10 +3,13 @@
 //! [`super::lifetime`]), or touching a key keyrot did not create.
 
 use super::ledger::{managed_tag_value, CreationIntent, KeyLedger, MANAGED_USER_TAG};
-use super::lifetime::{self, Decision, KeyLifetime, Slots};
-use super::ports::{AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, SecretVersions};
+use super::lifetime::{self, Decision, KeyLifetime, Sibling, Slots};
+use super::ports::{
+    AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, SecretVersions, SiblingSecret,
+};
 use super::secret::{IamKeySecret, KIND};
 use crate::backoff::Backoff;
+use crate::key_slots;
 use crate::rotation::{RotationError, Rotator, SecretRef, Stage};
 use crate::Sensitive;
 use std::collections::HashSet;
@@ -59,38 +62,36 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
         }
     }
 
-    /// The ledger with only the marks that the secret's own history confirms. A mark is a
-    /// user tag, which anyone with iam:TagUser on the user can write: a forged one must not
-    /// get a hand-made key deleted. A mark is confirmed when the version it names holds that
-    /// key, or (an attempt whose PutSecretValue never happened) holds nothing and the key was
-    /// never used.
+    /// The ledger with only the marks that the slots' own histories confirm. A mark is a user
+    /// tag, which anyone with iam:TagUser on the user can write: a forged one must not get a
+    /// hand-made key deleted. A mark is confirmed when the version it names (of this secret or
+    /// of the other slot's) holds that key, or (an attempt whose PutSecretValue never
+    /// happened) holds nothing and the key was never used.
     async fn confirmed_ledger(
         &self,
-        secret: &SecretRef,
+        secrets: &[&str],
         ledger: KeyLedger,
         keys: &[AccessKeyInfo],
         known: &[&str],
     ) -> Result<KeyLedger, RotationError> {
         let mut forged = Vec::new();
         for key in keys {
-            let Some(mark) = ledger.mark_for(&key.id, &secret.name) else {
-                continue;
-            };
             if known.contains(&key.id.as_str()) {
                 continue;
             }
-            let confirmed = match self
-                .versions
-                .version_value(&secret.arn, &mark.version)
-                .await?
-            {
-                Some(value) => IamKeySecret::parse(&value, &secret.name, "version")
-                    .is_ok_and(|value| value.access_key_id.as_deref() == Some(key.id.as_str())),
-                None => self.iam.key_last_used(&key.id).await?.is_none(),
-            };
-            if !confirmed {
-                warn!(decision = "mark_not_confirmed", key_id = %key.id, version = %mark.version, "the key's mark is not backed by the secret's history: treating the key as not keyrot's");
-                forged.push(key.id.clone());
+            for secret in secrets {
+                let Some(mark) = ledger.mark_for(&key.id, secret) else {
+                    continue;
+                };
+                let confirmed = match self.versions.version_value(secret, &mark.version).await? {
+                    Some(value) => IamKeySecret::parse(&value, secret, "version")
+                        .is_ok_and(|value| value.access_key_id.as_deref() == Some(key.id.as_str())),
+                    None => self.iam.key_last_used(&key.id).await?.is_none(),
+                };
+                if !confirmed {
+                    warn!(decision = "mark_not_confirmed", key_id = %key.id, version = %mark.version, "the key's mark is not backed by the secret's history: treating the key as not keyrot's");
+                    forged.push(key.id.clone());
+                }
             }
         }
         Ok(ledger.without(&forged))
@@ -105,9 +106,8 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
         stage: Stage,
     ) -> Result<IamKeySecret, RotationError> {
         let parsed = IamKeySecret::parse(value, &secret.name, stage.label())?;
-        let expected = secret
-            .name
-            .strip_prefix(self.settings.managed_prefix.as_str());
+        let expected = key_slots::parse_secret_name(&self.settings.managed_prefix, &secret.name)
+            .map(|(user, _)| user);
         if expected != Some(parsed.user_name.as_str()) {
             return Err(RotationError::SecretNameMismatch {
                 secret: secret.name.clone(),
@@ -318,20 +318,100 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
         Ok(())
     }
 
-    /// The interval the new version is handed out under: never shorter than the current
-    /// key's, so that a carried-forward key keeps the promise its earlier fetches got.
-    fn interval_seconds(&self, current: &IamKeySecret) -> u64 {
+    /// One secret: the interval a carried-forward key is handed out under, never shorter
+    /// than the one its earlier fetches got.
+    fn carried_interval_seconds(&self, current: &IamKeySecret) -> u64 {
         self.settings
             .lifetime
             .interval
             .as_secs()
             .max(current.interval_seconds.unwrap_or_default())
     }
+
+    /// The other slot's secret and its AWSCURRENT value, when the user has two slots.
+    async fn sibling(
+        &self,
+        secret: &SecretRef,
+        user: &str,
+    ) -> Result<Option<(String, SiblingSecret, Option<IamKeySecret>)>, RotationError> {
+        let Some(name) = key_slots::sibling_name(&self.settings.managed_prefix, &secret.name)
+        else {
+            return Ok(None);
+        };
+        let Some(state) = self.versions.sibling(&name).await? else {
+            return Ok(None);
+        };
+        let sibling_ref = SecretRef {
+            arn: name.clone(),
+            name: name.clone(),
+        };
+        // A value that does not parse, or names another user, holds no key of this user's.
+        let value = state
+            .current
+            .as_ref()
+            .and_then(|value| self.parse_value(&sibling_ref, value, Stage::Current).ok())
+            .filter(|value| value.user_name == user);
+        Ok(Some((name, state, value)))
+    }
+
+    /// When the key this slot keeps is retired: its recorded tick while that is still ahead,
+    /// else the first tick of the slot at least an interval from now (one-secret values, whose
+    /// fetches were promised their recorded interval, get at least that).
+    fn kept_until(
+        &self,
+        secret: &SecretRef,
+        current: &IamKeySecret,
+        now: SystemTime,
+    ) -> Option<SystemTime> {
+        if let Some(at) = current.expires().filter(|at| *at > now) {
+            return Some(at);
+        }
+        let interval = self.settings.lifetime.interval;
+        let promised = match current.expires() {
+            Some(_) => interval,
+            None => interval.max(key_slots::governing_interval(
+                current.interval_seconds,
+                interval,
+            )),
+        };
+        key_slots::Schedule::of(&self.settings.managed_prefix, &secret.name, interval)?
+            .first_at_or_after(now.checked_add(promised)?)
+    }
+}
+
+/// Whether the other slot's key has taken over from ours: it is newer (IAM's creation
+/// times), it is not rotating, and its last rotation completed at least `slack` ago. The API
+/// hands our key out until the other slot's rotation completes, promising at least `slack`
+/// past each fetch, so that promise has run out too.
+fn supersedes(
+    keys: &[AccessKeyInfo],
+    theirs: Option<&str>,
+    ours: Option<&str>,
+    state: &SiblingSecret,
+    slack: Duration,
+    now: SystemTime,
+) -> bool {
+    let created = |id: &str| keys.iter().find(|key| key.id == id)?.created;
+    let newer = match (theirs.and_then(created), ours) {
+        (Some(theirs), Some(ours)) => created(ours).is_some_and(|ours| theirs > ours),
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let settled = !state.rotating
+        && state
+            .last_rotated
+            .and_then(|at| at.checked_add(slack))
+            .is_some_and(|at| at <= now);
+    newer && settled
 }
 
 impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I, V, S> {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn counts_versions(&self, _secret_name: &str) -> bool {
+        true
     }
 
     async fn create(
@@ -357,19 +437,40 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
         let keys = self.iam.list_access_keys(&user.name).await?;
         let tags = self.iam.list_user_tags(&user.name).await?;
         self.require_managed(secret, &user.name, &tags)?;
+        let sibling = self.sibling(secret, &user.name).await?;
         let current_key = current.access_key_id.as_deref();
         let previous_key = previous
             .as_ref()
             .and_then(|value| Some((value.access_key_id.as_deref()?, value.interval())))
             .filter(|(id, _)| Some(*id) != current_key);
+        let their_key = sibling
+            .as_ref()
+            .and_then(|(_, _, value)| value.as_ref()?.access_key_id.as_deref());
         let known: Vec<&str> = current_key
             .into_iter()
             .chain(previous_key.map(|(id, _)| id))
+            .chain(their_key)
             .collect();
+        let mut marked_for = vec![secret.name.as_str()];
+        marked_for.extend(sibling.as_ref().map(|(name, _, _)| name.as_str()));
         let ledger = self
-            .confirmed_ledger(secret, KeyLedger::from_tags(&tags), &keys, &known)
+            .confirmed_ledger(&marked_for, KeyLedger::from_tags(&tags), &keys, &known)
             .await?;
         let lost = self.lost_creations(&keys, &ledger).await?;
+        let now = SystemTime::now();
+        let sibling_slot = sibling.as_ref().map(|(name, state, _)| Sibling {
+            secret: name.as_str(),
+            current_key: their_key,
+            supersedes_ours: supersedes(
+                &keys,
+                their_key,
+                current_key,
+                state,
+                key_slots::slack(self.settings.lifetime.interval),
+                now,
+            ),
+            our_retirement: current.expires(),
+        });
         let plan = lifetime::plan(
             &Slots {
                 secret: &secret.name,
@@ -378,9 +479,10 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
                 current_key,
                 previous_key,
                 lost: &lost,
+                sibling: sibling_slot,
             },
             &self.settings.lifetime,
-            SystemTime::now(),
+            now,
         );
 
         for (key_id, until) in &plan.record {
@@ -416,16 +518,25 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             self.iam.untag_user(&user.name, &obsolete).await?;
         }
 
-        let interval_seconds = Some(self.interval_seconds(&current));
         match plan.decision {
             Decision::Mint => {}
+            Decision::KeepCurrent { reason } => {
+                let now = SystemTime::now();
+                let until = self.kept_until(secret, &current, now);
+                info!(decision = "carried_forward", reason, user = %user.name, key_id = current_key.unwrap_or_default(), retired_at = ?until.map(crate::time::rfc3339), "this slot's key stays: the new version holds it again");
+                return Ok(IamKeySecret {
+                    expires_at: until.map(crate::time::rfc3339),
+                    ..current
+                }
+                .to_sensitive());
+            }
             Decision::CarryForward {
                 promised_key,
                 until,
             } => {
                 info!(decision = "carried_forward", user = %user.name, key_id = current_key.unwrap_or_default(), promised_key = %promised_key, promised_until = %crate::time::rfc3339(until), "every slot holds a key still promised to clients: the current key carries on");
                 return Ok(IamKeySecret {
-                    interval_seconds,
+                    interval_seconds: Some(self.carried_interval_seconds(&current)),
                     ..current
                 }
                 .to_sensitive());
@@ -458,12 +569,24 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
         self.iam.tag_user(&user.name, &new_key.id, &mark).await?;
         info!(decision = "created_key", user = %user.name, key_id = %new_key.id);
 
+        // A fresh key is handed out under the configured interval, whatever the last one had.
+        let interval = self.settings.lifetime.interval;
+        let expires_at = match &sibling {
+            Some(_) => key_slots::retirement(
+                &self.settings.managed_prefix,
+                &secret.name,
+                interval,
+                SystemTime::now(),
+            ),
+            None => None,
+        };
         Ok(IamKeySecret {
             user_name: user.name,
             access_key_id: Some(new_key.id),
             secret_access_key: Some(new_key.secret.expose().to_owned()),
             created_at: new_key.created_at,
-            interval_seconds,
+            interval_seconds: Some(interval.as_secs()),
+            expires_at: expires_at.map(crate::time::rfc3339),
         }
         .to_sensitive())
     }

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-/// `{"UserName", "AccessKeyId", "SecretAccessKey", "CreatedAt", "IntervalSeconds"}`. A freshly
-/// onboarded secret holds only `UserName`; the first rotation creates the first managed key.
+/// `{"UserName", "AccessKeyId", "SecretAccessKey", "CreatedAt", "IntervalSeconds", "ExpiresAt"}`.
+/// A freshly onboarded secret holds only `UserName`; the first rotation creates the first
+/// managed key.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct IamKeySecret {
@@ -26,6 +27,11 @@ pub struct IamKeySecret {
     /// AWSCURRENT. Written by the rotator; absent in values older than the contract.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_seconds: Option<u64>,
+    /// When keyrot retires this key (RFC 3339, UTC): a tick of its slot fixed when the key was
+    /// minted (`crate::key_slots::retirement`). The API promises the key until then. Absent in
+    /// values written before the key slots, whose promise is one interval after each fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 pub(crate) const KIND: &str = "iam-access-key";
@@ -60,9 +66,12 @@ impl IamKeySecret {
 
     /// When IAM created the key, if recorded and well-formed.
     pub fn created(&self) -> Option<SystemTime> {
-        let text = self.created_at.as_deref()?;
-        let parsed = DateTime::from_str(text, Format::DateTime).ok()?;
-        SystemTime::try_from(parsed).ok()
+        parse_time(self.created_at.as_deref()?)
+    }
+
+    /// When keyrot retires the key, if recorded and well-formed.
+    pub fn expires(&self) -> Option<SystemTime> {
+        parse_time(self.expires_at.as_deref()?)
     }
 
     /// The key's id and secret, when the secret holds a key.
@@ -72,6 +81,11 @@ impl IamKeySecret {
             _ => None,
         }
     }
+}
+
+fn parse_time(text: &str) -> Option<SystemTime> {
+    let parsed = DateTime::from_str(text, Format::DateTime).ok()?;
+    SystemTime::try_from(parsed).ok()
 }
 
 impl fmt::Debug for IamKeySecret {
@@ -85,6 +99,7 @@ impl fmt::Debug for IamKeySecret {
             )
             .field("created_at", &self.created_at)
             .field("interval_seconds", &self.interval_seconds)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }

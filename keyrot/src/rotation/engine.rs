@@ -4,6 +4,7 @@
 use super::store::{SecretDescription, SecretStore, Stage};
 use super::{RotationError, RotationRequest, Rotator, SecretRef, Step};
 use crate::Sensitive;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 /// What a step did, for logs and metrics.
@@ -32,14 +33,29 @@ impl StepOutcome {
     }
 }
 
+/// How long Secrets Manager keeps every version of a secret, whatever its number.
+pub const VERSION_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
 pub struct RotationEngine<S, R> {
     pub(super) store: S,
     rotator: R,
+    version_retention: Duration,
 }
 
 impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
     pub fn new(store: S, rotator: R) -> Self {
-        Self { store, rotator }
+        Self {
+            store,
+            rotator,
+            version_retention: VERSION_RETENTION,
+        }
+    }
+
+    /// Counts versions kept for `retention` instead of AWS's 24 hours (compressed local time,
+    /// where the interval stands for a longer one).
+    pub fn with_version_retention(mut self, retention: Duration) -> Self {
+        self.version_retention = retention;
+        self
     }
 
     pub fn rotator(&self) -> &R {
@@ -212,14 +228,21 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
     }
 
     /// Every rotation adds a version, and Secrets Manager keeps each one for 24 hours: the
-    /// count is reported so that an alarm fires well before PutSecretValue is refused.
+    /// count of versions it may not remove yet is reported, so that an alarm fires well
+    /// before PutSecretValue is refused.
     async fn report_version_count(&self, id: &str, secret: &SecretRef) {
-        match self.store.count_versions(id).await {
+        if !self.rotator.counts_versions(&secret.name) {
+            return;
+        }
+        let kept_since = SystemTime::now()
+            .checked_sub(self.version_retention)
+            .unwrap_or(UNIX_EPOCH);
+        match self.store.count_kept_versions(id, kept_since).await {
             Ok(count) => {
                 info!(
                     decision = "versions_counted",
                     versions = count,
-                    "versions of the secret, deprecated ones included"
+                    "versions Secrets Manager keeps: labelled, or younger than its retention"
                 );
                 crate::metrics::emit(
                     &[],

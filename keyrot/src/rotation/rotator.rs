@@ -23,6 +23,12 @@ pub trait Rotator: Send + Sync {
         self.kind()
     }
 
+    /// Whether the engine reports the secret's version count against Secrets Manager's
+    /// version quota (the kinds that rotate often enough to reach it).
+    fn counts_versions(&self, _secret_name: &str) -> bool {
+        false
+    }
+
     /// createSecret: the value of the new version, made from the AWSCURRENT one (and the
     /// AWSPREVIOUS one, when there is one). Called only while the pending version has no value
     /// yet, so it must clean up whatever an earlier, interrupted attempt for the same token

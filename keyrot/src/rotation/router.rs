@@ -45,6 +45,14 @@ impl<D: Rotator, S: Rotator> Rotator for ByName<D, S> {
         }
     }
 
+    fn counts_versions(&self, secret_name: &str) -> bool {
+        if secret_name == self.special_name {
+            self.special.counts_versions(secret_name)
+        } else {
+            self.default.counts_versions(secret_name)
+        }
+    }
+
     async fn create(
         &self,
         secret: &SecretRef,

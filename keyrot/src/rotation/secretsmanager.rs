@@ -1,10 +1,12 @@
 //! [`SecretStore`] on the AWS SDK's Secrets Manager client.
 
 use super::store::{SecretDescription, SecretStore, Stage};
+use crate::iam_key::SiblingSecret;
 use crate::{AwsCallError, Sensitive};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::Client;
+use std::time::SystemTime;
 
 #[derive(Clone, Debug)]
 pub struct SecretsManagerStore {
@@ -73,26 +75,33 @@ impl SecretStore for SecretsManagerStore {
         Ok(())
     }
 
-    async fn count_versions(&self, secret_id: &str) -> Result<usize, AwsCallError> {
+    async fn count_kept_versions(
+        &self,
+        secret_id: &str,
+        kept_since: SystemTime,
+    ) -> Result<usize, AwsCallError> {
+        let mut pages = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(secret_id)
+            .include_deprecated(true)
+            .max_results(100)
+            .into_paginator()
+            .send();
         let mut count = 0usize;
-        let mut next = None;
-        loop {
-            let output = self
-                .client
-                .list_secret_version_ids()
-                .secret_id(secret_id)
-                .include_deprecated(true)
-                .max_results(100)
-                .set_next_token(next)
-                .send()
-                .await
-                .map_err(|e| AwsCallError::from_sdk("ListSecretVersionIds", &e))?;
-            count = count.saturating_add(output.versions.map_or(0, |versions| versions.len()));
-            match output.next_token {
-                Some(token) if !token.is_empty() => next = Some(token),
-                _ => return Ok(count),
-            }
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsCallError::from_sdk("ListSecretVersionIds", &e))?;
+            let kept = page.versions().iter().filter(|version| {
+                let labelled = !version.version_stages().is_empty();
+                let young = version
+                    .created_date()
+                    .and_then(|date| SystemTime::try_from(*date).ok())
+                    .is_none_or(|created| created > kept_since);
+                labelled || young
+            });
+            count = count.saturating_add(kept.count());
         }
+        Ok(count)
     }
 
     async fn move_stage(
@@ -116,6 +125,42 @@ impl SecretStore for SecretsManagerStore {
 }
 
 impl crate::iam_key::SecretVersions for SecretsManagerStore {
+    async fn sibling(&self, secret_id: &str) -> Result<Option<SiblingSecret>, AwsCallError> {
+        let description = match self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+        {
+            Ok(description) => description,
+            Err(error) => {
+                let error = AwsCallError::from_sdk("DescribeSecret", &error);
+                if error.has_code("ResourceNotFoundException") {
+                    return Ok(None);
+                }
+                return Err(error);
+            }
+        };
+        if description.deleted_date.is_some() {
+            return Ok(None);
+        }
+        let rotating = description.version_ids_to_stages().is_some_and(|versions| {
+            versions.values().any(|stages| {
+                stages.iter().any(|s| s == Stage::Pending.label())
+                    && !stages.iter().any(|s| s == Stage::Current.label())
+            })
+        });
+        let current = self.get_value(secret_id, None, Stage::Current).await?;
+        Ok(Some(SiblingSecret {
+            current,
+            rotating,
+            last_rotated: description
+                .last_rotated_date
+                .and_then(|date| SystemTime::try_from(date).ok()),
+        }))
+    }
+
     async fn version_value(
         &self,
         secret_id: &str,

@@ -3,6 +3,7 @@
 use crate::{AwsCallError, Sensitive};
 use std::collections::HashMap;
 use std::future::Future;
+use std::time::SystemTime;
 
 /// Staging labels the protocol moves between versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +82,12 @@ pub trait SecretStore: Send + Sync {
         value: &Sensitive,
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 
-    /// How many versions the secret has, deprecated (unlabelled) ones included.
-    fn count_versions(
+    /// How many versions Secrets Manager may not remove yet: every labelled one, and every
+    /// one created after `kept_since` (AWS keeps versions younger than 24 hours).
+    fn count_kept_versions(
         &self,
         secret_id: &str,
+        kept_since: SystemTime,
     ) -> impl Future<Output = Result<usize, AwsCallError>> + Send;
 
     /// UpdateSecretVersionStage.

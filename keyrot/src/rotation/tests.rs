@@ -85,7 +85,11 @@ impl SecretStore for MemoryStore {
         Ok(())
     }
 
-    async fn count_versions(&self, _: &str) -> Result<usize, AwsCallError> {
+    async fn count_kept_versions(
+        &self,
+        _: &str,
+        _: std::time::SystemTime,
+    ) -> Result<usize, AwsCallError> {
         Ok(self.versions.lock().unwrap().len())
     }
 
