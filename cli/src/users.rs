@@ -6,6 +6,7 @@ use crate::error::CliError;
 use crate::names;
 use crate::output::{table, Style};
 use crate::Report;
+use keyrot::key_slots::{self, Slot};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -74,11 +75,12 @@ pub async fn list<C: Cloud>(
         registry.insert(user, well_formed);
     }
     let mut secrets_by_user: BTreeMap<String, SecretInfo> = BTreeMap::new();
+    // A user is known by its first slot's secret (the second follows it a run later).
     for secret in secrets? {
-        if let Some(user) = secret.name.strip_prefix(names.managed_prefix.as_str()) {
-            if !user.is_empty() {
-                secrets_by_user.insert(user.to_owned(), secret);
-            }
+        if let Some((user, Slot::A)) =
+            key_slots::parse_secret_name(&names.managed_prefix, &secret.name)
+        {
+            secrets_by_user.insert(user.to_owned(), secret);
         }
     }
     let mut all: Vec<String> = registry

@@ -57,22 +57,25 @@ async fn run(options: Options) -> Result<(), LocalError> {
             .with_access_log(access_log),
         );
         let gateway_task = tokio::spawn(gateway.serve(api_listener));
-        // The fleet's first run creates the seed users' secrets and rotates them, as the
-        // first scheduled run after a deploy does.
+        // The fleet's first run creates the seed users' slot A secrets and rotates them, as
+        // the first scheduled run after a deploy does; the second adds slot B.
         let counters = scheduler::Counters::new(addresses.state_dir.join("scheduler.json"));
         let invoker = invoke::Invoker::new(&addresses.lambda_endpoint);
-        let first = scheduler::reconcile_once(&invoker, &counters)
-            .await
-            .map_err(|message| LocalError::Provision {
-                step: "the fleet's first reconcile".into(),
-                message,
-            })?;
-        let onboarded = first["Onboarded"].as_u64().unwrap_or(0);
-        if onboarded != provisioned.secret_ids.len() as u64 || first["Errors"].as_u64() != Some(0) {
-            return Err(LocalError::Provision {
-                step: "the fleet's first reconcile".into(),
-                message: format!("expected every user onboarded, got {first}"),
-            });
+        for run in ["first", "second"] {
+            let step = format!("the fleet's {run} reconcile");
+            let report = scheduler::reconcile_once(&invoker, &counters)
+                .await
+                .map_err(|message| LocalError::Provision {
+                    step: step.clone(),
+                    message,
+                })?;
+            let onboarded = report["Onboarded"].as_u64().unwrap_or(0);
+            if onboarded != options.users.len() as u64 || report["Errors"].as_u64() != Some(0) {
+                return Err(LocalError::Provision {
+                    step,
+                    message: format!("expected every user's slot onboarded, got {report}"),
+                });
+            }
         }
         banner::print(&options, &addresses, &api_url, &provisioned);
         if let Some(path) = &options.ready_file {

@@ -40,7 +40,8 @@ pub struct Options {
     pub secrets_writes_per_second: u64,
 
     /// Refuse PutSecretValue once a secret holds this many versions younger than 24 hours (or
-    /// labelled), as AWS's version retention does; default: no limit.
+    /// labelled), as AWS's version retention does; default: no limit. The 24 hours scale with
+    /// a compressed interval, as every other time does (`version_retention`).
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10000))]
     pub max_versions: Option<u32>,
 
@@ -102,6 +103,18 @@ impl Options {
         }
     }
 
+    /// AWS's 24-hour version retention in the stack's time: compressed as the interval is
+    /// against the default 10 minutes, so that a compressed run reaches the version quota
+    /// after as many rotations as AWS would.
+    pub fn version_retention(&self) -> Duration {
+        const DEFAULT_INTERVAL_SECONDS: u64 = 600;
+        let day = keyrot::rotation::VERSION_RETENTION.as_secs();
+        Duration::from_secs(
+            (day.saturating_mul(self.interval().as_secs()) / DEFAULT_INTERVAL_SECONDS)
+                .clamp(1, day),
+        )
+    }
+
     /// How often the local schedule runs the fleet's reconcile: every minute, as deployed,
     /// scaled with a compressed interval (a tenth of it, 1–60 s), so that each secret still
     /// rotates at its own offset.
@@ -131,6 +144,15 @@ mod tests {
 
     /// The local stack runs what a default deployment runs: same users, interval, token
     /// lifetime and per-client throttle (CIDRs differ on purpose: loopback here).
+    #[test]
+    fn the_version_retention_scales_with_the_interval() {
+        let default = Options::parse_from(["keyrot-local"]);
+        assert_eq!(default.version_retention(), Duration::from_secs(86_400));
+        let compressed = Options::parse_from(["keyrot-local", "--interval-seconds", "20"]);
+        // 20 s stands for 10 minutes: 30 times faster, so 24 h become 48 minutes.
+        assert_eq!(compressed.version_retention(), Duration::from_secs(2_880));
+    }
+
     #[test]
     fn defaults_match_the_template() {
         let text =

@@ -58,6 +58,10 @@ fn keyrot_env(function: &str, options: &Options) -> Vec<(&'static str, String)> 
             ("KEYROT_VERIFY_INITIAL_DELAY_MS", "100".to_owned()),
             ("KEYROT_VERIFY_MAX_WAIT_MS", "2000".to_owned()),
             interval_seconds(options),
+            (
+                "KEYROT_VERSION_RETENTION_SECONDS",
+                options.version_retention().as_secs().to_string(),
+            ),
         ],
         // The template's FleetFunction settings; moto enforces no resource policy, the readers
         // only have to be well formed.
@@ -184,6 +188,10 @@ impl Stack {
                     .max_versions
                     .map(|n| n.to_string())
                     .unwrap_or_default(),
+            )
+            .env(
+                "KEYROT_MOTO_VERSION_RETENTION_SECONDS",
+                options.version_retention().as_secs().to_string(),
             );
         stack.spawn("moto", moto, None)?;
 

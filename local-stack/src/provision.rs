@@ -42,9 +42,9 @@ impl Aws {
     }
 }
 
-/// The secret id of a managed user, as in the template.
+/// The secret id of a managed user's first slot, as in the template.
 pub fn secret_id(user: &str) -> String {
-    format!("keyrot/iam/{user}")
+    keyrot::key_slots::secret_name("keyrot/iam/", user, keyrot::key_slots::Slot::A)
 }
 
 fn failed(step: impl Into<String>, error: impl std::fmt::Display) -> LocalError {
@@ -177,7 +177,7 @@ async fn configure_rotation(aws: &Aws, id: &str) -> Result<(), LocalError> {
     Ok(())
 }
 
-/// The managed IAM users; returns the ids of the secrets the fleet makes for them.
+/// The managed IAM users; returns the ids of the slot secrets the fleet makes for them.
 async fn provision_users(aws: &Aws, options: &Options) -> Result<Vec<String>, LocalError> {
     let mut secret_ids = Vec::new();
     for user in &options.users {
@@ -192,8 +192,9 @@ async fn provision_users(aws: &Aws, options: &Options) -> Result<Vec<String>, Lo
                     aws_sdk_iam::error::DisplayErrorContext(e),
                 )
             })?;
-        let id = secret_id(user);
-        secret_ids.push(id);
+        for slot in keyrot::key_slots::Slot::BOTH {
+            secret_ids.push(keyrot::key_slots::secret_name("keyrot/iam/", user, slot));
+        }
     }
     Ok(secret_ids)
 }

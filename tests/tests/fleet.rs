@@ -27,7 +27,12 @@ async fn fifty_registry_users_onboard_then_each_rotates_once_per_interval() {
     for _ in 0..20 {
         assert_eq!(last.errors, 0, "{last:?}");
         onboarded += last.onboarded;
-        if last.onboarding_pending == 0 && last.slots_through.is_some() {
+        // Measured from a run that took all its ticks: none deferred to the next run because
+        // the user's other slot was onboarding (one rotation per user at a time).
+        if last.onboarding_pending == 0
+            && last.slots_through.is_some()
+            && last.rotations_refused == 0
+        {
             break;
         }
         last = world.reconcile().await;
@@ -131,7 +136,8 @@ async fn offboarding_keeps_promised_keys_then_removes_only_what_keyrot_made() {
     assert_eq!((report.offboarding_pending, report.offboarded), (1, 0));
     assert!(world.key_ids(leaving).await.contains(&served));
 
-    tokio::time::sleep(interval + grace + Duration::from_millis(1500)).await;
+    // A slot's key may be promised up to three intervals after its last rotation.
+    tokio::time::sleep(3 * interval + grace + Duration::from_millis(1500)).await;
     let report = world.reconcile().await;
     assert_eq!(report.offboarded, 1, "{report:?}");
     assert_eq!(world.key_ids(leaving).await, vec![hand_made.clone()]);
@@ -229,7 +235,8 @@ async fn a_crash_between_any_two_calls_is_finished_by_the_next_run() {
         let _ = world.fleet.reconcile().await;
         world.proxy.clear_faults();
         world.reconcile().await;
-        tokio::time::sleep(interval + grace + Duration::from_millis(1200)).await;
+        // A slot's key may be promised up to three intervals after its last rotation.
+        tokio::time::sleep(3 * interval + grace + Duration::from_millis(1200)).await;
         world.reconcile().await;
         world.reconcile().await;
         assert!(world.proxy.calls().len() > offboard_start);
@@ -241,12 +248,11 @@ async fn a_crash_between_any_two_calls_is_finished_by_the_next_run() {
             world.tags(&user).await.is_empty(),
             "call {n}: no keyrot tag left"
         );
+        let left = world.versions_by_secret().await;
         assert!(
-            !world
-                .versions_by_secret()
-                .await
-                .contains_key(&world.secret_of(&user)),
-            "call {n}: secret gone"
+            !left.contains_key(&world.secret_of(&user))
+                && !left.contains_key(&format!("{}/b", world.secret_of(&user))),
+            "call {n}: both slot secrets gone"
         );
     }
 }

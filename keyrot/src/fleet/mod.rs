@@ -169,6 +169,8 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                         user_managed = false;
                         if existing.is_some_and(|b| b.deleted.is_some()) {
                             work.push(Work::Onboard(user, slot));
+                        } else {
+                            report.onboarding_pending += 1;
                         }
                     }
                     _ => {
@@ -326,11 +328,16 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         true
     }
 
-    /// Sleeps until `due` (wall clock); false if that is past the run's deadline.
+    /// Sleeps until `due` (wall clock); false if that is past the run's deadline. A tick
+    /// already due goes at once, even if the run's earlier work took it past the deadline:
+    /// it lies inside the run's horizon, and no later run would take it.
     async fn wait_for(&self, due: SystemTime, deadline: Instant) -> bool {
         let wait = due
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
+        if wait.is_zero() {
+            return true;
+        }
         let at = Instant::now() + wait;
         if at >= deadline {
             return false;

@@ -71,8 +71,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 pacer.pay(Cost::SECRETS_WRITE).await;
                 self.secrets.tag_fleet(secret, prefix).await?;
                 if !listed.rotation_enabled {
-                    self.lock_and_enable(secret, slot, pacer, starts, report)
-                        .await?;
+                    self.lock_and_enable(secret, pacer, starts, report).await?;
                 }
                 info!(
                     decision = "secret_adopted",
@@ -82,8 +81,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             }
             Some(_) => {
                 // Created by an earlier run that stopped before enabling rotation.
-                self.lock_and_enable(secret, slot, pacer, starts, report)
-                    .await?;
+                self.lock_and_enable(secret, pacer, starts, report).await?;
             }
             None if slot == Slot::B => {
                 // The user was enrolled with slot A (an earlier run); slot B is its second key.
@@ -92,8 +90,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 self.secrets
                     .create(secret, &value, prefix, self.config.kms_key_id.as_deref())
                     .await?;
-                self.lock_and_enable(secret, slot, pacer, starts, report)
-                    .await?;
+                self.lock_and_enable(secret, pacer, starts, report).await?;
             }
             None => {
                 if self.iam.get_user(user).await?.is_none() {
@@ -110,8 +107,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 self.secrets
                     .create(secret, &value, prefix, self.config.kms_key_id.as_deref())
                     .await?;
-                self.lock_and_enable(secret, slot, pacer, starts, report)
-                    .await?;
+                self.lock_and_enable(secret, pacer, starts, report).await?;
             }
         }
         info!(
@@ -129,12 +125,11 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
     }
 
     /// The resource policy, then rotation: nothing can read the first key before the policy
-    /// limits who may. Slot A rotates at once (the user's first key); slot B only gets its
-    /// configuration tested, and mints at its first tick, one interval from slot A's.
+    /// limits who may. The first rotation mints the slot's first key: slot A's is the user's
+    /// first, slot B's (a run later) the second, which takes over from it.
     async fn lock_and_enable(
         &self,
         secret: &str,
-        slot: Slot,
         pacer: &mut Pacer,
         starts: &mut Starts<S>,
         report: &mut RunReport,
@@ -148,7 +143,6 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             .enable(
                 secret.to_owned(),
                 self.config.rotation_function_arn.clone(),
-                slot == Slot::A,
                 report,
             )
             .await;

@@ -79,13 +79,11 @@ pub trait FleetSecrets: Send + Sync {
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 
     /// RotateSecret configuring `function_arn` with the longest native schedule: enables
-    /// rotation, and rotates at once when `rotate_now` (otherwise Secrets Manager runs only
-    /// testSecret, and the slot's first tick mints its first key).
+    /// rotation and rotates at once.
     fn enable_rotation(
         &self,
         name: &str,
         function_arn: &str,
-        rotate_now: bool,
     ) -> impl Future<Output = Result<RotationStart, AwsCallError>> + Send;
 
     /// RotateSecret with the configured function.

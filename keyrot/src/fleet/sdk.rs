@@ -213,7 +213,6 @@ impl FleetSecrets for SecretsManagerStore {
         &self,
         name: &str,
         function_arn: &str,
-        rotate_now: bool,
     ) -> Result<RotationStart, AwsCallError> {
         let result = self
             .client()
@@ -227,7 +226,7 @@ impl FleetSecrets for SecretsManagerStore {
                     .automatically_after_days(1000)
                     .build(),
             )
-            .rotate_immediately(rotate_now)
+            .rotate_immediately(true)
             .send()
             .await;
         rotation_start(result.map(|_| ()))

@@ -43,20 +43,12 @@ impl<S: FleetSecrets + Clone + 'static> Starts<S> {
     }
 
     /// RotateSecret configuring the rotation function (the last step of onboarding).
-    pub async fn enable(
-        &mut self,
-        secret: String,
-        function_arn: String,
-        rotate_now: bool,
-        report: &mut RunReport,
-    ) {
+    pub async fn enable(&mut self, secret: String, function_arn: String, report: &mut RunReport) {
         self.make_room(report).await;
         let secrets = self.secrets.clone();
         self.in_flight.spawn(
             async move {
-                let result = secrets
-                    .enable_rotation(&secret, &function_arn, rotate_now)
-                    .await;
+                let result = secrets.enable_rotation(&secret, &function_arn).await;
                 Answer { secret, result }
             }
             .instrument(Span::current()),

@@ -166,19 +166,12 @@ impl FleetSecrets for Aws {
         self.world().policies.insert(name.into(), policy.into());
         Ok(())
     }
-    async fn enable_rotation(
-        &self,
-        name: &str,
-        _: &str,
-        rotate_now: bool,
-    ) -> Result<RotationStart, AwsCallError> {
-        self.mutate(format!("EnableRotation {name} now={rotate_now}"))?;
+    async fn enable_rotation(&self, name: &str, _: &str) -> Result<RotationStart, AwsCallError> {
+        self.mutate(format!("EnableRotation {name}"))?;
         let mut world = self.world();
         let secret = world.secrets.get_mut(name).unwrap();
         secret.rotation_enabled = true;
-        if rotate_now {
-            secret.last_rotated = Some(SystemTime::now());
-        }
+        secret.last_rotated = Some(SystemTime::now());
         Ok(RotationStart::Started)
     }
     async fn rotate(&self, name: &str) -> Result<RotationStart, AwsCallError> {
@@ -328,11 +321,11 @@ async fn onboarding_tags_the_user_then_creates_locks_and_rotates_the_secret() {
             "TagUser alice keyrot:managed",
             "CreateSecret keyrot/iam/alice",
             "PutResourcePolicy keyrot/iam/alice",
-            "EnableRotation keyrot/iam/alice now=true",
+            "EnableRotation keyrot/iam/alice",
         ]
     );
     assert_eq!(managed_tag(&aws, "alice").as_deref(), Some(PREFIX));
-    // The next run adds slot B, which mints at its first tick.
+    // The next run adds slot B, whose first rotation mints the user's second key.
     aws.world().calls.clear();
     let report = fleet(&aws, &[]).reconcile().await.unwrap();
     assert_eq!((report.managed, report.onboarded), (0, 1));
@@ -341,7 +334,7 @@ async fn onboarding_tags_the_user_then_creates_locks_and_rotates_the_secret() {
         [
             "CreateSecret keyrot/iam/alice/b",
             "PutResourcePolicy keyrot/iam/alice/b",
-            "EnableRotation keyrot/iam/alice/b now=false",
+            "EnableRotation keyrot/iam/alice/b",
         ]
     );
     // A third run finds both in place: nothing to onboard again (at most a tick, if one

@@ -129,7 +129,9 @@ impl<S: SecretStore, I: IamKeys, R: RotationStarter, C: ClientDirectory> Revoker
         };
         let description = self.store.describe(&request.secret_id).await?;
         let secret = description.name.clone();
-        let Some(user) = secret.strip_prefix(self.managed_prefix.as_str()) else {
+        let Some((user, _slot)) =
+            crate::key_slots::parse_secret_name(&self.managed_prefix, &secret)
+        else {
             return Err(refuse(&secret, "it is not a managed IAM key secret"));
         };
         let current = self
