@@ -17,9 +17,18 @@ It also makes moto behave like AWS where keyrot depends on it (moto 5.2.5 differ
   AWSPENDING without AWSCURRENT ("A previous rotation isn't complete. That rotation will be
   reattempted."); moto's check is inverted: it refuses when AWSPENDING sits on the AWSCURRENT
   version, which AWS accepts, and silently replaces a pending version, which AWS refuses;
+* RotateSecret with RotateImmediately=false and an Invoke API runs only testSecret and then
+  removes the test's AWSPENDING label, as AWS does; moto leaves it on the new version;
 * with KEYROT_MOTO_MAX_VERSIONS=N, PutSecretValue is refused with LimitExceededException once
   a secret holds N versions that Secrets Manager may not remove yet (labelled, or younger than
-  24 hours), as AWS's retention rule and reported version quota do; moto never refuses;
+  the retention window), as AWS's retention rule and reported version quota do; and once a
+  secret holds more than N versions, its unlabelled versions older than the window are
+  forgotten, oldest first, as AWS removes unlabelled versions beyond 100 that are older than
+  24 hours, so that ListSecretVersionIds shows what the limit counts. moto never refuses and
+  keeps every version. The window is KEYROT_MOTO_VERSION_RETENTION_SECONDS: default 86400
+  (AWS's 24 hours), any positive number of seconds; a run with compressed time scales it
+  (a 20-second interval standing for AWS's 10 minutes: 86400 / 30 = 2880). Version ages are
+  measured to the sub-second (moto stamps whole seconds), which short windows need;
 * BatchGetSecretValue with a SecretIdList reads each secret's AWSCURRENT version and reports
   every secret it cannot read in `Errors` (ResourceNotFoundException for a missing secret or
   one without a value, InvalidRequestException for one scheduled for deletion, ...), answering
@@ -29,10 +38,14 @@ It also makes moto behave like AWS where keyrot depends on it (moto 5.2.5 differ
   (The Filters form is moto's own; keyrot does not use it.)
 
 Usage: python moto_server.py -H 127.0.0.1 -p PORT   (the same flags as moto_server)
+An invalid KEYROT_MOTO_MAX_VERSIONS or KEYROT_MOTO_VERSION_RETENTION_SECONDS stops it at start
+with a message naming the variable (exit status 2). Tests: tools/moto_tests.
 """
 
 import json
+import math
 import os
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -91,8 +104,33 @@ def _describe(payload):
         return payload.decode(errors="replace")[:500]
 
 
-# Versions younger than this are never removed by Secrets Manager.
-VERSION_RETENTION_SECONDS = 24 * 3600
+def _env_number(name, default, parse, valid, expected):
+    """The number in environment variable NAME (DEFAULT when unset or empty); exits naming
+    NAME when it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = parse(raw)
+    except ValueError:
+        value = None
+    if value is None or not valid(value):
+        print(f"moto_server.py: {name} must be {expected}, not {raw!r}", file=sys.stderr)
+        sys.exit(2)
+    return value
+
+
+# Versions younger than this are never removed by Secrets Manager (AWS: 24 hours).
+VERSION_RETENTION_SECONDS = _env_number(
+    "KEYROT_MOTO_VERSION_RETENTION_SECONDS", 24 * 3600, float,
+    lambda seconds: math.isfinite(seconds) and seconds > 0,
+    "a positive number of seconds (fractions allowed), such as 86400 or 2.5",
+)
+# 0: no limit, and no version is ever forgotten (moto's own behaviour).
+_max_versions = _env_number(
+    "KEYROT_MOTO_MAX_VERSIONS", 0, int, lambda count: count >= 0,
+    "a whole number of versions (0 or empty: no limit)",
+)
 
 
 class LimitExceededException(SecretsManagerClientError):
@@ -123,19 +161,24 @@ _moto_rotate_secret = SecretsManagerBackend.rotate_secret
 def _rotate_with_configured_function(self, secret_id, client_request_token=None,
                                      rotation_lambda_arn=None, rotation_rules=None,
                                      rotate_immediately=True):
+    secret = None
     if self._is_valid_identifier(secret_id):
         secret = self.secrets[secret_id]
         _refuse_if_rotation_in_progress(secret)
         if not rotation_lambda_arn:
             rotation_lambda_arn = secret.rotation_lambda_arn or None
-    result = _moto_rotate_secret(
-        self,
-        secret_id=secret_id,
-        client_request_token=client_request_token,
-        rotation_lambda_arn=rotation_lambda_arn,
-        rotation_rules=rotation_rules,
-        rotate_immediately=rotate_immediately,
-    )
+    try:
+        result = _moto_rotate_secret(
+            self,
+            secret_id=secret_id,
+            client_request_token=client_request_token,
+            rotation_lambda_arn=rotation_lambda_arn,
+            rotation_rules=rotation_rules,
+            rotate_immediately=rotate_immediately,
+        )
+    finally:
+        if secret is not None:
+            _stamp_new_versions(secret)  # the pending version (the version limit's clock)
     if not rotate_immediately and _invoker.invoke_url:
         # AWS: with RotateImmediately=false the test's AWSPENDING version is removed after
         # testSecret ran (without an Invoke API the caller runs testSecret itself, later).
@@ -151,30 +194,81 @@ def _drop_pending_labels(secret):
 
 SecretsManagerBackend.rotate_secret = _rotate_with_configured_function
 
+# The version limit and retention (module docstring). moto stamps a version's "createdate" in
+# whole seconds, too coarse for a window of a few seconds: each version also gets its exact
+# creation time when moto makes it (_add_secret: CreateSecret, PutSecretValue, UpdateSecret;
+# RotateSecret's pending version: _rotate_with_configured_function).
+_CREATED = "keyrot_created"
+_moto_add_secret = SecretsManagerBackend._add_secret
 _moto_put_secret_value = SecretsManagerBackend.put_secret_value
-_max_versions = int(os.environ.get("KEYROT_MOTO_MAX_VERSIONS") or 0)
+
+
+def _stamp_new_versions(secret):
+    now = time.time()
+    for version in secret.versions.values():
+        version.setdefault(_CREATED, now)
+
+
+def _created(version):
+    return version.get(_CREATED, version.get("createdate", 0))
+
+
+def _add_secret_stamped(self, *args, **kwargs):
+    secret, new_version = _moto_add_secret(self, *args, **kwargs)
+    _stamp_new_versions(secret)
+    return secret, new_version
+
+
+def _forget_expired_versions(secret, keep=None):
+    """AWS: beyond the limit, unlabelled versions older than the window go, oldest first.
+
+    Never KEEP (a PutSecretValue's own token, which may be a retry) nor moto's default version
+    (which UpdateSecretVersionStage does not move, and moto's later calls read)."""
+    excess = len(secret.versions) - _max_versions
+    if excess <= 0:
+        return
+    expired_before = time.time() - VERSION_RETENTION_SECONDS
+    expired = sorted(
+        (_created(version), version_id)
+        for version_id, version in secret.versions.items()
+        if not version["version_stages"]
+        and _created(version) <= expired_before
+        and version_id not in (keep, secret.default_version_id)
+    )
+    for _, version_id in expired[:excess]:
+        del secret.versions[version_id]
 
 
 def _put_within_version_limit(self, secret_id, secret_string, secret_binary,
                               client_request_token, version_stages):
-    if _max_versions and self._is_valid_identifier(secret_id):
-        secret = self.secrets[secret_id]
-        young = time.time() - VERSION_RETENTION_SECONDS
-        kept = [
-            version_id
-            for version_id, version in secret.versions.items()
-            if version_id != client_request_token
-            and (version["version_stages"] or version.get("createdate", 0) > young)
-        ]
-        if len(kept) >= _max_versions:
-            raise LimitExceededException(
-                f"secret {secret.name} already has {len(kept)} versions that cannot be "
-                "removed yet (labelled, or younger than 24 hours)"
-            )
-    return _moto_put_secret_value(self, secret_id, secret_string, secret_binary,
-                                  client_request_token, version_stages)
+    if not (_max_versions and self._is_valid_identifier(secret_id)):
+        return _moto_put_secret_value(self, secret_id, secret_string, secret_binary,
+                                      client_request_token, version_stages)
+    secret = self.secrets[secret_id]
+    _forget_expired_versions(secret, keep=client_request_token)
+    young = time.time() - VERSION_RETENTION_SECONDS
+    kept = [
+        version_id
+        for version_id, version in secret.versions.items()
+        if version_id != client_request_token
+        and (version["version_stages"] or _created(version) > young)
+    ]
+    if len(kept) >= _max_versions:
+        raise LimitExceededException(
+            f"secret {secret.name} already has {len(kept)} versions that cannot be removed "
+            f"yet (labelled, or younger than {_RETENTION_TEXT})"
+        )
+    result = _moto_put_secret_value(self, secret_id, secret_string, secret_binary,
+                                    client_request_token, version_stages)
+    _forget_expired_versions(self.secrets[secret_id])
+    return result
 
 
+_RETENTION_TEXT = (
+    "24 hours" if VERSION_RETENTION_SECONDS == 24 * 3600
+    else f"{VERSION_RETENTION_SECONDS:g} seconds"
+)
+SecretsManagerBackend._add_secret = _add_secret_stamped
 SecretsManagerBackend.put_secret_value = _put_within_version_limit
 
 # BatchGetSecretValue's SecretIdList limit (API reference: 1 to 20 members).

@@ -1,0 +1,154 @@
+"""tools/moto_server.py's RotateSecret: the rotation function invoked through a Lambda Invoke
+API (KEYROT_ROTATION_INVOKE_URL) or, without one, only the pending version staged; the
+configured function kept when a call names none; refused while a rotation is in progress and
+accepted when AWSPENDING sits on AWSCURRENT; RotateImmediately=false running only testSecret
+and leaving no AWSPENDING."""
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ROTATION_FUNCTION, ROTATION_LAMBDA_ARN, stages, unique_name, version_with
+
+STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
+RULES = {"AutomaticallyAfterDays": 1}
+
+
+def current_value(sm, name):
+    return sm.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"]
+
+
+def error_of(call, **arguments):
+    with pytest.raises(ClientError) as error:
+        call(**arguments)
+    return error.value.response["Error"]
+
+
+# With an Invoke API (the local stack's `cargo lambda watch`).
+
+
+def test_each_step_goes_to_the_invoke_api_with_one_token(rotation_stack):
+    sm, function = rotation_stack
+    name = unique_name("invoked")
+    sm.create_secret(Name=name, SecretString="first")
+    token = sm.rotate_secret(
+        SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN, RotationRules=RULES
+    )["VersionId"]
+
+    calls = [(fn, event) for fn, event in function.calls if event["SecretId"] == name]
+    assert [event["Step"] for _, event in calls] == STEPS
+    assert {fn for fn, _ in calls} == {ROTATION_FUNCTION}, "the function name, not its ARN"
+    assert {event["ClientRequestToken"] for _, event in calls} == {token}
+    assert current_value(sm, name) == f"value-{token}"
+
+
+def test_a_failed_step_fails_rotate_secret_with_its_error(rotation_stack):
+    sm, function = rotation_stack
+    name = unique_name("fails-at-setSecret")
+    sm.create_secret(Name=name, SecretString="first")
+    error = error_of(
+        sm.rotate_secret, SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN,
+        RotationRules=RULES,
+    )
+    assert error["Code"] == "InvalidRequestException"
+    assert "failed at setSecret: RotationError: setSecret refused" in error["Message"]
+    assert function.steps_for(name) == ["createSecret", "setSecret"]
+    assert current_value(sm, name) == "first"
+
+
+def test_rotate_secret_naming_no_function_uses_the_configured_one(rotation_stack):
+    sm, function = rotation_stack
+    name = unique_name("schedule")
+    sm.create_secret(Name=name, SecretString="first")
+    sm.rotate_secret(SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN, RotationRules=RULES)
+
+    # As a schedule's {"SecretId": ...} does. AWSPENDING is still on AWSCURRENT's version
+    # from the first rotation, which AWS accepts.
+    token = sm.rotate_secret(SecretId=name)["VersionId"]
+    assert function.steps_for(name) == STEPS + STEPS
+    assert current_value(sm, name) == f"value-{token}", "not an empty version made current"
+    assert sm.describe_secret(SecretId=name)["RotationLambdaARN"] == ROTATION_LAMBDA_ARN
+
+
+def test_rotate_immediately_false_runs_only_test_secret_and_leaves_no_pending(rotation_stack):
+    sm, function = rotation_stack
+    name = unique_name("test-only")
+    sm.create_secret(Name=name, SecretString="first")
+    sm.rotate_secret(SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN, RotationRules=RULES)
+    current = version_with(sm, name, "AWSCURRENT")
+    value = current_value(sm, name)
+
+    sm.rotate_secret(SecretId=name, RotateImmediately=False)
+    assert function.steps_for(name) == STEPS + ["testSecret"]
+    assert version_with(sm, name, "AWSPENDING") == []
+    assert version_with(sm, name, "AWSCURRENT") == current
+    assert current_value(sm, name) == value
+
+
+# Without an Invoke API (keyrot's integration tests drive the steps themselves).
+
+
+def rotate_by_hand(sm, name):
+    """One rotation as the caller runs it: RotateSecret, then createSecret's put and
+    finishSecret's move of AWSCURRENT (AWSPENDING left on it). The new VersionId."""
+    token = sm.rotate_secret(
+        SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN, RotationRules=RULES
+    )["VersionId"]
+    sm.put_secret_value(
+        SecretId=name, ClientRequestToken=token, SecretString=f"value-{token}",
+        VersionStages=["AWSPENDING"],
+    )
+    sm.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=token,
+        RemoveFromVersionId=version_with(sm, name, "AWSCURRENT")[0],
+    )
+    return token
+
+
+def test_without_an_invoke_api_rotate_secret_only_stages_the_pending_version(sm):
+    name = unique_name("staged")
+    first = sm.create_secret(Name=name, SecretString="first")["VersionId"]
+    token = sm.rotate_secret(
+        SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN, RotationRules=RULES
+    )["VersionId"]
+
+    assert stages(sm, name) == {first: ["AWSCURRENT"], token: ["AWSPENDING"]}
+    error = error_of(sm.get_secret_value, SecretId=name, VersionStage="AWSPENDING")
+    assert error["Code"] == "ResourceNotFoundException", "the pending version has no value"
+    assert current_value(sm, name) == "first"
+    assert sm.describe_secret(SecretId=name)["RotationEnabled"] is True
+
+
+def test_without_an_invoke_api_rotate_secret_naming_no_function_keeps_current(sm):
+    name = unique_name("unnamed")
+    sm.create_secret(Name=name, SecretString="first")
+    done = rotate_by_hand(sm, name)
+
+    token = sm.rotate_secret(SecretId=name)["VersionId"]
+    assert version_with(sm, name, "AWSCURRENT") == [done]
+    assert version_with(sm, name, "AWSPENDING") == [token]
+    assert current_value(sm, name) == f"value-{done}"
+    assert sm.describe_secret(SecretId=name)["RotationLambdaARN"] == ROTATION_LAMBDA_ARN
+
+
+def test_rotate_secret_is_refused_while_pending_is_without_current(sm):
+    name = unique_name("in-progress")
+    sm.create_secret(Name=name, SecretString="first")
+    pending = sm.rotate_secret(
+        SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN, RotationRules=RULES
+    )["VersionId"]
+
+    error = error_of(sm.rotate_secret, SecretId=name)
+    assert error["Code"] == "InvalidRequestException"
+    assert "A previous rotation isn't complete" in error["Message"]
+    assert version_with(sm, name, "AWSPENDING") == [pending], "not replaced"
+
+
+def test_rotate_secret_is_accepted_when_pending_sits_on_current(sm):
+    name = unique_name("finished")
+    sm.create_secret(Name=name, SecretString="first")
+    done = rotate_by_hand(sm, name)
+    assert sorted(stages(sm, name)[done]) == ["AWSCURRENT", "AWSPENDING"]
+
+    token = sm.rotate_secret(SecretId=name)["VersionId"]
+    assert stages(sm, name)[done] == ["AWSCURRENT"]
+    assert version_with(sm, name, "AWSPENDING") == [token]
