@@ -38,8 +38,15 @@ impl Names {
         }
     }
 
+    /// The user's first slot secret (docs/rotation.md).
     pub fn user_secret(&self, user: &str) -> String {
-        format!("{}{user}", self.managed_prefix)
+        keyrot::key_slots::secret_name(&self.managed_prefix, user, keyrot::key_slots::Slot::A)
+    }
+
+    /// Both of the user's slot secrets, slot A first.
+    pub fn user_secrets(&self, user: &str) -> [String; 2] {
+        keyrot::key_slots::Slot::BOTH
+            .map(|slot| keyrot::key_slots::secret_name(&self.managed_prefix, user, slot))
     }
     pub fn user_parameter(&self, user: &str) -> String {
         format!("{}{user}", self.users_path)

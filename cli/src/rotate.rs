@@ -12,9 +12,59 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 fn current_key_id(value: Option<keyrot::Sensitive>, secret: &str) -> Option<String> {
-    value
-        .and_then(|v| IamKeySecret::parse(&v, secret, "AWSCURRENT").ok())
-        .and_then(|v| v.access_key_id)
+    current_key(value, secret).and_then(|v| v.access_key_id)
+}
+
+fn current_key(value: Option<keyrot::Sensitive>, secret: &str) -> Option<IamKeySecret> {
+    value.and_then(|v| IamKeySecret::parse(&v, secret, "AWSCURRENT").ok())
+}
+
+/// The slot a routine rotation acts on: the one holding no key or the older key (the one
+/// whose turn comes next); slot A while the user has no second slot.
+async fn slot_to_rotate<C: Cloud>(
+    cloud: &C,
+    deployment: &Deployment,
+    user: &str,
+) -> Result<String, CliError> {
+    let [a, b] = deployment.names.user_secrets(user);
+    if cloud
+        .describe_secret(&b)
+        .await?
+        .is_none_or(|info| info.deleted.is_some())
+    {
+        return Ok(a);
+    }
+    let created =
+        |value: Option<IamKeySecret>| value.and_then(|v| v.key().map(|_| v.created()).flatten());
+    let key_a = created(current_key(cloud.current_value(&a).await?, &a));
+    let key_b = created(current_key(cloud.current_value(&b).await?, &b));
+    Ok(match (key_a, key_b) {
+        (Some(a_created), Some(b_created)) if b_created < a_created => b,
+        (Some(_), None) => b,
+        _ => a,
+    })
+}
+
+/// The slot whose key `key` is: the one holding it as AWSCURRENT, else the one whose mark on
+/// the user names it, else slot A (the rotation function then says why it refuses).
+async fn slot_of_key<C: Cloud>(
+    cloud: &C,
+    deployment: &Deployment,
+    user: &str,
+    key: &str,
+) -> Result<String, CliError> {
+    let [a, b] = deployment.names.user_secrets(user);
+    for secret in [&a, &b] {
+        if current_key_id(cloud.current_value(secret).await?, secret).as_deref() == Some(key) {
+            return Ok(secret.clone());
+        }
+    }
+    let ledger = keyrot::iam_key::KeyLedger::from_tags(&cloud.list_user_tags(user).await?);
+    Ok(if ledger.mark_for(key, &b).is_some() {
+        b
+    } else {
+        a
+    })
 }
 
 pub async fn rotate<C: Cloud>(
@@ -24,7 +74,7 @@ pub async fn rotate<C: Cloud>(
     wait: Option<Duration>,
 ) -> Result<Report, CliError> {
     names::user(user)?;
-    let secret = deployment.names.user_secret(user);
+    let secret = slot_to_rotate(cloud, deployment, user).await?;
     let Some(info) = cloud.describe_secret(&secret).await? else {
         return Err(CliError::not_found(
             format!("{user} is not managed (no secret {secret})"),
@@ -78,12 +128,12 @@ pub async fn rotate<C: Cloud>(
             result["carried_forward"] = json!(carried);
             let text = if carried {
                 format!(
-                    "rotation of {secret} completed (version {version}) and carried the current key {} forward: the other slot still holds a key promised to clients (key lifetime contract); a new key comes once that promise ends\n",
+                    "rotation of {secret} completed (version {version}) and carried its key {} forward: that key is still promised to clients, or still the user's newest (key lifetime contract); a new key comes at the slot's next tick\n",
                     after.unwrap_or_default()
                 )
             } else {
                 format!(
-                    "rotation of {secret} completed (version {version}): new key {}; the previous key {} stays valid for what was promised (one interval)\n",
+                    "rotation of {secret} completed (version {version}): new key {}; the previous key {} stays valid until the Expiration it was handed out with\n",
                     after.unwrap_or_else(|| "-".into()),
                     before.unwrap_or_else(|| "-".into())
                 )
@@ -149,7 +199,7 @@ pub async fn revoke<C: Cloud>(
         yes,
     } = options;
     names::user(user)?;
-    let secret = deployment.names.user_secret(user);
+    let secret = slot_of_key(cloud, deployment, user, key).await?;
     let payload = json!({"Action": keyrot::revoke::ACTION, "SecretId": secret, "AccessKeyId": key, "Reason": reason});
     RevokeRequest::parse(payload.clone()).map_err(|e| CliError::Usage(e.to_string()))?;
     let Some(function) = deployment.rotation_function.clone() else {

@@ -142,11 +142,10 @@ fn assess(
             None
         }
     };
-    let interval = value
-        .as_ref()
-        .and_then(IamKeySecret::interval)
-        .filter(|i| !i.is_zero())
-        .unwrap_or(default_interval);
+    let interval = keyrot::key_slots::governing_interval(
+        value.as_ref().and_then(|v| v.interval_seconds),
+        default_interval,
+    );
     let current_id = value.as_ref().and_then(|v| v.access_key_id.clone());
     let key_created = value.as_ref().and_then(IamKeySecret::created);
     let ledger = match &observed.tags {
@@ -238,11 +237,12 @@ fn assess(
     if state == UserState::Managed {
         let reference = last_rotated.or(secret.as_ref().and_then(|s| s.created));
         if let Some(reference) = reference {
-            if now.duration_since(reference).unwrap_or_default() > interval * 2 {
+            // Each slot rotates every two intervals: three without one is a missed tick.
+            if now.duration_since(reference).unwrap_or_default() > interval * 3 {
                 problem(
                     "Stale",
                     format!(
-                        "no completed rotation for {} (more than two intervals): check the schedule (keyrot doctor) and the function's logs",
+                        "no completed rotation for {} (more than three intervals): check the schedule (keyrot doctor) and the function's logs",
                         crate::output::human_duration(now.duration_since(reference).unwrap_or_default())
                     ),
                 );
@@ -277,8 +277,14 @@ fn assess(
         key_age_seconds: key_created.map(|c| secs_between(now, c)),
         interval_seconds: interval.as_secs(),
         last_rotation: last_rotated.map(rfc3339),
-        next_rotation: last_rotated.map(|t| rfc3339(t + interval)),
-        expiration_if_fetched_now: current_id.as_ref().map(|_| rfc3339(now + interval)),
+        next_rotation: last_rotated.map(|t| rfc3339(t + interval * 2)),
+        expiration_if_fetched_now: current_id.as_ref().map(|_| {
+            let slack = keyrot::key_slots::slack(interval);
+            match value.as_ref().and_then(IamKeySecret::expires) {
+                Some(retired) => rfc3339(retired.max(now + slack)),
+                None => rfc3339(now + interval),
+            }
+        }),
         slots,
         stuck_pending,
         rotating,
@@ -598,9 +604,10 @@ mod tests {
         assert!(status.problems.is_empty(), "{:?}", status.problems);
         assert_eq!(status.access_key_id.as_deref(), Some("AKIACUR"));
         assert_eq!(status.version_count, Some(1));
+        // The slot's next tick: two intervals after its last rotation.
         assert_eq!(
             status.next_rotation.as_deref(),
-            Some(rfc3339(at(NOW + 300)).as_str())
+            Some(rfc3339(at(NOW + 900)).as_str())
         );
         let report = render(vec![status], Style { color: false }, at(NOW));
         assert!(!report.attention);
@@ -650,7 +657,7 @@ mod tests {
         let stale = run(observed(
             &[("v1", &["AWSCURRENT"], NOW)],
             &[("AKIACUR", true)],
-            NOW - 1300,
+            NOW - 1900,
         ));
         assert_eq!(codes(&stale), vec!["Stale"]);
         let report = render(vec![blocked, stale], Style { color: false }, at(NOW));

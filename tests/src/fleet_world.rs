@@ -361,6 +361,25 @@ impl FleetWorld {
         IamKeySecret::parse(&keyrot::Sensitive::new(value), "test", "AWSCURRENT").ok()
     }
 
+    /// The AWSCURRENT value of one of the user's slot secrets.
+    pub async fn slot_value(
+        &self,
+        user: &str,
+        slot: keyrot::key_slots::Slot,
+    ) -> Option<IamKeySecret> {
+        let name = keyrot::key_slots::secret_name(&self.prefix, user, slot);
+        let value = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&name)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .ok()?
+            .secret_string?;
+        IamKeySecret::parse(&keyrot::Sensitive::new(value), &name, "AWSCURRENT").ok()
+    }
+
     pub async fn key_ids(&self, user: &str) -> Vec<String> {
         let mut ids: Vec<String> = self
             .iam

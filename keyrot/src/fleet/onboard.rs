@@ -85,6 +85,22 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             }
             None if slot == Slot::B => {
                 // The user was enrolled with slot A (an earlier run); slot B is its second key.
+                // After an upgrade from one secret per user, slot A's superseded key may still
+                // be promised and hold IAM's second key: slot B waits for it rather than
+                // fail its first rotation.
+                let slots = self.slot_names(user);
+                if let Some(keys) = UserKeys::read(&self.iam, user, &slots).await? {
+                    let promised = keys
+                        .managed
+                        .iter()
+                        .filter_map(|(_, mark)| mark.until)
+                        .filter(|until| *until > SystemTime::now())
+                        .max();
+                    if let (Some(until), 2..) = (promised, keys.managed.len()) {
+                        info!(decision = "second_slot_waits_for_promise", user, secret, until = %crate::time::rfc3339(until), "slot A's superseded key is still promised");
+                        return Ok(Onboarded::Pending);
+                    }
+                }
                 pacer.pay(Cost::SECRETS_WRITE).await;
                 let value = serde_json::json!({ "UserName": user }).to_string();
                 self.secrets

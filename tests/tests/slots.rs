@@ -1,0 +1,188 @@
+//! The key slots on moto, from IAM's side: each user gets a new key every interval from its
+//! two slot secrets taking turns, never more than IAM's two keys, and no key is deleted
+//! before the `ExpiresAt` recorded with it, whatever starts a rotation. An existing user with
+//! one secret upgrades in place without losing a promised key.
+
+use keyrot::key_slots::Slot;
+use keyrot_integration_tests::fleet_world::FleetWorld;
+use keyrot_integration_tests::world::start_rotation;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+/// What the test has seen of the user's keys: each key's latest promise.
+#[derive(Default)]
+struct Observed {
+    promised_until: BTreeMap<String, SystemTime>,
+    most_keys: usize,
+}
+
+impl Observed {
+    /// Records both slots' keys and their `ExpiresAt`, then checks that every key still
+    /// promised exists (read after the clock, so a key deleted at its tick is not flagged).
+    async fn check(&mut self, world: &FleetWorld, user: &str) {
+        for slot in Slot::BOTH {
+            let Some(value) = world.slot_value(user, slot).await else {
+                continue;
+            };
+            if let (Some(id), Some(until)) = (value.access_key_id.clone(), value.expires()) {
+                let entry = self.promised_until.entry(id).or_insert(until);
+                *entry = (*entry).max(until);
+            }
+        }
+        self.promise(world, user, SystemTime::UNIX_EPOCH, None)
+            .await;
+    }
+
+    /// Also promises `key` until `until` (a client's fetch under the one-secret rule).
+    async fn promise(
+        &mut self,
+        world: &FleetWorld,
+        user: &str,
+        until: SystemTime,
+        key: Option<&str>,
+    ) {
+        if let Some(key) = key {
+            let entry = self.promised_until.entry(key.to_owned()).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+        let now = SystemTime::now();
+        let keys = world.key_ids(user).await;
+        self.most_keys = self.most_keys.max(keys.len());
+        for (key, until) in &self.promised_until {
+            if now < *until {
+                assert!(
+                    keys.contains(key),
+                    "{key} deleted before {}",
+                    keyrot::time::rfc3339(*until)
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_interval_mints_a_key_and_no_key_goes_before_its_expiration() {
+    let interval = Duration::from_secs(4);
+    let world = FleetWorld::new("slots", interval, Duration::from_secs(1)).await;
+    let user = world.create_users(1).await.remove(0);
+    world.enrol(&user).await;
+    // Slot A, then slot B a run later.
+    for _ in 0..3 {
+        world.reconcile().await;
+    }
+    let mut observed = Observed::default();
+    observed.check(&world, &user).await;
+    let first_keys: BTreeSet<String> = observed.promised_until.keys().cloned().collect();
+    assert_eq!(first_keys.len(), 2, "one key per slot after onboarding");
+
+    // Ticks only: the cadence and the versions they write.
+    let versions_before = world.version_counts().await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < 6 * interval {
+        world.reconcile().await;
+        observed.check(&world, &user).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let intervals = elapsed / interval.as_secs_f64();
+    let new_keys = observed.promised_until.len() - first_keys.len();
+    let versions_after = world.version_counts().await;
+    // Scaled to the default 10 minutes: this run's time × 600 / interval.
+    let scaled_day = 86_400.0 * interval.as_secs_f64() / 600.0;
+    for (secret, after) in &versions_after {
+        let written = after - versions_before[secret];
+        let per_day = written as f64 * scaled_day / elapsed;
+        eprintln!(
+            "{secret}: {written} versions in {elapsed:.1} s, {per_day:.0} per 24 h at 10 minutes"
+        );
+        assert!(per_day <= 80.0, "{secret}: {per_day:.0} versions a day");
+    }
+    eprintln!("{new_keys} new keys in {intervals:.2} intervals");
+    assert!(
+        new_keys as f64 >= intervals.floor() - 1.0,
+        "a new key every interval: {new_keys} in {intervals:.2}"
+    );
+
+    // Early rotations of either slot, at arbitrary moments between the ticks: carried
+    // forward while their key is promised, never deleting it.
+    let started = std::time::Instant::now();
+    let mut run = 0usize;
+    while started.elapsed() < 4 * interval {
+        run += 1;
+        let slot = if run % 2 == 0 { Slot::A } else { Slot::B };
+        let name = keyrot::key_slots::secret_name(&world.prefix, &user, slot);
+        start_rotation(&world.secrets, &name, true).await;
+        world.complete_rotations().await;
+        observed.check(&world, &user).await;
+        world.reconcile().await;
+        observed.check(&world, &user).await;
+    }
+    assert!(observed.most_keys <= 2, "IAM's limit");
+}
+
+#[tokio::test]
+async fn a_user_with_one_secret_upgrades_in_place_keeping_every_promise() {
+    let interval = Duration::from_secs(3);
+    let world = FleetWorld::new("upgrade", interval, Duration::from_secs(1)).await;
+    let user = world.create_users(1).await.remove(0);
+    let slot_a = world.secret_of(&user);
+    // The deployment before the slots: one secret per user, made by the per-user template,
+    // rotated twice (a current and a superseded key, promised under the one-secret rule).
+    world
+        .iam
+        .tag_user()
+        .user_name(&user)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(keyrot::fleet::MANAGED_USER_TAG)
+                .value(&world.prefix)
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("enrolled as before");
+    world
+        .secrets
+        .create_secret()
+        .name(&slot_a)
+        .secret_string(serde_json::json!({ "UserName": user }).to_string())
+        .send()
+        .await
+        .expect("the one secret");
+    let mut observed = Observed::default();
+    for _ in 0..2 {
+        start_rotation(&world.secrets, &slot_a, true).await;
+        world.complete_rotations().await;
+        // A client fetches the current key: promised one interval from now.
+        let current = world.current(&user).await.expect("a key");
+        assert!(current.expires_at.is_none(), "a one-secret value");
+        let id = current.access_key_id.expect("a key id");
+        observed
+            .promise(&world, &user, SystemTime::now() + interval, Some(&id))
+            .await;
+    }
+    assert_eq!(world.key_ids(&user).await.len(), 2);
+
+    // The upgrade: the registry names the user; the fleet adopts the secret and adds slot B
+    // once slot A's superseded key is no longer promised.
+    world.enrol(&user).await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < 8 * interval {
+        let report = world.reconcile().await;
+        assert_eq!(report.errors, 0, "{report:?}");
+        observed.check(&world, &user).await;
+    }
+    let a = world.slot_value(&user, Slot::A).await.expect("slot A");
+    let b = world.slot_value(&user, Slot::B).await.expect("slot B");
+    assert!(
+        a.expires_at.is_some() && b.expires_at.is_some(),
+        "{a:?} {b:?}"
+    );
+    assert!(observed.most_keys <= 2, "IAM's limit");
+    // New keys were minted after the upgrade: more than the two it started with.
+    assert!(
+        observed.promised_until.len() >= 4,
+        "{:?}",
+        observed.promised_until
+    );
+}
