@@ -35,7 +35,7 @@ async fn slot_to_rotate<C: Cloud>(
         return Ok(a);
     }
     let created =
-        |value: Option<IamKeySecret>| value.and_then(|v| v.key().map(|_| v.created()).flatten());
+        |value: Option<IamKeySecret>| value.and_then(|v| v.key().and_then(|_| v.created()));
     let key_a = created(current_key(cloud.current_value(&a).await?, &a));
     let key_b = created(current_key(cloud.current_value(&b).await?, &b));
     Ok(match (key_a, key_b) {
@@ -239,7 +239,7 @@ pub async fn revoke<C: Cloud>(
                 _ => "no rotation was needed".to_owned(),
             };
             let text = format!(
-                "revoked {key} of {user}: it was {}the current key; {rotation}.\nclients that may hold it and must fetch again: {clients_text}\n",
+                "revoked {key} of {user}: it was {}the key being handed out; {rotation}.\nclients that may hold it and must fetch again: {clients_text}\n",
                 if done["WasCurrent"].as_bool() == Some(true) { "" } else { "not " }
             );
             Ok(Report::ok(

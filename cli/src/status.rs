@@ -25,8 +25,10 @@ pub struct Problem {
 #[derive(Debug, Clone, Serialize)]
 pub struct Slot {
     pub access_key_id: String,
-    /// Made by keyrot for this user's secret.
+    /// Made by keyrot for one of this user's slot secrets.
     pub managed: bool,
+    /// Which slot secret made it (`a`: `keyrot/iam/<user>`, `b`: `keyrot/iam/<user>/b`).
+    pub slot: Option<&'static str>,
     pub active: bool,
     pub current: bool,
     pub created: Option<String>,
@@ -155,11 +157,20 @@ fn assess(
     let mut slots = Vec::new();
     match &observed.keys {
         Ok(keys) => {
+            // secret_id is the user's first slot; its second is the same name plus the suffix.
+            let slot_b = format!("{secret_id}{}", keyrot::key_slots::SLOT_B_SUFFIX);
             for key in keys {
-                let mark = ledger.mark_for(&key.id, secret_id);
+                let (slot, mark) = match ledger.mark_for(&key.id, secret_id) {
+                    Some(mark) => (Some("a"), Some(mark)),
+                    None => match ledger.mark_for(&key.id, &slot_b) {
+                        Some(mark) => (Some("b"), Some(mark)),
+                        None => (None, None),
+                    },
+                };
                 slots.push(Slot {
                     access_key_id: key.id.clone(),
                     managed: mark.is_some(),
+                    slot,
                     active: key.active,
                     current: current_id.as_deref() == Some(key.id.as_str()),
                     created: key.created.map(rfc3339),
@@ -403,12 +414,11 @@ fn render(statuses: Vec<UserStatus>, style: Style, now: SystemTime) -> Report {
                 .slots
                 .iter()
                 .map(|slot| {
-                    let kind = if slot.current {
-                        "current"
-                    } else if slot.managed {
-                        "managed"
-                    } else {
-                        "hand-made"
+                    let kind = match (slot.slot, slot.current) {
+                        (Some(label), true) => format!("slot {label}, current"),
+                        (Some(label), false) => format!("slot {label}"),
+                        (None, true) => "current".to_owned(),
+                        (None, false) => "hand-made".to_owned(),
                     };
                     format!("{}({kind})", slot.access_key_id)
                 })

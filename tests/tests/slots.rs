@@ -108,7 +108,7 @@ async fn each_interval_mints_a_key_and_no_key_goes_before_its_expiration() {
     let mut run = 0usize;
     while started.elapsed() < 4 * interval {
         run += 1;
-        let slot = if run % 2 == 0 { Slot::A } else { Slot::B };
+        let slot = if run.is_multiple_of(2) { Slot::A } else { Slot::B };
         let name = keyrot::key_slots::secret_name(&world.prefix, &user, slot);
         start_rotation(&world.secrets, &name, true).await;
         world.complete_rotations().await;

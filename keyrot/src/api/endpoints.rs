@@ -241,10 +241,9 @@ impl<R: SecretReader> ApiService<R> {
             return error_response(404, "not_found", "no managed key for this user yet");
         };
         let interval = self.settings.rotation_interval;
-        let other_slot_tick = key_slots::Schedule::of(prefix, &names[1 - index], interval)
-            .and_then(|schedule| schedule.first_at_or_after(fetched_at));
+        let other_slot = key_slots::Schedule::of(prefix, &names[1 - index], interval);
         let rotated = current.created.unwrap_or(fetched_at);
-        let lifetime = KeyTimes::of(&key, rotated, fetched_at, interval, other_slot_tick);
+        let lifetime = KeyTimes::of(&key, rotated, fetched_at, interval, other_slot);
         info!(request_id, client_id, user, decision = "key_read", slot = Slot::BOTH[index].label(), version = %current.version_id);
         metrics::emit(
             &[("Function", "api-fn")],

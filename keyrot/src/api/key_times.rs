@@ -23,14 +23,16 @@ pub struct KeyTimes {
 }
 
 impl KeyTimes {
-    /// `configured` is api-fn's own interval, for values that record none. `other_slot_tick`
-    /// is the other slot's first tick at or after the fetch, for a user with two slots.
+    /// `configured` is api-fn's own interval, for values that record none. `other_slot` is
+    /// the other slot's schedule, for a user with two slots: its first tick after the key was
+    /// created is when a newer key is expected (if that has passed, the other slot is late
+    /// and the client retries after the slack).
     pub fn of(
         key: &IamKeySecret,
         version_created: SystemTime,
         fetched_at: SystemTime,
         configured: Duration,
-        other_slot_tick: Option<SystemTime>,
+        other_slot: Option<key_slots::Schedule>,
     ) -> Self {
         let interval = key_slots::governing_interval(key.interval_seconds, configured);
         let slack = key_slots::slack(interval);
@@ -40,11 +42,12 @@ impl KeyTimes {
             Some(retired) => whole_seconds(retired).max(earliest),
             None => fetched_at.checked_add(interval).unwrap_or(fetched_at),
         };
-        let expected = match (key.expires(), other_slot_tick) {
-            (Some(_), Some(tick)) => tick.checked_add(slack),
-            _ => key
-                .created()
-                .unwrap_or(version_created)
+        let created = key.created().unwrap_or(version_created);
+        let expected = match (key.expires(), other_slot) {
+            (Some(_), Some(schedule)) => schedule
+                .first_at_or_after(created)
+                .and_then(|tick| tick.checked_add(slack)),
+            _ => created
                 .checked_add(interval)
                 .and_then(|t| t.checked_add(slack)),
         }
@@ -81,6 +84,7 @@ mod tests {
             created_at: created.map(str::to_owned),
             interval_seconds,
             expires_at: None,
+            current_since: None,
         }
     }
 
@@ -135,37 +139,46 @@ mod tests {
         assert_eq!(times.expiration, at(1_600));
     }
 
+    /// alice's slot B, whose ticks fall at 1_800_000_600 + k·1200 for an offset of 0.
+    fn slot_b() -> key_slots::Schedule {
+        let name = (0..)
+            .map(|n| format!("keyrot/iam/user{n}"))
+            .find(|name| key_slots::offset(name, TEN_MINUTES) == 0)
+            .expect("a user whose offset is 0");
+        key_slots::Schedule::of("keyrot/iam/", &format!("{name}/b"), TEN_MINUTES).expect("slot B")
+    }
+
     #[test]
     fn a_slot_key_expires_at_its_retirement_tick_and_refreshes_after_the_other_slots_tick() {
+        // Minted at 1_800_000_000 (2027-01-15T08:00:00Z) on slot A's tick; retired two
+        // intervals later; slot B's next tick is one interval after the minting.
         let mut key = key(Some("2027-01-15T08:00:00Z"), Some(600));
-        // Minted at 1_800_000_000 on slot A's tick; retired two intervals later.
         key.expires_at = Some("2027-01-15T08:20:00Z".into());
-        let other_tick = at(1_800_000_600);
-        // Fetched 2 minutes after minting.
         let times = KeyTimes::of(
             &key,
             at(1_800_000_000),
             at(1_800_000_120),
             TEN_MINUTES,
-            Some(other_tick),
+            Some(slot_b()),
         );
         assert_eq!(times.expiration, at(1_800_001_200));
         assert_eq!(times.refresh_after, at(1_800_000_660));
-        // Fetched just before the other slot's new key takes over: about one interval left.
+        // Fetched just before slot B's new key takes over: about one interval left.
         let times = KeyTimes::of(
             &key,
             at(1_800_000_000),
             at(1_800_000_630),
             TEN_MINUTES,
-            Some(at(1_800_001_800)),
+            Some(slot_b()),
         );
         assert_eq!(times.expiration, at(1_800_001_200));
-        assert!(times.refresh_after <= times.expiration);
+        // Slot B is late: the client retries after the slack, not at slot B's next tick.
+        assert_eq!(times.refresh_after, at(1_800_000_690));
     }
 
     #[test]
     fn a_slot_key_past_its_tick_is_promised_at_least_the_slack() {
-        let mut key = key(None, Some(600));
+        let mut key = key(Some("2027-01-15T08:00:00Z"), Some(600));
         key.expires_at = Some("2027-01-15T08:20:00Z".into());
         let fetched = at(1_800_001_230);
         let times = KeyTimes::of(
@@ -173,7 +186,7 @@ mod tests {
             at(1_800_000_000),
             fetched,
             TEN_MINUTES,
-            Some(at(1_800_001_800)),
+            Some(slot_b()),
         );
         assert_eq!(times.expiration, at(1_800_001_290));
         assert_eq!(times.refresh_after, at(1_800_001_290));

@@ -118,11 +118,15 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                     return Ok(Onboarded::Pending);
                 }
                 self.tag_user(user, pacer).await?;
-                pacer.pay(Cost::SECRETS_WRITE).await;
                 let value = serde_json::json!({ "UserName": user }).to_string();
-                self.secrets
-                    .create(secret, &value, prefix, self.config.kms_key_id.as_deref())
-                    .await?;
+                // Slot B's secret first, keyless: slot A's first rotation then finds it and
+                // mints a slot key (with its ExpiresAt). Its own rotation starts a run later.
+                for name in [self.secret_name(user, Slot::B).as_str(), secret] {
+                    pacer.pay(Cost::SECRETS_WRITE).await;
+                    self.secrets
+                        .create(name, &value, prefix, self.config.kms_key_id.as_deref())
+                        .await?;
+                }
                 self.lock_and_enable(secret, pacer, starts, report).await?;
             }
         }

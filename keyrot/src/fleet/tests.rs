@@ -319,20 +319,20 @@ async fn onboarding_tags_the_user_then_creates_locks_and_rotates_the_secret() {
         aws.world().calls,
         [
             "TagUser alice keyrot:managed",
+            "CreateSecret keyrot/iam/alice/b",
             "CreateSecret keyrot/iam/alice",
             "PutResourcePolicy keyrot/iam/alice",
             "EnableRotation keyrot/iam/alice",
         ]
     );
     assert_eq!(managed_tag(&aws, "alice").as_deref(), Some(PREFIX));
-    // The next run adds slot B, whose first rotation mints the user's second key.
+    // The next run enables slot B, whose first rotation mints the user's second key.
     aws.world().calls.clear();
     let report = fleet(&aws, &[]).reconcile().await.unwrap();
     assert_eq!((report.managed, report.onboarded), (0, 1));
     assert_eq!(
         aws.world().calls,
         [
-            "CreateSecret keyrot/iam/alice/b",
             "PutResourcePolicy keyrot/iam/alice/b",
             "EnableRotation keyrot/iam/alice/b",
         ]

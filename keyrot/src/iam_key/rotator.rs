@@ -344,6 +344,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
         let sibling_ref = SecretRef {
             arn: name.clone(),
             name: name.clone(),
+            last_rotated: state.last_rotated,
         };
         // A value that does not parse, or names another user, holds no key of this user's.
         let value = state
@@ -380,14 +381,15 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
 }
 
 /// Whether the other slot's key has taken over from ours: it is newer (IAM's creation
-/// times), it is not rotating, and its last rotation completed at least `slack` ago. The API
-/// hands our key out until the other slot's rotation completes, promising at least `slack`
-/// past each fetch, so that promise has run out too.
+/// times), the other slot is not rotating, and its key became current (`current_since`, an
+/// upper bound) at least `slack` ago. The API hands our key out until then, promising at
+/// least `slack` past each fetch, so that promise has run out too.
 fn supersedes(
     keys: &[AccessKeyInfo],
     theirs: Option<&str>,
     ours: Option<&str>,
-    state: &SiblingSecret,
+    rotating: bool,
+    current_since: Option<SystemTime>,
     slack: Duration,
     now: SystemTime,
 ) -> bool {
@@ -397,9 +399,8 @@ fn supersedes(
         (Some(_), None) => true,
         (None, _) => false,
     };
-    let settled = !state.rotating
-        && state
-            .last_rotated
+    let settled = !rotating
+        && current_since
             .and_then(|at| at.checked_add(slack))
             .is_some_and(|at| at <= now);
     newer && settled
@@ -443,9 +444,8 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             .as_ref()
             .and_then(|value| Some((value.access_key_id.as_deref()?, value.interval())))
             .filter(|(id, _)| Some(*id) != current_key);
-        let their_key = sibling
-            .as_ref()
-            .and_then(|(_, _, value)| value.as_ref()?.access_key_id.as_deref());
+        let their_value = sibling.as_ref().and_then(|(_, _, value)| value.as_ref());
+        let their_key = their_value.and_then(|value| value.access_key_id.as_deref());
         let known: Vec<&str> = current_key
             .into_iter()
             .chain(previous_key.map(|(id, _)| id))
@@ -465,7 +465,12 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
                 &keys,
                 their_key,
                 current_key,
-                state,
+                state.rotating,
+                // When their key became current, at the latest: recorded by a carry-forward,
+                // else the completion of the rotation that made their current version.
+                their_value
+                    .and_then(IamKeySecret::current_since)
+                    .or(state.last_rotated),
                 key_slots::slack(self.settings.lifetime.interval),
                 now,
             ),
@@ -524,8 +529,14 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
                 let now = SystemTime::now();
                 let until = self.kept_until(secret, &current, now);
                 info!(decision = "carried_forward", reason, user = %user.name, key_id = current_key.unwrap_or_default(), retired_at = ?until.map(crate::time::rfc3339), "this slot's key stays: the new version holds it again");
+                // The key has been current since the rotation that made this version, or earlier.
+                let current_since = current
+                    .current_since
+                    .clone()
+                    .or(secret.last_rotated.map(crate::time::rfc3339));
                 return Ok(IamKeySecret {
                     expires_at: until.map(crate::time::rfc3339),
+                    current_since,
                     ..current
                 }
                 .to_sensitive());
@@ -587,6 +598,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             created_at: new_key.created_at,
             interval_seconds: Some(interval.as_secs()),
             expires_at: expires_at.map(crate::time::rfc3339),
+            current_since: None,
         }
         .to_sensitive())
     }

@@ -32,6 +32,11 @@ pub struct IamKeySecret {
     /// values written before the key slots, whose promise is one interval after each fetch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// For a key carried forward: no later than when it became its slot's AWSCURRENT (RFC
+    /// 3339). The other slot retires its own key only a slack after this, and a carry-forward
+    /// keeps it, so that early rotations of this slot do not hold up the other's tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_since: Option<String>,
 }
 
 pub(crate) const KIND: &str = "iam-access-key";
@@ -69,6 +74,11 @@ impl IamKeySecret {
         parse_time(self.created_at.as_deref()?)
     }
 
+    /// No later than when the key became its slot's AWSCURRENT, if recorded and well-formed.
+    pub fn current_since(&self) -> Option<SystemTime> {
+        parse_time(self.current_since.as_deref()?)
+    }
+
     /// When keyrot retires the key, if recorded and well-formed.
     pub fn expires(&self) -> Option<SystemTime> {
         parse_time(self.expires_at.as_deref()?)
@@ -100,6 +110,7 @@ impl fmt::Debug for IamKeySecret {
             .field("created_at", &self.created_at)
             .field("interval_seconds", &self.interval_seconds)
             .field("expires_at", &self.expires_at)
+            .field("current_since", &self.current_since)
             .finish()
     }
 }

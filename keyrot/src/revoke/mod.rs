@@ -62,7 +62,8 @@ pub struct Revoked {
     pub user_name: String,
     pub access_key_id: String,
     pub reason: String,
-    /// The key was AWSCURRENT: clients were being handed it.
+    /// The key was the one the API was handing out: its slot's AWSCURRENT, and newer than the
+    /// other slot's key.
     pub was_current: bool,
     /// The rotation started to replace it, or why none could start.
     pub rotation_version: Option<String>,
@@ -116,6 +117,35 @@ pub struct Revoker<S, I, R, C> {
 }
 
 impl<S: SecretStore, I: IamKeys, R: RotationStarter, C: ClientDirectory> Revoker<S, I, R, C> {
+    /// Whether `key_id`, the AWSCURRENT key of `secret`, is the user's newest: the other slot
+    /// holds no key, or an older one (IAM's creation times).
+    async fn is_newest(&self, user: &str, secret: &str, key_id: &str) -> Result<bool, RevokeError> {
+        let Some(sibling) = crate::key_slots::sibling_name(&self.managed_prefix, secret) else {
+            return Ok(true);
+        };
+        let Some(value) = self.store.get_value(&sibling, None, Stage::Current).await? else {
+            return Ok(true);
+        };
+        let Some(theirs) = IamKeySecret::parse(&value, &sibling, Stage::Current.label())
+            .ok()
+            .filter(|value| value.user_name == user)
+            .and_then(|value| value.access_key_id)
+        else {
+            return Ok(true);
+        };
+        let keys = self.iam.list_access_keys(user).await?;
+        let created = |id: &str| {
+            keys.iter()
+                .find(|key| key.id == id)
+                .and_then(|key| key.created)
+        };
+        Ok(match (created(&theirs), created(key_id)) {
+            (Some(theirs), Some(ours)) => ours >= theirs,
+            (None, _) => true,
+            (Some(_), None) => false,
+        })
+    }
+
     pub async fn revoke(
         &self,
         request: &RevokeRequest,
@@ -145,8 +175,8 @@ impl<S: SecretStore, I: IamKeys, R: RotationStarter, C: ClientDirectory> Revoker
         }
         let tags = self.iam.list_user_tags(user).await?;
         let ledger = KeyLedger::from_tags(&tags);
-        let was_current = current.access_key_id.as_deref() == Some(key_id);
-        if !was_current && !ledger.is_managed_by(key_id, &secret) {
+        let slot_current = current.access_key_id.as_deref() == Some(key_id);
+        if !slot_current && !ledger.is_managed_by(key_id, &secret) {
             return Err(refuse(
                 &secret,
                 "keyrot did not make that key for this secret (delete a hand-made key with aws iam delete-access-key)",
@@ -174,6 +204,9 @@ impl<S: SecretStore, I: IamKeys, R: RotationStarter, C: ClientDirectory> Revoker
             }
         }
 
+        // Only the key being handed out needs replacing at once; an older slot's key mints its
+        // successor at the slot's own tick, while the API keeps serving the newer one.
+        let was_current = slot_current && self.is_newest(user, &secret, key_id).await?;
         self.iam.delete_access_key(user, key_id).await?;
         if tags.iter().any(|(tag, _)| tag == key_id) {
             self.iam.untag_user(user, &[key_id.to_owned()]).await?;

@@ -69,6 +69,7 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
         let secret = SecretRef {
             arn: description.arn.clone(),
             name: description.name.clone(),
+            last_rotated: description.last_rotated,
         };
         if !description.rotation_enabled {
             return Err(RotationError::RotationDisabled {

@@ -9,6 +9,8 @@ use std::future::Future;
 pub struct SecretRef {
     pub arn: String,
     pub name: String,
+    /// When its last rotation completed, as DescribeSecret said.
+    pub last_rotated: Option<std::time::SystemTime>,
 }
 
 /// One kind of rotated secret (an IAM access key, a signing key, ...). The engine runs the

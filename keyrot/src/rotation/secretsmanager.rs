@@ -36,6 +36,9 @@ impl SecretStore for SecretsManagerStore {
             arn: output.arn.unwrap_or_default(),
             name: output.name.unwrap_or_default(),
             rotation_enabled: output.rotation_enabled.unwrap_or(false),
+            last_rotated: output
+                .last_rotated_date
+                .and_then(|date| SystemTime::try_from(date).ok()),
             versions: output.version_ids_to_stages.unwrap_or_default(),
         })
     }

@@ -29,6 +29,8 @@ pub struct SecretDescription {
     pub arn: String,
     pub name: String,
     pub rotation_enabled: bool,
+    /// When its last rotation completed (`LastRotatedDate`).
+    pub last_rotated: Option<SystemTime>,
     /// Version id → staging labels.
     pub versions: HashMap<String, Vec<String>>,
 }

@@ -47,6 +47,7 @@ impl SecretStore for MemoryStore {
             arn: "arn:secret".into(),
             name: "keyrot/test".into(),
             rotation_enabled: self.enabled,
+            last_rotated: None,
             versions: self
                 .versions
                 .lock()
