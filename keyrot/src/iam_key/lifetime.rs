@@ -572,12 +572,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn slots_an_empty_slot_mints_beside_the_other_slots_key() {
-        let keys = [key("THEIRS")];
-        let ledger = KeyLedger::default();
+    /// Slot A of alice holding no key of its own, slot B holding `theirs`.
+    fn plan_keyless_slot(
+        keys: &[&str],
+        tags: &[(String, String)],
+        theirs: &str,
+        now: u64,
+    ) -> SlotPlan {
+        let keys: Vec<AccessKeyInfo> = keys.iter().map(|id| key(id)).collect();
+        let ledger = KeyLedger::from_tags(tags);
         let lost = HashSet::new();
-        let plan = plan(
+        plan(
             &Slots {
                 secret: SECRET,
                 keys: &keys,
@@ -587,14 +592,19 @@ mod tests {
                 lost: &lost,
                 sibling: Some(Sibling {
                     secret: SIBLING,
-                    current_key: Some("THEIRS"),
+                    current_key: Some(theirs),
                     supersedes_ours: false,
                     our_retirement: None,
                 }),
             },
             &LIFETIME,
-            at(1000),
-        );
+            at(now),
+        )
+    }
+
+    #[test]
+    fn slots_an_empty_slot_mints_beside_the_other_slots_key() {
+        let plan = plan_keyless_slot(&["THEIRS"], &[], "THEIRS", 1000);
         assert_eq!(plan.decision, Decision::Mint);
         assert!(plan.retire.is_empty());
     }
@@ -632,27 +642,8 @@ mod tests {
     #[test]
     fn slots_an_upgrade_retires_one_secret_keys_whose_promise_ended() {
         // After the upgrade slot B finds slot A's superseded key of the one-secret era.
-        let keys = [key("A_CUR"), key("A_OLD")];
-        let ledger = KeyLedger::from_tags(&[sibling_mark("A_OLD", Some(990))]);
-        let lost = HashSet::new();
-        let plan = plan(
-            &Slots {
-                secret: SECRET,
-                keys: &keys,
-                ledger: &ledger,
-                current_key: None,
-                previous_key: None,
-                lost: &lost,
-                sibling: Some(Sibling {
-                    secret: SIBLING,
-                    current_key: Some("A_CUR"),
-                    supersedes_ours: false,
-                    our_retirement: None,
-                }),
-            },
-            &LIFETIME,
-            at(1000),
-        );
+        let tags = [sibling_mark("A_OLD", Some(990))];
+        let plan = plan_keyless_slot(&["A_CUR", "A_OLD"], &tags, "A_CUR", 1000);
         assert_eq!(plan.retire, vec![("A_OLD".to_owned(), "promise_ended")]);
         assert_eq!(plan.decision, Decision::Mint);
     }
