@@ -22,6 +22,10 @@ pub enum Fault {
     /// Answer 200 with this body without forwarding: a stale read of eventually consistent
     /// state (IAM's ListAccessKeys just after CreateAccessKey, say).
     Respond { body: &'static str },
+    /// Forward the first matching call and keep its answer; answer every later one with that
+    /// same answer without forwarding: a listing that lags behind (ListSecrets "might not
+    /// reflect changes from the last five minutes").
+    ReplayFirst,
 }
 
 impl Fault {
@@ -82,6 +86,8 @@ struct State {
     bodies: Vec<(String, String)>,
     faults_applied: Vec<(String, Fault)>,
     ordinal_base: usize,
+    /// The answers [`Fault::ReplayFirst`] replays, by operation.
+    replays: std::collections::HashMap<String, (hyper::http::response::Parts, Bytes)>,
 }
 
 pub struct FaultProxy {
@@ -247,6 +253,17 @@ async fn handle(
         }
         fault
     };
+    if fault == Some(Fault::ReplayFirst) {
+        let recorded = state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replays
+            .get(&operation)
+            .cloned();
+        if let Some((parts, body)) = recorded {
+            return Ok(Response::from_parts(parts, Full::new(body)));
+        }
+    }
     match fault {
         Some(Fault::Reject { status, code }) => return Ok(aws_error(status, code, json_protocol)),
         Some(Fault::Respond { body }) => {
@@ -288,6 +305,14 @@ async fn handle(
         // Returning an error makes hyper close the connection without a response.
         Some(Fault::DropResponse) => Err(std::io::Error::other("fault: response dropped")),
         Some(Fault::FailAfterForward) => Ok(aws_error(500, "InternalFailure", json_protocol)),
+        Some(Fault::ReplayFirst) => {
+            state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .replays
+                .insert(operation, (parts.clone(), body.clone()));
+            Ok(Response::from_parts(parts, Full::new(body)))
+        }
         _ => Ok(Response::from_parts(parts, Full::new(body))),
     }
 }

@@ -296,3 +296,56 @@ async fn the_stack_teardown_leaves_no_key_keyrot_made() {
     assert!(world.versions_by_secret().await.is_empty());
     assert!(world.registry_entries().await.is_empty());
 }
+
+/// ListSecrets "might not reflect changes from the last five minutes": with the fault proxy
+/// serving every run the same outdated listing, each slot still rotates once per tick, because
+/// the fleet confirms with DescribeSecret before RotateSecret.
+#[tokio::test]
+async fn a_stale_listing_starts_no_second_rotation() {
+    let interval = Duration::from_secs(4);
+    let world = FleetWorld::new("stale", interval, Duration::from_secs(1)).await;
+    let user = world.create_users(1).await.remove(0);
+    world.enrol(&user).await;
+    for _ in 0..3 {
+        world.reconcile().await;
+    }
+    world
+        .proxy
+        .inject("ListSecrets", Fault::ReplayFirst, usize::MAX);
+    let rotations = |calls: &[String]| calls.iter().filter(|c| *c == "RotateSecret").count();
+    let versions_before = world.version_counts().await;
+    let rotations_before = rotations(&world.proxy.calls());
+    let from = unix(SystemTime::now());
+    let started = Instant::now();
+    while started.elapsed() < 3 * interval {
+        let report = world.reconcile().await;
+        assert_eq!(report.errors, 0, "{report:?}");
+    }
+    let to = unix(SystemTime::now());
+    let versions_after = world.version_counts().await;
+    let mut written_total = 0;
+    for (secret, after) in &versions_after {
+        let written = after - versions_before[secret];
+        let schedule =
+            keyrot::key_slots::Schedule::of(&world.prefix, secret, interval).expect("a slot");
+        let ticks = (from..=to)
+            .filter(|second| {
+                let at = std::time::UNIX_EPOCH + Duration::from_secs(*second);
+                schedule.latest_at_or_before(at) == Some(at)
+            })
+            .count();
+        // Without the confirmation every run after a tick would start it again (4 runs per
+        // tick here); with it, one rotation per tick (one more if a tick fell on the edge).
+        assert!(
+            written <= ticks + 1,
+            "{secret}: {written} rotations for {ticks} ticks"
+        );
+        written_total += written;
+    }
+    assert!(written_total >= 1, "the ticks still rotate");
+    assert_eq!(
+        rotations(&world.proxy.calls()) - rotations_before,
+        written_total,
+        "each RotateSecret made one version"
+    );
+}
