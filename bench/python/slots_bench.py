@@ -34,12 +34,16 @@ def call(method, url, headers):
 
 
 def versions_since(secrets, name, since):
-    count = 0
-    for page in secrets.get_paginator("list_secret_version_ids").paginate(
-        SecretId=name, IncludeDeprecated=True
-    ):
+    """Versions created since `since` (boto3 has no paginator for this call)."""
+    count, token = 0, None
+    while True:
+        page = secrets.list_secret_version_ids(
+            SecretId=name, IncludeDeprecated=True, **({"NextToken": token} if token else {})
+        )
         count += sum(1 for v in page["Versions"] if v["CreatedDate"].timestamp() >= since)
-    return count
+        token = page.get("NextToken")
+        if not token:
+            return count
 
 
 def lambda_seconds(functions_log, since_ms):
