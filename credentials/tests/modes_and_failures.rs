@@ -258,11 +258,21 @@ fn modes_cache_concurrency_and_failures() {
     let output = consumer.run("alice", &[]);
     assert!(stderr(&output).is_empty(), "rewritten: {}", stderr(&output));
 
-    // A rotation, then a cache that expects a newer key: the helper fetches it.
+    // A rotation, then a cache that expects a newer key: the helper fetches again. (Within the
+    // interval every key is still promised, so the rotation carried the key forward.)
     rotate(&stack, "keyrot/iam/alice");
     expect_newer_key(&cache_file);
+    let fetches = stack.api_requests("GET", "/active-key");
     let rotated = credentials(&consumer.run("alice", &[]));
-    assert_ne!(rotated["AccessKeyId"], cached["AccessKeyId"]);
+    assert_eq!(
+        stack.api_requests("GET", "/active-key"),
+        fetches + 1,
+        "fetched again"
+    );
+    assert_eq!(
+        rotated["AccessKeyId"], cached["AccessKeyId"],
+        "carried forward"
+    );
     secrets.push(
         rotated["SecretAccessKey"]
             .as_str()

@@ -215,6 +215,7 @@ impl<R: SecretReader> ApiService<R> {
             self.secrets.current(&names[1])
         );
         let mut newest: Option<(usize, CurrentVersion, IamKeySecret, SystemTime)> = None;
+        let mut retirements: [Option<SystemTime>; 2] = [None, None];
         for (index, read) in [a, b].into_iter().enumerate() {
             let current = match read {
                 Ok(Some(current)) => current,
@@ -228,6 +229,7 @@ impl<R: SecretReader> ApiService<R> {
                 .ok()
                 .filter(|secret| secret.user_name == user && secret.key().is_some());
             let Some(key) = key else { continue };
+            retirements[index] = key.expires();
             let created = key.created().or(current.created).unwrap_or(UNIX_EPOCH);
             if newest
                 .as_ref()
@@ -241,7 +243,8 @@ impl<R: SecretReader> ApiService<R> {
             return error_response(404, "not_found", "no managed key for this user yet");
         };
         let interval = self.settings.rotation_interval;
-        let other_slot = key_slots::Schedule::of(prefix, &names[1 - index], interval);
+        let other_slot = key_slots::Schedule::of(prefix, &names[1 - index], interval)
+            .map(|schedule| (schedule, retirements[1 - index]));
         let rotated = current.created.unwrap_or(fetched_at);
         let lifetime = KeyTimes::of(&key, rotated, fetched_at, interval, other_slot);
         info!(request_id, client_id, user, decision = "key_read", slot = Slot::BOTH[index].label(), version = %current.version_id);

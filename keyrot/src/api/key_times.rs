@@ -24,15 +24,16 @@ pub struct KeyTimes {
 
 impl KeyTimes {
     /// `configured` is api-fn's own interval, for values that record none. `other_slot` is
-    /// the other slot's schedule, for a user with two slots: its first tick after the key was
-    /// created is when a newer key is expected (if that has passed, the other slot is late
-    /// and the client retries after the slack).
+    /// the other slot's schedule and its key's `ExpiresAt`, for a user with two slots: the
+    /// other slot mints the next key at its first tick after this key was created that is not
+    /// before its own key's retirement (a tick before that carries its key forward). If that
+    /// tick has passed, the other slot is late and the client retries after the slack.
     pub fn of(
         key: &IamKeySecret,
         version_created: SystemTime,
         fetched_at: SystemTime,
         configured: Duration,
-        other_slot: Option<key_slots::Schedule>,
+        other_slot: Option<(key_slots::Schedule, Option<SystemTime>)>,
     ) -> Self {
         let interval = key_slots::governing_interval(key.interval_seconds, configured);
         let slack = key_slots::slack(interval);
@@ -44,8 +45,8 @@ impl KeyTimes {
         };
         let created = key.created().unwrap_or(version_created);
         let expected = match (key.expires(), other_slot) {
-            (Some(_), Some(schedule)) => schedule
-                .first_at_or_after(created)
+            (Some(_), Some((schedule, their_retirement))) => schedule
+                .first_at_or_after(created.max(their_retirement.unwrap_or(created)))
                 .and_then(|tick| tick.checked_add(slack)),
             _ => created
                 .checked_add(interval)
@@ -139,13 +140,16 @@ mod tests {
         assert_eq!(times.expiration, at(1_600));
     }
 
-    /// alice's slot B, whose ticks fall at 1_800_000_600 + k·1200 for an offset of 0.
-    fn slot_b() -> key_slots::Schedule {
+    /// Slot B of a user whose ticks fall at 1_800_000_600 + k·1200 (an offset of 0), its key
+    /// retired at `retired` (seconds), if recorded.
+    fn slot_b(retired: Option<u64>) -> (key_slots::Schedule, Option<SystemTime>) {
         let name = (0..)
             .map(|n| format!("keyrot/iam/user{n}"))
             .find(|name| key_slots::offset(name, TEN_MINUTES) == 0)
             .expect("a user whose offset is 0");
-        key_slots::Schedule::of("keyrot/iam/", &format!("{name}/b"), TEN_MINUTES).expect("slot B")
+        let schedule = key_slots::Schedule::of("keyrot/iam/", &format!("{name}/b"), TEN_MINUTES)
+            .expect("slot B");
+        (schedule, retired.map(at))
     }
 
     #[test]
@@ -159,7 +163,7 @@ mod tests {
             at(1_800_000_000),
             at(1_800_000_120),
             TEN_MINUTES,
-            Some(slot_b()),
+            Some(slot_b(Some(1_800_000_600))),
         );
         assert_eq!(times.expiration, at(1_800_001_200));
         assert_eq!(times.refresh_after, at(1_800_000_660));
@@ -169,7 +173,7 @@ mod tests {
             at(1_800_000_000),
             at(1_800_000_630),
             TEN_MINUTES,
-            Some(slot_b()),
+            Some(slot_b(Some(1_800_000_600))),
         );
         assert_eq!(times.expiration, at(1_800_001_200));
         // Slot B is late: the client retries after the slack, not at slot B's next tick.
@@ -186,9 +190,26 @@ mod tests {
             at(1_800_000_000),
             fetched,
             TEN_MINUTES,
-            Some(slot_b()),
+            Some(slot_b(Some(1_800_000_600))),
         );
         assert_eq!(times.expiration, at(1_800_001_290));
         assert_eq!(times.refresh_after, at(1_800_001_290));
+    }
+
+    #[test]
+    fn a_newer_key_is_expected_only_at_a_tick_where_the_other_slot_may_retire_its_own() {
+        // Just after onboarding: the newest key was made at 1_800_000_000; the other slot's
+        // key is promised until 1_800_001_800, so that slot's tick at 1_800_000_600 carries
+        // its key forward, and the next key comes at its tick at 1_800_001_800.
+        let mut key = key(Some("2027-01-15T08:00:00Z"), Some(600));
+        key.expires_at = Some("2027-01-15T08:40:00Z".into());
+        let times = KeyTimes::of(
+            &key,
+            at(1_800_000_000),
+            at(1_800_000_010),
+            TEN_MINUTES,
+            Some(slot_b(Some(1_800_001_800))),
+        );
+        assert_eq!(times.refresh_after, at(1_800_001_860));
     }
 }
