@@ -129,38 +129,16 @@ impl SecretStore for SecretsManagerStore {
 
 impl crate::iam_key::SecretVersions for SecretsManagerStore {
     async fn sibling(&self, secret_id: &str) -> Result<Option<SiblingSecret>, AwsCallError> {
-        let description = match self
-            .client
-            .describe_secret()
-            .secret_id(secret_id)
-            .send()
-            .await
-        {
-            Ok(description) => description,
-            Err(error) => {
-                let error = AwsCallError::from_sdk("DescribeSecret", &error);
-                if error.has_code("ResourceNotFoundException") {
-                    return Ok(None);
-                }
-                return Err(error);
-            }
-        };
-        if description.deleted_date.is_some() {
+        // The fleet's DescribeSecret reading; its fleet tag does not matter here.
+        let described = crate::fleet::FleetSecrets::describe(self, secret_id, "").await?;
+        let Some(described) = described.filter(|secret| secret.deleted.is_none()) else {
             return Ok(None);
-        }
-        let rotating = description.version_ids_to_stages().is_some_and(|versions| {
-            versions.values().any(|stages| {
-                stages.iter().any(|s| s == Stage::Pending.label())
-                    && !stages.iter().any(|s| s == Stage::Current.label())
-            })
-        });
+        };
         let current = self.get_value(secret_id, None, Stage::Current).await?;
         Ok(Some(SiblingSecret {
             current,
-            rotating,
-            last_rotated: description
-                .last_rotated_date
-                .and_then(|date| SystemTime::try_from(date).ok()),
+            rotating: described.rotating,
+            last_rotated: described.last_rotated,
         }))
     }
 
