@@ -4,7 +4,7 @@
 //! entry points are fuzzed by the targets in fuzz/ (see fuzz/README.md).
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
-use keyrot::api::authorizer::{decide, AuthorizerSettings, Decision};
+use keyrot::api::authorizer::{decide, AuthorizerSettings, CallerRequest, Decision};
 use keyrot::api::clients::{Client, ClientRegistry};
 use keyrot::api::source_ip::{parse_source_ip, CidrList};
 use keyrot::api::token::{TokenIssuer, TokenSettings, TokenVerifier};
@@ -156,7 +156,7 @@ proptest! {
     ) {
         let f = fixture();
         let Some(request) = event(route.0, route.1, &headers, &ip) else { return Ok(()); };
-        let decision = decide(&request, &f.registry, &f.verifier, &f.settings, f.now);
+        let decision = decide(&CallerRequest::of_authorizer_event(&request), &f.registry, &f.verifier, &f.settings, f.now);
         if let Decision::Allow(allowed) = decision {
             let values = |name: &str| headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
             prop_assert_eq!(allowed.client_id.as_str(), CLIENT);

@@ -97,7 +97,10 @@ fn keyrot_env(function: &str, options: &Options) -> Vec<(&'static str, String)> 
             env
         }
         "api-fn" => {
+            // api-fn checks the caller itself, with the authorizer's settings.
             let mut env = token.to_vec();
+            env.push(("KEYROT_ALLOWED_CIDRS", options.allowed_cidrs.join(",")));
+            env.push(("KEYROT_REGISTRY_TTL_SECONDS", "5".to_owned()));
             env.push((
                 "KEYROT_TOKEN_TTL_SECONDS",
                 options.token_ttl_seconds.to_string(),

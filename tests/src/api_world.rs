@@ -14,6 +14,7 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::iam::IamPolicyEffect;
 use keyrot::api::authorizer::AuthorizerSettings;
 use keyrot::api::authorizer_service::{AuthorizerError, AuthorizerService};
+use keyrot::api::caller_check::CallerCheck;
 use keyrot::api::endpoints::{ApiService, ApiSettings};
 use keyrot::api::registry_source::AwsClientSource;
 use keyrot::api::secret_reader::SecretsManagerReader;
@@ -38,6 +39,7 @@ pub type Engine = RotationEngine<
 >;
 
 pub type Authorizer = AuthorizerService<AwsClientSource, SsmPublicKeyStore>;
+pub type Api = ApiService<SecretsManagerReader, AwsClientSource, SsmPublicKeyStore>;
 
 /// The authorizer service as authorizer-fn wires it. `names`: client parameter path, client
 /// secret prefix, public keys parameter; `token`: issuer and audience.
@@ -63,6 +65,31 @@ fn authorizer_service(
         ),
         SsmPublicKeyStore::new(ssm.clone(), public_keys_parameter),
         cache_ttl,
+    )
+}
+
+/// api-fn's own check of the caller, as api-fn wires it (the authorizer's settings).
+fn caller_check(
+    ssm: &aws_sdk_ssm::Client,
+    secrets: &aws_sdk_secretsmanager::Client,
+    names: [&str; 3],
+    token: [&str; 2],
+) -> CallerCheck<AwsClientSource, SsmPublicKeyStore> {
+    let [clients_path, client_secret_prefix, public_keys_parameter] = names;
+    CallerCheck::new(
+        AuthorizerSettings {
+            allowed_cidrs: CidrList::parse_comma_separated(ALLOWED_CIDRS).expect("cidrs"),
+            issuer: token[0].to_owned(),
+            audience: token[1].to_owned(),
+        },
+        AwsClientSource::new(
+            ssm.clone(),
+            secrets.clone(),
+            clients_path,
+            client_secret_prefix,
+        ),
+        SsmPublicKeyStore::new(ssm.clone(), public_keys_parameter),
+        Duration::ZERO, // every call sees the registry and keys as they are now
     )
 }
 
@@ -96,7 +123,7 @@ pub struct ApiWorld {
     pub audience: String,
     pub engine: Engine,
     pub authorizer: Authorizer,
-    pub api: ApiService<SecretsManagerReader>,
+    pub api: Api,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub iam: aws_sdk_iam::Client,
@@ -159,6 +186,12 @@ impl ApiWorld {
                 signing_key_cache_ttl: Duration::ZERO,
             },
             SecretsManagerReader::new(secrets.clone()),
+            caller_check(
+                &ssm,
+                &secrets,
+                [&clients_path, &client_secret_prefix, &public_keys_parameter],
+                [&issuer, &audience],
+            ),
         );
         let users: Vec<String> = ["alice", "bob"]
             .iter()
@@ -351,8 +384,13 @@ impl ApiWorld {
         }
         let decision = serde_json::to_value(&decision).expect("authorizer response");
         let proxy_event = proxy_event(&call, &decision);
-        let request: ApiGatewayProxyRequest =
-            serde_json::from_value(proxy_event).expect("proxy event");
+        self.invoke_api(proxy_event).await
+    }
+
+    /// api-fn invoked with `event` as it stands, as anyone allowed `lambda:InvokeFunction`
+    /// can, past API Gateway and its authorizer.
+    pub async fn invoke_api(&self, event: Value) -> Reply {
+        let request: ApiGatewayProxyRequest = serde_json::from_value(event).expect("proxy event");
         let response = self.api.handle(request, "api-invocation").await;
         let body = match response.body {
             Some(Body::Text(text)) => serde_json::from_str(&text).expect("JSON body"),

@@ -2,7 +2,7 @@
 //! names (item 9), an unreadable client secret (item 6) and tokens of a new signing key at a
 //! warm authorizer (item 7).
 
-use keyrot::api::authorizer_service::KID_RELOAD_MIN_INTERVAL;
+use keyrot::api::caller_check::FORCED_RELOAD_MIN_INTERVAL as KID_RELOAD_MIN_INTERVAL;
 use keyrot_integration_tests::api_world::{ApiWorld, Call};
 use std::time::Duration;
 

@@ -13,7 +13,7 @@ use super::source_ip::{is_allowed, parse_source_ip, CidrList};
 use super::token::TokenVerifier;
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
-    ApiGatewayCustomAuthorizerResponse,
+    ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyRequest,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use http::HeaderMap;
@@ -22,6 +22,8 @@ use std::time::SystemTime;
 /// Longest API key accepted; generated keys are 43 characters.
 pub const MAX_API_KEY_BYTES: usize = 128;
 pub const API_KEY_HEADER: &str = "x-api-key";
+/// The refusal reason for an API key the registry does not hold (yet).
+pub const UNKNOWN_API_KEY: &str = "unknown_api_key";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -76,23 +78,67 @@ impl Decision {
     }
 }
 
-/// The single value of a header; `Err` when it appears more than once. API Gateway puts the
-/// last value in `headers` and all of them in `multiValueHeaders`, so both are consulted.
-fn single_header<'h>(
-    request: &'h ApiGatewayCustomAuthorizerRequestTypeRequest,
-    name: &str,
-) -> Result<Option<&'h str>, ()> {
-    let repeated = |headers: &HeaderMap| headers.get_all(name).iter().count() > 1;
-    if repeated(&request.headers) || repeated(&request.multi_value_headers) {
-        return Err(());
+/// What a caller's credentials are checked against: the parts of a request API Gateway
+/// fills in, the same whether they reach the authorizer or (as a proxy event) api-fn.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerRequest<'r> {
+    /// API Gateway's view of the peer (`requestContext.identity.sourceIp`).
+    pub source_ip: Option<&'r str>,
+    pub headers: &'r HeaderMap,
+    pub multi_value_headers: &'r HeaderMap,
+    pub method: &'r str,
+    pub resource: &'r str,
+}
+
+impl<'r> CallerRequest<'r> {
+    pub fn of_authorizer_event(request: &'r ApiGatewayCustomAuthorizerRequestTypeRequest) -> Self {
+        Self {
+            source_ip: request
+                .request_context
+                .identity
+                .as_ref()
+                .and_then(|identity| identity.source_ip.as_deref()),
+            headers: &request.headers,
+            multi_value_headers: &request.multi_value_headers,
+            method: request.http_method.as_ref().map_or("", |m| m.as_str()),
+            resource: request
+                .resource
+                .as_deref()
+                .or(request.request_context.resource_path.as_deref())
+                .unwrap_or_default(),
+        }
     }
-    match request
-        .headers
-        .get(name)
-        .or_else(|| request.multi_value_headers.get(name))
-    {
-        None => Ok(None),
-        Some(value) => value.to_str().map(Some).map_err(|_| ()),
+
+    pub fn of_proxy_event(request: &'r ApiGatewayProxyRequest) -> Self {
+        Self {
+            source_ip: request.request_context.identity.source_ip.as_deref(),
+            headers: &request.headers,
+            multi_value_headers: &request.multi_value_headers,
+            method: request.http_method.as_str(),
+            resource: request
+                .resource
+                .as_deref()
+                .or(request.request_context.resource_path.as_deref())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The single value of a header; `Err` when it appears more than once. API Gateway puts
+    /// the last value in `headers` and all of them in `multiValueHeaders`, so both are
+    /// consulted.
+    fn single_header(&self, name: &str) -> Result<Option<&'r str>, ()> {
+        let repeated = |headers: &HeaderMap| headers.get_all(name).iter().count() > 1;
+        if repeated(self.headers) || repeated(self.multi_value_headers) {
+            return Err(());
+        }
+        match self
+            .headers
+            .get(name)
+            .or_else(|| self.multi_value_headers.get(name))
+        {
+            None => Ok(None),
+            Some(value) => value.to_str().map(Some).map_err(|_| ()),
+        }
     }
 }
 
@@ -102,32 +148,27 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 pub fn decide(
-    request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    request: &CallerRequest<'_>,
     registry: &ClientRegistry,
     verifier: &TokenVerifier,
     settings: &AuthorizerSettings,
     now: SystemTime,
 ) -> Decision {
     // Only API Gateway's view of the peer counts: never X-Forwarded-For or another header.
-    let source_ip = request
-        .request_context
-        .identity
-        .as_ref()
-        .and_then(|identity| identity.source_ip.as_deref())
-        .and_then(parse_source_ip);
+    let source_ip = request.source_ip.and_then(parse_source_ip);
     let Some(source_ip) = source_ip.filter(|ip| settings.allowed_cidrs.contains(*ip)) else {
         return Decision::Forbidden {
             client_id: None,
             reason: "ip_not_allowed",
         };
     };
-    let api_key = match single_header(request, API_KEY_HEADER) {
+    let api_key = match request.single_header(API_KEY_HEADER) {
         Ok(Some(key)) if !key.is_empty() && key.len() <= MAX_API_KEY_BYTES => key,
         Ok(None) => return Decision::Unauthorized("missing_api_key"),
         _ => return Decision::Unauthorized("malformed_api_key"),
     };
     let Some(client) = registry.find_by_api_key(api_key, now) else {
-        return Decision::Unauthorized("unknown_api_key");
+        return Decision::Unauthorized(UNKNOWN_API_KEY);
     };
     // The same answer as an unknown key (the reason is for logs and metrics only).
     if !is_allowed(&settings.allowed_cidrs, &client.cidrs, source_ip) {
@@ -137,23 +178,13 @@ pub fn decide(
         client_id: Some(client.id.clone()),
         reason,
     };
-    let method = request
-        .http_method
-        .as_ref()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_default();
-    let resource = request
-        .resource
-        .clone()
-        .or_else(|| request.request_context.resource_path.clone())
-        .unwrap_or_default();
-    let Some(route) = Route::of(&method, &resource) else {
+    let Some(route) = Route::of(request.method, request.resource) else {
         return forbidden("unknown_route");
     };
 
     let mut token_id = None;
     if route == Route::ActiveKey {
-        let token = match single_header(request, "authorization") {
+        let token = match request.single_header("authorization") {
             Ok(Some(value)) => match bearer_token(value) {
                 Some(token) if !token.is_empty() => token,
                 _ => return Decision::Unauthorized("malformed_authorization"),

@@ -1,26 +1,17 @@
 //! The authorizer function: registry and keys from AWS (cached briefly), one decision per
 //! request, logged without any credential.
 
-use super::authorizer::{decide, policy_response, AuthorizerSettings, Decision};
-use super::clients::ClientRegistry;
+use super::authorizer::{policy_response, AuthorizerSettings, CallerRequest, Decision};
+use super::caller_check::CallerCheck;
 use super::registry_source::ClientSource;
-use super::token::{TokenRejection, TokenVerifier};
-use crate::cache::TtlCache;
 use crate::metrics::{self, Unit};
-use crate::signing_key::{KeySetError, PublicKeyStore};
+use crate::signing_key::PublicKeyStore;
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use std::time::{Duration, SystemTime};
-use tokio::time::Instant;
-use tracing::{error, info, warn};
-
-/// Shortest time between two key-set reloads forced by a token with an unknown `kid`. api-fn
-/// may sign with a new key before this instance's cached key set has it (the key is published
-/// before it signs anything); one reload then lets the token in. The limit keeps callers with
-/// a valid API key from turning made-up `kid`s into a stream of SSM reads.
-pub const KID_RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(5);
+use std::time::Duration;
+use tracing::{error, info};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorizerError {
@@ -48,12 +39,7 @@ impl From<AuthorizerError> for Diagnostic {
 }
 
 pub struct AuthorizerService<C, K> {
-    settings: AuthorizerSettings,
-    clients: C,
-    public_keys: K,
-    registry: TtlCache<ClientRegistry>,
-    verifier: TtlCache<TokenVerifier>,
-    last_kid_reload: std::sync::Mutex<Option<Instant>>,
+    caller: CallerCheck<C, K>,
 }
 
 impl<C: ClientSource, K: PublicKeyStore> AuthorizerService<C, K> {
@@ -64,36 +50,8 @@ impl<C: ClientSource, K: PublicKeyStore> AuthorizerService<C, K> {
         cache_ttl: Duration,
     ) -> Self {
         Self {
-            settings,
-            clients,
-            public_keys,
-            registry: TtlCache::new(cache_ttl),
-            verifier: TtlCache::new(cache_ttl),
-            last_kid_reload: std::sync::Mutex::new(None),
+            caller: CallerCheck::new(settings, clients, public_keys, cache_ttl),
         }
-    }
-
-    async fn load_verifier(&self) -> Result<TokenVerifier, String> {
-        let text = self.public_keys.read().await.map_err(|e| e.to_string())?;
-        let set = crate::signing_key::parse_key_set_text(text.as_deref())
-            .map_err(|e: KeySetError| e.to_string())?;
-        Ok(TokenVerifier::new(
-            &set,
-            &self.settings.issuer,
-            &self.settings.audience,
-        ))
-    }
-
-    /// Whether an unknown `kid` may force a key-set reload now (and if so, records it).
-    fn may_reload_for_unknown_kid(&self) -> bool {
-        let Ok(mut last) = self.last_kid_reload.lock() else {
-            return false;
-        };
-        if last.is_some_and(|at| at.elapsed() < KID_RELOAD_MIN_INTERVAL) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        true
     }
 
     pub async fn handle(
@@ -102,42 +60,15 @@ impl<C: ClientSource, K: PublicKeyStore> AuthorizerService<C, K> {
     ) -> Result<ApiGatewayCustomAuthorizerResponse, AuthorizerError> {
         let request_id = event.context.request_id;
         let request = event.payload;
-        // Both loads at once: on a cold start they are the first invocation's only AWS calls.
-        let (registry, verifier) = tokio::join!(
-            self.registry
-                .get_or_load(|| async { self.clients.load().await.map(ClientRegistry::new) }),
-            self.verifier.get_or_load(|| self.load_verifier()),
-        );
-        let registry = registry.map_err(|e| self.unavailable(&request_id, e.to_string()))?;
-        let verifier = verifier.map_err(|e| self.unavailable(&request_id, e))?;
-
-        let mut decision = decide(
-            &request,
-            &registry,
-            &verifier,
-            &self.settings,
-            SystemTime::now(),
-        );
-        // A key newer than the cached set: read the set again (once, rate-limited), then decide
-        // again. A failed reload keeps the refusal; it never turns into a 500.
-        if decision == Decision::Unauthorized(TokenRejection::UnknownKey.as_str())
-            && self.may_reload_for_unknown_kid()
-        {
-            match self.verifier.reload(|| self.load_verifier()).await {
-                Ok(fresh) => {
-                    decision = decide(
-                        &request,
-                        &registry,
-                        &fresh,
-                        &self.settings,
-                        SystemTime::now(),
-                    );
-                }
-                Err(message) => {
-                    warn!(request_id = %request_id, error = %message, "key set reload for an unknown kid failed");
-                }
-            }
-        }
+        let decision = self
+            .caller
+            .decide(
+                &CallerRequest::of_authorizer_event(&request),
+                &request_id,
+                false,
+            )
+            .await
+            .map_err(|message| self.unavailable(&request_id, message))?;
         let client_id = match &decision {
             Decision::Allow(allowed) => allowed.client_id.as_str(),
             Decision::Forbidden { client_id, .. } => client_id.as_deref().unwrap_or(""),

@@ -1,14 +1,18 @@
 //! `api-fn`: `POST /generate-token` and `GET /active-key?username=U`, behind the authorizer.
+//! api-fn checks the caller's credentials itself ([`CallerCheck`]): anyone allowed to invoke
+//! the function can hand it any event, authorizer context included.
 
-use super::authorizer::{parse_allowed_users_context, Route};
+use super::authorizer::{CallerRequest, Decision, Route};
+use super::caller_check::CallerCheck;
 use super::key_times::KeyTimes;
+use super::registry_source::ClientSource;
 use super::secret_reader::{CurrentVersion, SecretReader};
 use super::token::{TokenIssuer, TokenSettings};
 use crate::cache::TtlCache;
 use crate::iam_key::IamKeySecret;
 use crate::key_slots::{self, Slot};
 use crate::metrics::{self, Unit};
-use crate::signing_key::SigningKeySecret;
+use crate::signing_key::{PublicKeyStore, SigningKeySecret};
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -34,9 +38,10 @@ pub struct ApiSettings {
     pub signing_key_cache_ttl: Duration,
 }
 
-pub struct ApiService<R> {
+pub struct ApiService<R, C, K> {
     settings: ApiSettings,
     secrets: R,
+    caller: CallerCheck<C, K>,
     issuer: TtlCache<Option<TokenIssuer>>,
 }
 
@@ -56,12 +61,13 @@ fn error_response(status: i64, code: &str, message: &str) -> ApiGatewayProxyResp
     response(status, json!({ "error": code, "message": message }))
 }
 
-impl<R: SecretReader> ApiService<R> {
-    pub fn new(settings: ApiSettings, secrets: R) -> Self {
+impl<R: SecretReader, C: ClientSource, K: PublicKeyStore> ApiService<R, C, K> {
+    pub fn new(settings: ApiSettings, secrets: R, caller: CallerCheck<C, K>) -> Self {
         let ttl = settings.signing_key_cache_ttl;
         Self {
             settings,
             secrets,
+            caller,
             issuer: TtlCache::new(ttl),
         }
     }
@@ -71,27 +77,58 @@ impl<R: SecretReader> ApiService<R> {
         request: ApiGatewayProxyRequest,
         request_id: &str,
     ) -> ApiGatewayProxyResponse {
-        let fields = &request.request_context.authorizer.fields;
-        let client_id = fields
+        let caller = CallerRequest::of_proxy_event(&request);
+        // The authorizer's context is a hint, never a grant: it only says whether a key our
+        // cached registry does not know yet is worth one reload.
+        let known_elsewhere = request
+            .request_context
+            .authorizer
+            .fields
             .get("client_id")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        let route = Route::of(
-            request.http_method.as_str(),
-            request.resource.as_deref().unwrap_or_default(),
-        );
-        if client_id.is_empty() {
-            // Only reachable if the authorizer is not in front: refuse rather than guess.
-            info!(
-                request_id,
-                decision = "no_client_context",
-                "request without authorizer context"
-            );
-            return error_response(403, "forbidden", "not authorized");
-        }
+            .and_then(|value| value.as_str())
+            .is_some_and(|client_id| !client_id.is_empty());
+        let decision = match self
+            .caller
+            .decide(&caller, request_id, known_elsewhere)
+            .await
+        {
+            Ok(decision) => decision,
+            Err(failure) => {
+                error!(request_id, decision = "caller_check_unavailable", error = %failure);
+                return error_response(500, "internal_error", "internal error");
+            }
+        };
+        let allowed = match decision {
+            Decision::Allow(allowed) => allowed,
+            Decision::Unauthorized(reason) => {
+                // Reached only past API Gateway: a direct invoke, or caches that disagree.
+                info!(
+                    request_id,
+                    decision = "caller_refused",
+                    reason,
+                    "credentials refused"
+                );
+                return error_response(401, "unauthorized", "not authorized");
+            }
+            Decision::Forbidden { client_id, reason } => {
+                info!(
+                    request_id,
+                    client_id = client_id.as_deref().unwrap_or(""),
+                    decision = "caller_refused",
+                    reason,
+                    "caller refused"
+                );
+                return error_response(403, "forbidden", "not authorized");
+            }
+        };
+        let client_id = allowed.client_id.as_str();
+        let route = Route::of(caller.method, caller.resource);
         match route {
             Some(Route::GenerateToken) => self.generate_token(client_id, request_id).await,
-            Some(Route::ActiveKey) => self.active_key(&request, client_id, request_id).await,
+            Some(Route::ActiveKey) => {
+                self.active_key(&request, client_id, &allowed.users, request_id)
+                    .await
+            }
             None => error_response(404, "not_found", "no such resource"),
         }
     }
@@ -162,6 +199,7 @@ impl<R: SecretReader> ApiService<R> {
         &self,
         request: &ApiGatewayProxyRequest,
         client_id: &str,
+        allowed: &[String],
         request_id: &str,
     ) -> ApiGatewayProxyResponse {
         let values = request
@@ -187,16 +225,7 @@ impl<R: SecretReader> ApiService<R> {
             }
             _ => return error_response(400, "invalid_request", "username must be given once"),
         };
-        // Defence in depth: the authorizer's context says which users this client may read,
-        // as a JSON array (user names may contain commas); anything else allows nobody.
-        let allowed = request
-            .request_context
-            .authorizer
-            .fields
-            .get("allowed_users")
-            .and_then(|v| v.as_str())
-            .and_then(parse_allowed_users_context)
-            .unwrap_or_default();
+        // The users of the client the credentials belong to, from the registry.
         if !allowed.iter().any(|allowed_user| allowed_user == user) {
             info!(request_id, client_id, user, decision = "user_not_allowed");
             // Same answer whether or not the user exists: no enumeration.

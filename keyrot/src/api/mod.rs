@@ -3,6 +3,7 @@
 
 pub mod authorizer;
 pub mod authorizer_service;
+pub mod caller_check;
 pub mod clients;
 pub mod config;
 pub mod endpoints;
