@@ -6,7 +6,10 @@
 pub mod responder;
 
 use keyrot::config::RotationConfig;
-use keyrot::fleet::{handle_fleet_event, is_fleet_event, Fleet, FleetConfig, SsmRegistry};
+use keyrot::fleet::{
+    handle_fleet_event, is_fleet_event, CloudFormationStacks, Fleet, FleetConfig, SsmRegistry,
+    StackPorts,
+};
 use keyrot::iam_key::{IamKeyRotator, IamRotationSettings, IamSdk, StsKeyVerifier};
 use keyrot::notify::ConfiguredNotifier;
 use keyrot::revoke::{handle_revoke_event, RevokeRequest, Revoker, SsmClientDirectory};
@@ -51,6 +54,7 @@ pub async fn serve() -> Result<(), Error> {
         config: fleet_config,
     });
     let responder = responder::HttpsResponder::default();
+    let stacks = CloudFormationStacks::new(aws_sdk_cloudformation::Client::new(&sdk_config));
     let revoker = Revoker {
         store: store.clone(),
         iam: IamSdk::new(iam),
@@ -60,12 +64,13 @@ pub async fn serve() -> Result<(), Error> {
     };
     let notifier = ConfiguredNotifier::new(config.failure_mail, &sdk_config);
     let (engine, revoker, notifier) = (&engine, &revoker, &notifier);
-    let (fleet, responder) = (fleet.as_ref(), &responder);
+    let (fleet, responder, stacks) = (fleet.as_ref(), &responder, &stacks);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         if is_fleet_event(&event.payload) {
             // Boxed: the fleet's future is deep enough to overflow the compiler's layout
             // query inside the runtime's service future otherwise.
-            Box::pin(handle_fleet_event(fleet, responder, event))
+            let stack = StackPorts { responder, stacks };
+            Box::pin(handle_fleet_event(fleet, stack, event))
                 .await
                 .map_err(Diagnostic::from)
         } else if RevokeRequest::is_revoke(&event.payload) {

@@ -67,6 +67,7 @@ impl FleetWorld {
                 },
                 run_time: Duration::from_secs(1),
                 offboard_grace: grace,
+                stack_id: Some(STACK_ID.to_owned()),
             },
         };
         // The rotation function's calls go through the proxy too: its counts are the
@@ -124,8 +125,27 @@ impl FleetWorld {
     }
 
     /// Stack deletion as CloudFormation drives it: the teardown custom resource's Delete
-    /// event to the fleet's handler; returns the response document and the URL it went to.
+    /// event to the fleet's handler while the stack is being deleted; returns the response
+    /// document and the URL it went to.
     pub async fn teardown_through_custom_resource(&self) -> (serde_json::Value, String) {
+        let (result, sent) = self
+            .custom_resource_event(teardown_event(), &StackBeingDeleted)
+            .await;
+        result.expect("teardown answered");
+        let (url, body) = sent.expect("a response was sent");
+        (serde_json::from_str(&body).expect("JSON response"), url)
+    }
+
+    /// `event` to the fleet's handler, with `stacks` reporting the stack's status; the
+    /// handler's result and the answer it sent (URL, body), if any.
+    pub async fn custom_resource_event<T: keyrot::fleet::StackStatus>(
+        &self,
+        event: serde_json::Value,
+        stacks: &T,
+    ) -> (
+        Result<serde_json::Value, keyrot::fleet::FleetError>,
+        Option<(String, String)>,
+    ) {
         let responder = CapturingResponder::default();
         let mut context = lambda_runtime::Context::default();
         context.request_id = "teardown-test".into();
@@ -134,31 +154,17 @@ impl FleetWorld {
             .unwrap_or_default()
             .as_millis() as u64
             + 600_000;
-        let event = serde_json::json!({
-            "RequestType": "Delete",
-            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:keyrot-fleet",
-            "ResponseURL": "https://cloudformation-custom-resource-response.invalid/cfn-response",
-            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/keyrot/1",
-            "RequestId": "request-1",
-            "ResourceType": "Custom::KeyrotFleetTeardown",
-            "LogicalResourceId": "FleetTeardown",
-            "PhysicalResourceId": "keyrot-fleet-teardown",
-            "ResourceProperties": {}
-        });
-        keyrot::fleet::handle_fleet_event(
+        let result = keyrot::fleet::handle_fleet_event(
             Some(&self.fleet),
-            &responder,
+            keyrot::fleet::StackPorts {
+                responder: &responder,
+                stacks,
+            },
             lambda_runtime::LambdaEvent::new(event, context),
         )
-        .await
-        .expect("teardown answered");
-        let (url, body) = responder
-            .sent
-            .lock()
-            .expect("lock")
-            .clone()
-            .expect("a response was sent");
-        (serde_json::from_str(&body).expect("JSON response"), url)
+        .await;
+        let sent = responder.sent.lock().expect("lock").clone();
+        (result, sent)
     }
 
     /// A key the operator made by hand (keyrot did not create it); its id.
@@ -420,6 +426,36 @@ impl FleetWorld {
                     .is_some_and(|value| value.starts_with(keyrot::iam_key::MANAGED_TAG_PREFIX))
             })
             .collect()
+    }
+}
+
+/// The stack every fleet world belongs to.
+pub const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/keyrot/1";
+pub const RESPONSE_URL: &str =
+    "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/cfn-response";
+
+/// The Delete event CloudFormation sends the teardown resource of [`STACK_ID`].
+pub fn teardown_event() -> serde_json::Value {
+    serde_json::json!({
+        "RequestType": "Delete",
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:keyrot-fleet",
+        "ResponseURL": RESPONSE_URL,
+        "StackId": STACK_ID,
+        "RequestId": "request-1",
+        "ResourceType": "Custom::KeyrotFleetTeardown",
+        "LogicalResourceId": "FleetTeardown",
+        "PhysicalResourceId": "keyrot-fleet-teardown",
+        "ResourceProperties": {}
+    })
+}
+
+/// CloudFormation's answer while the stack is being deleted. moto deletes a stack at once, so
+/// it never reports `DELETE_IN_PROGRESS`; the negative cases use moto's real answers.
+pub struct StackBeingDeleted;
+
+impl keyrot::fleet::StackStatus for StackBeingDeleted {
+    async fn status(&self, _stack_id: &str) -> Result<Option<String>, keyrot::AwsCallError> {
+        Ok(Some(keyrot::fleet::DELETE_IN_PROGRESS.to_owned()))
     }
 }
 

@@ -281,7 +281,7 @@ async fn the_stack_teardown_leaves_no_key_keyrot_made() {
     // CloudFormation deleting the stack: the custom resource's Delete event.
     let (response, url) = world.teardown_through_custom_resource().await;
     assert_eq!(response["Status"], "SUCCESS", "{response}");
-    assert!(url.ends_with("/cfn-response"));
+    assert_eq!(url, keyrot_integration_tests::fleet_world::RESPONSE_URL);
     for user in &users {
         assert!(
             world.keyrot_keys(user).await.is_empty(),
@@ -348,4 +348,80 @@ async fn a_stale_listing_starts_no_second_rotation() {
         written_total,
         "each RotateSecret made one version"
     );
+}
+
+/// Security issue, item 2: anyone who may invoke the fleet function can send it a
+/// custom-resource event. Only this stack's own teardown resource, answering to
+/// CloudFormation's buckets, while CloudFormation reports the stack being deleted, tears down.
+#[tokio::test]
+async fn a_teardown_event_that_is_not_cloudformations_for_this_stack_deletes_nothing() {
+    use keyrot::fleet::{CloudFormationStacks, FleetError};
+    use keyrot_integration_tests::fleet_world::{teardown_event, StackBeingDeleted};
+    let world = FleetWorld::new(
+        "forged-teardown",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    )
+    .await;
+    let users = world.create_users(2).await;
+    for user in &users {
+        world.enrol(user).await;
+    }
+    world.reconcile().await;
+    world.complete_rotations().await;
+    let keys_before = world.keyrot_keys(&users[0]).await;
+    assert_eq!(keys_before.len(), 1);
+
+    let forged = |field: &str, value: &str| {
+        let mut event = teardown_event();
+        event[field] = serde_json::json!(value);
+        event
+    };
+    for (event, reason) in [
+        (
+            forged(
+                "StackId",
+                "arn:aws:cloudformation:us-east-1:123456789012:stack/other/9",
+            ),
+            "another_stack",
+        ),
+        (
+            forged("LogicalResourceId", "SomethingElse"),
+            "another_resource",
+        ),
+        (
+            forged("ResponseURL", "https://collector.attacker.example/report"),
+            "response_url_not_cloudformations",
+        ),
+    ] {
+        let (result, sent) = world.custom_resource_event(event, &StackBeingDeleted).await;
+        assert!(
+            matches!(result, Err(FleetError::NotThisStack(r)) if r == reason),
+            "{reason}: {result:?}"
+        );
+        assert!(sent.is_none(), "{reason}: nothing is sent anywhere");
+    }
+
+    // The real event while CloudFormation (moto, through the real adapter) knows no such
+    // stack being deleted: answered, nothing torn down. CloudFormation sends Delete on an
+    // update that replaces or removes the resource, too.
+    let config =
+        keyrot_integration_tests::moto::sdk_config(&keyrot_integration_tests::moto::moto_url())
+            .await;
+    let moto_stacks = CloudFormationStacks::new(aws_sdk_cloudformation::Client::new(&config));
+    let (result, sent) = world
+        .custom_resource_event(teardown_event(), &moto_stacks)
+        .await;
+    result.expect("answered");
+    let (_, body) = sent.expect("answered to CloudFormation");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert!(body["Reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("not being deleted"));
+
+    assert_eq!(world.keyrot_keys(&users[0]).await, keys_before);
+    assert_eq!(world.registry_entries().await.len(), 2);
+    assert!(!world.versions_by_secret().await.is_empty());
 }

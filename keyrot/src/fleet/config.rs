@@ -19,6 +19,7 @@ pub const SECRETS_WRITES_PER_SECOND: &str = "KEYROT_SECRETS_WRITES_PER_SECOND";
 pub const ROTATE_SECRET_PER_SECOND: &str = "KEYROT_ROTATE_SECRET_PER_SECOND";
 pub const RUN_SECONDS: &str = "KEYROT_FLEET_RUN_SECONDS";
 pub const OFFBOARD_GRACE_SECONDS: &str = "KEYROT_OFFBOARD_GRACE_SECONDS";
+pub const STACK_ID: &str = "KEYROT_STACK_ID";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetConfig {
@@ -41,6 +42,9 @@ pub struct FleetConfig {
     /// How long after a secret stops being served its keys are kept beyond the interval:
     /// covers the calls between recording the promise and the deletion, and clock skew.
     pub offboard_grace: Duration,
+    /// The stack whose teardown custom resource this function serves (its `AWS::StackId`);
+    /// `None` (no stack, as locally): every custom-resource event is refused.
+    pub stack_id: Option<String>,
 }
 
 impl FleetConfig {
@@ -96,6 +100,7 @@ impl FleetConfig {
                 120,
                 1..=3600,
             )?),
+            stack_id: Some(text_or(&lookup, STACK_ID, "")).filter(|id| !id.is_empty()),
         }))
     }
 }

@@ -10,6 +10,10 @@ use std::future::Future;
 
 /// The physical id of the teardown resource: one per stack, stable across updates.
 pub const PHYSICAL_ID: &str = "keyrot-fleet-teardown";
+/// The teardown resource's logical id in template.yaml.
+pub const LOGICAL_ID: &str = "FleetTeardown";
+/// CloudFormation's response buckets: `cloudformation-custom-resource-response-<region>`.
+const RESPONSE_BUCKET_PREFIX: &str = "cloudformation-custom-resource-response-";
 
 pub trait CustomResourceResponder: Send + Sync {
     /// PUTs the response document to the request's pre-signed URL.
@@ -64,6 +68,68 @@ pub fn parse(event: Value) -> Result<Request, serde_json::Error> {
     })
 }
 
+/// Why a custom-resource event is not this stack's own, from CloudFormation. Anyone who may
+/// invoke the function can send one, so an event is served only when it names this stack and
+/// its teardown resource and answers to CloudFormation's response buckets: never a URL of the
+/// caller's choosing.
+pub fn refusal(ids: &Ids, stack_id: Option<&str>) -> Option<&'static str> {
+    let Some(stack_id) = stack_id else {
+        return Some("no_stack_configured");
+    };
+    if ids.stack_id != stack_id {
+        return Some("another_stack");
+    }
+    if ids.logical_resource_id != LOGICAL_ID {
+        return Some("another_resource");
+    }
+    if !is_cloudformation_response_url(&ids.response_url) {
+        return Some("response_url_not_cloudformations");
+    }
+    None
+}
+
+/// An HTTPS URL on a CloudFormation response bucket, addressed as S3 virtual-hosted URLs are
+/// (`<bucket>.s3.amazonaws.com`, `<bucket>.s3.<region>.amazonaws.com`,
+/// `<bucket>.s3-<region>.amazonaws.com`, and `.amazonaws.com.cn` in China), with no port or
+/// user info.
+pub fn is_cloudformation_response_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(authority) = uri.authority() else {
+        return false;
+    };
+    if uri.scheme_str() != Some("https")
+        || authority.port().is_some()
+        || authority.as_str().contains('@')
+    {
+        return false;
+    }
+    let host = authority.host().to_ascii_lowercase();
+    let Some(rest) = host.strip_prefix(RESPONSE_BUCKET_PREFIX) else {
+        return false;
+    };
+    let Some((bucket_region, endpoint)) = rest.split_once('.') else {
+        return false;
+    };
+    let label = |text: &str| {
+        !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    let Some(s3) = endpoint
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| endpoint.strip_suffix(".amazonaws.com.cn"))
+    else {
+        return false;
+    };
+    label(bucket_region)
+        && (s3 == "s3"
+            || s3.strip_prefix("s3.").is_some_and(label)
+            || s3.strip_prefix("s3-").is_some_and(label))
+}
+
 /// The response document; CloudFormation shows `reason` to the operator (kept under its
 /// 4 KB response limit).
 pub fn response(ids: &Ids, success: bool, reason: &str) -> String {
@@ -94,10 +160,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const STACK: &str = "arn:aws:cloudformation:eu-west-1:123456789012:stack/keyrot/1";
+    const URL: &str = "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x?X-Amz-Signature=s";
+
     fn event(kind: &str) -> Value {
         json!({
-            "RequestType": kind, "ServiceToken": "arn", "ResponseURL": "https://example.invalid/r",
-            "StackId": "stack", "RequestId": "req", "ResourceType": "Custom::KeyrotFleetTeardown",
+            "RequestType": kind, "ServiceToken": "arn", "ResponseURL": URL,
+            "StackId": STACK, "RequestId": "req", "ResourceType": "Custom::KeyrotFleetTeardown",
             "LogicalResourceId": "FleetTeardown", "PhysicalResourceId": PHYSICAL_ID,
             "ResourceProperties": {}, "OldResourceProperties": {}
         })
@@ -113,6 +182,66 @@ mod tests {
         assert!(matches!(parse(event("Create")).unwrap(), Request::Keep(_)));
         assert!(matches!(parse(event("Update")).unwrap(), Request::Keep(_)));
         assert!(parse(json!({"RequestType": "Explode", "ResponseURL": "x"})).is_err());
+    }
+
+    fn ids(stack_id: &str, logical_id: &str, url: &str) -> Ids {
+        Ids {
+            response_url: url.into(),
+            stack_id: stack_id.into(),
+            request_id: "req".into(),
+            logical_resource_id: logical_id.into(),
+        }
+    }
+
+    #[test]
+    fn only_this_stacks_teardown_resource_answering_to_cloudformation_is_served() {
+        let Request::Delete(real) = parse(event("Delete")).unwrap() else {
+            panic!("a delete")
+        };
+        assert_eq!(refusal(&real, Some(STACK)), None);
+        assert_eq!(refusal(&real, None), Some("no_stack_configured"));
+        let other_stack = "arn:aws:cloudformation:eu-west-1:123456789012:stack/other/2";
+        assert_eq!(
+            refusal(&ids(other_stack, LOGICAL_ID, URL), Some(STACK)),
+            Some("another_stack")
+        );
+        assert_eq!(
+            refusal(&ids(STACK, "Other", URL), Some(STACK)),
+            Some("another_resource")
+        );
+        assert_eq!(
+            refusal(
+                &ids(STACK, LOGICAL_ID, "https://attacker.example/r"),
+                Some(STACK)
+            ),
+            Some("response_url_not_cloudformations")
+        );
+    }
+
+    #[test]
+    fn response_urls_must_be_cloudformations_buckets_over_https() {
+        for good in [
+            "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a?b=c",
+            "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/a",
+            "https://cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com/a",
+            "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/a",
+        ] {
+            assert!(is_cloudformation_response_url(good), "{good}");
+        }
+        for bad in [
+            "http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a",
+            "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com:8443/a",
+            "https://x@cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a",
+            "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com.attacker.example/a",
+            "https://cloudformation-custom-resource-response-useast1.attacker.example/a",
+            "https://my-bucket.s3.amazonaws.com/a",
+            "https://cloudformation-custom-resource-response-.s3.amazonaws.com/a",
+            "https://cloudformation-custom-resource-response-useast1.evil.amazonaws.com/a",
+            "not a url",
+            "",
+        ] {
+            assert!(!is_cloudformation_response_url(bad), "{bad}");
+        }
     }
 
     #[test]

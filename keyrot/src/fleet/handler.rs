@@ -3,6 +3,7 @@
 
 use super::custom_resource::{self, CustomResourceResponder, Request};
 use super::ports::{FleetSecrets, Registry};
+use super::stack::{StackStatus, DELETE_IN_PROGRESS};
 use super::Fleet;
 use crate::iam_key::IamKeys;
 use crate::AwsCallError;
@@ -10,7 +11,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
-use tracing::{error, info_span, Instrument};
+use tracing::{error, info, info_span, warn, Instrument};
 
 /// The reconcile schedule's input.
 pub const RECONCILE_ACTION: &str = "Reconcile";
@@ -29,6 +30,10 @@ pub enum FleetError {
     MalformedEvent(String),
     #[error("could not answer CloudFormation: {0}")]
     Respond(String),
+    #[error("refused a custom-resource event that is not this stack's own ({0}); nothing was done and nothing answered")]
+    NotThisStack(&'static str),
+    #[error("could not read the stack's status, so nothing was torn down: {0}")]
+    StackUnreadable(AwsCallError),
 }
 
 impl FleetError {
@@ -39,6 +44,8 @@ impl FleetError {
             Self::Listing(_) => "SecretsUnlisted",
             Self::MalformedEvent(_) => "MalformedEvent",
             Self::Respond(_) => "CustomResourceResponseFailed",
+            Self::NotThisStack(_) => "CustomResourceRefused",
+            Self::StackUnreadable(_) => "StackUnreadable",
         }
     }
 }
@@ -57,9 +64,16 @@ pub fn is_fleet_event(event: &Value) -> bool {
         || custom_resource::is_custom_resource(event)
 }
 
-pub async fn handle_fleet_event<R, S, I, C>(
+/// CloudFormation, as the teardown custom resource needs it: where answers go, and the
+/// stack's status.
+pub struct StackPorts<'p, C, T> {
+    pub responder: &'p C,
+    pub stacks: &'p T,
+}
+
+pub async fn handle_fleet_event<R, S, I, C, T>(
     fleet: Option<&Fleet<R, S, I>>,
-    responder: &C,
+    stack: StackPorts<'_, C, T>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, FleetError>
 where
@@ -67,10 +81,11 @@ where
     S: FleetSecrets + Clone + 'static,
     I: IamKeys,
     C: CustomResourceResponder,
+    T: StackStatus,
 {
     let span = info_span!("fleet", request_id = %event.context.request_id);
     async {
-        let result = run(fleet, responder, event).await;
+        let result = run(fleet, stack, event).await;
         if let Err(failure) = &result {
             error!(error_code = failure.code(), error = %failure, "fleet run failed");
         }
@@ -80,9 +95,9 @@ where
     .await
 }
 
-async fn run<R, S, I, C>(
+async fn run<R, S, I, C, T>(
     fleet: Option<&Fleet<R, S, I>>,
-    responder: &C,
+    stack: StackPorts<'_, C, T>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, FleetError>
 where
@@ -90,6 +105,7 @@ where
     S: FleetSecrets + Clone + 'static,
     I: IamKeys,
     C: CustomResourceResponder,
+    T: StackStatus,
 {
     let fleet = fleet.ok_or(FleetError::NotFleetFunction)?;
     if !custom_resource::is_custom_resource(&event.payload) {
@@ -99,6 +115,20 @@ where
     }
     let request = custom_resource::parse(event.payload)
         .map_err(|e| FleetError::MalformedEvent(e.to_string()))?;
+    let ids = match &request {
+        Request::Keep(ids) | Request::Delete(ids) => ids,
+    };
+    if let Some(reason) = custom_resource::refusal(ids, fleet.config.stack_id.as_deref()) {
+        // Not CloudFormation's event for this stack: no teardown, and no request to a URL the
+        // sender chose.
+        warn!(
+            decision = "custom_resource_refused",
+            reason,
+            logical_resource_id = %ids.logical_resource_id,
+            "custom-resource event refused"
+        );
+        return Err(FleetError::NotThisStack(reason));
+    }
     let (ids, success, reason) = match request {
         Request::Keep(ids) => (
             ids,
@@ -106,6 +136,30 @@ where
             "nothing to do until the stack is deleted".to_owned(),
         ),
         Request::Delete(ids) => {
+            let status = stack
+                .stacks
+                .status(&ids.stack_id)
+                .await
+                .map_err(FleetError::StackUnreadable)?;
+            if status.as_deref() != Some(DELETE_IN_PROGRESS) {
+                // CloudFormation also sends Delete when an update replaces or removes the
+                // resource: the stack lives on, and so do its keys.
+                info!(
+                    decision = "teardown_skipped",
+                    stack_status = status.as_deref().unwrap_or("none"),
+                    "the stack is not being deleted; nothing torn down"
+                );
+                let reason = "the stack is not being deleted: nothing torn down".to_owned();
+                stack
+                    .responder
+                    .respond(
+                        &ids.response_url,
+                        &custom_resource::response(&ids, true, &reason),
+                    )
+                    .await
+                    .map_err(FleetError::Respond)?;
+                return Ok(Value::Null);
+            }
             let deadline = Instant::now() + remaining(event.context.deadline);
             let report = fleet.teardown(deadline).await;
             let reason = if report.complete {
@@ -127,7 +181,8 @@ where
             (ids, report.complete, reason)
         }
     };
-    responder
+    stack
+        .responder
         .respond(
             &ids.response_url,
             &custom_resource::response(&ids, success, &reason),

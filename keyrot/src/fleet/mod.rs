@@ -15,6 +15,7 @@ mod ports;
 mod report;
 mod sdk;
 mod slots;
+mod stack;
 mod starts;
 mod teardown;
 mod user_keys;
@@ -24,7 +25,7 @@ mod tests;
 
 pub use config::FleetConfig;
 pub use custom_resource::CustomResourceResponder;
-pub use handler::{handle_fleet_event, is_fleet_event, FleetError};
+pub use handler::{handle_fleet_event, is_fleet_event, FleetError, StackPorts};
 pub use pacer::{Budgets, Cost, Pacer, IAM_WRITES_PER_ROTATION, SECRETS_WRITES_PER_ROTATION};
 pub use ports::{
     FleetSecrets, ListedSecret, Registry, RotationStart, FLEET_SECRET_TAG, MANAGED_USER_TAG,
@@ -32,6 +33,7 @@ pub use ports::{
 pub use report::RunReport;
 pub use sdk::{entry_user, SsmRegistry};
 pub use slots::due_at;
+pub use stack::{CloudFormationStacks, StackStatus, DELETE_IN_PROGRESS};
 pub use teardown::TeardownReport;
 
 use crate::iam_key::IamKeys;

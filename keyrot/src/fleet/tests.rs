@@ -300,6 +300,7 @@ fn fleet(aws: &Aws, seed: &[&str]) -> Fleet<Aws, Aws, Aws> {
             },
             run_time: Duration::from_secs(50),
             offboard_grace: Duration::from_secs(120),
+            stack_id: None,
         },
     }
 }
