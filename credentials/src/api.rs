@@ -22,6 +22,9 @@ pub struct ActiveKey {
     pub expiration: Seconds,
     /// When a newer key is expected; absent from APIs older than the key lifetime contract.
     pub refresh_after: Option<Seconds>,
+    /// The response's `Date`: the server's clock when it answered, against which the two
+    /// times above are read (`key_times`). `None` if absent or unparsable.
+    pub server_date: Option<Seconds>,
 }
 
 pub trait KeyApi {

@@ -35,15 +35,6 @@ fn write_new(temp: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Opens (creating if needed) a file only the owner can read and write.
-pub fn open_private(path: &Path) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    options.mode(0o600);
-    options.open(path)
-}
-
 /// Creates `dir` and its parents; the last component is mode 0700.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();

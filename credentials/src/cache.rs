@@ -1,16 +1,20 @@
 //! The on-disk cache: one JSON file per (API URL, client, user), mode 0600 in a 0700
 //! directory, holding the last key and token. The file name is a hash, so neither the URL nor
 //! the API key appears in it; the client is identified by a hash of its API key, never the key.
-//! A lock file beside it serialises fetches between processes.
+//! A lock file beside it serialises fetches between processes. The directory must be this
+//! user's own and closed to others, and neither file is opened through a symbolic link: a key
+//! planted there would be handed to every AWS call.
 
-use crate::atomic::{create_private_dir, open_private, write_private};
+use crate::atomic::{create_private_dir, write_private};
 use crate::clock::Seconds;
+use crate::key_times::MAX_PROMISE_SECONDS;
+use crate::lock::FileLock;
+use crate::private_dir::DirError;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bumped when the layout changes; an entry of another format is ignored and rewritten.
 const FORMAT: u32 = 1;
@@ -27,12 +31,23 @@ pub struct CachedKey {
 impl CachedKey {
     /// Servable without asking the API: no newer key expected yet and still promised.
     pub fn is_fresh(&self, now: Seconds) -> bool {
-        now < self.refresh_after && now < self.expiration
+        self.is_valid(now) && now < self.refresh_after
     }
 
-    /// Still inside keyrot's promise, so usable while the API cannot be reached.
+    /// Still inside keyrot's promise, so usable while the API cannot be reached. A key
+    /// fetched "in the future" (the clock was ahead then, and has been set back) has an
+    /// unknown promise in this clock's terms, so it is neither.
     pub fn is_valid(&self, now: Seconds) -> bool {
-        now < self.expiration
+        self.fetched_at <= now && now < self.expiration
+    }
+
+    /// The key with its times bounded as at its fetch (`key_times::cached_key`): a cache file
+    /// is not trusted to promise more than keyrot ever does.
+    pub fn capped(mut self) -> Self {
+        let cap = self.fetched_at.saturating_add(MAX_PROMISE_SECONDS);
+        self.expiration = self.expiration.min(cap);
+        self.refresh_after = self.refresh_after.min(self.expiration);
+        self
     }
 }
 
@@ -50,6 +65,10 @@ pub struct Entry {
     pub user: String,
     pub key: Option<CachedKey>,
     pub token: Option<CachedToken>,
+    /// The minimum wait before the next fetch, while fetches keep returning the same key
+    /// (`key_times::next_backoff`); absent from files written before it existed.
+    #[serde(default)]
+    pub refetch_backoff: Seconds,
 }
 
 impl Entry {
@@ -60,6 +79,7 @@ impl Entry {
             user: user.to_owned(),
             key: None,
             token: None,
+            refetch_backoff: 0,
         }
     }
 }
@@ -79,9 +99,6 @@ pub struct Cache {
     api: String,
     user: String,
 }
-
-/// Held while this process fetches; dropping it (closing the file) releases the lock.
-pub struct FetchLock(#[allow(dead_code)] File);
 
 impl Cache {
     pub fn new(dir: &Path, api: &str, api_key: &Secret, user: &str) -> Self {
@@ -107,8 +124,13 @@ impl Cache {
         &self.path
     }
 
+    /// Creates the directory, or checks an existing one is this user's and private.
+    pub fn check_dir(&self) -> Result<(), DirError> {
+        crate::private_dir::ensure(&self.dir)
+    }
+
     pub fn load(&self) -> Loaded {
-        let text = match std::fs::read(&self.path) {
+        let text = match crate::nofollow::read(&self.path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
             Err(error) => return Loaded::Corrupt(error.to_string()),
@@ -120,7 +142,10 @@ impl Cache {
             Ok(entry) if entry.api != self.api || entry.user != self.user => {
                 Loaded::Corrupt("written for another API or user".into())
             }
-            Ok(entry) => Loaded::Found(entry),
+            Ok(mut entry) => {
+                entry.key = entry.key.map(CachedKey::capped);
+                Loaded::Found(entry)
+            }
             // serde_json's message names a position, never the content.
             Err(error) => Loaded::Corrupt(error.to_string()),
         }
@@ -133,20 +158,11 @@ impl Cache {
     }
 
     /// Waits up to `wait` for the fetch lock. `None` if it could not be had in time (a stuck
-    /// holder): the caller then fetches without it rather than failing.
-    pub fn lock(&self, wait: Duration) -> Option<FetchLock> {
+    /// holder) or the lock file is not a plain file: the caller then fetches without it rather
+    /// than failing.
+    pub fn lock(&self, wait: Duration) -> Option<FileLock> {
         create_private_dir(&self.dir).ok()?;
-        let file = open_private(&self.lock_path).ok()?;
-        let deadline = Instant::now().checked_add(wait)?;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Some(FetchLock(file)),
-                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(_) => return None,
-            }
-        }
+        crate::lock::lock(&self.lock_path, wait).ok()
     }
 }
 
@@ -242,5 +258,52 @@ mod tests {
         assert!(!key.is_fresh(1_500));
         assert!(key.is_valid(1_999));
         assert!(!key.is_valid(2_000));
+        assert!(
+            !key.is_valid(999) && !key.is_fresh(999),
+            "fetched after now: the clock was set back since"
+        );
+    }
+
+    #[test]
+    fn a_cached_promise_is_capped_at_the_longest_keyrot_makes() {
+        let dir = temp_dir("cap");
+        let cache = Cache::new(&dir, "http://127.0.0.1:1/v1", &Secret::new("k"), "alice");
+        let mut long = entry();
+        if let Some(key) = long.key.as_mut() {
+            key.expiration = key.fetched_at + 30 * 86_400;
+            key.refresh_after = key.fetched_at + 10 * 86_400;
+        }
+        cache.store(&long).expect("store");
+        let Loaded::Found(found) = cache.load() else {
+            panic!("not found");
+        };
+        let key = found.key.expect("key");
+        assert_eq!(key.expiration, 1_000 + MAX_PROMISE_SECONDS);
+        assert_eq!(key.refresh_after, 1_000 + MAX_PROMISE_SECONDS);
+        assert!(!key.is_valid(1_000 + MAX_PROMISE_SECONDS));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_file_or_lock_behind_a_symlink_is_not_used() {
+        let dir = temp_dir("symlink");
+        let cache = Cache::new(&dir, "http://127.0.0.1:1/v1", &Secret::new("k"), "alice");
+        cache.check_dir().expect("dir");
+        let planted = dir.join("planted");
+        std::fs::write(&planted, serde_json::to_vec(&entry()).expect("json")).expect("write");
+        std::os::unix::fs::symlink(&planted, cache.path()).expect("symlink");
+        assert!(matches!(cache.load(), Loaded::Corrupt(why) if why.contains("symbolic link")));
+        std::os::unix::fs::symlink(&planted, &cache.lock_path).expect("symlink");
+        assert!(cache.lock(Duration::ZERO).is_none());
+        // Storing replaces the link itself; the file it pointed to is left as it was.
+        let mut mine = entry();
+        mine.refetch_backoff = 5;
+        cache.store(&mine).expect("store");
+        assert!(matches!(cache.load(), Loaded::Found(found) if found == mine));
+        let planted_entry: Entry =
+            serde_json::from_slice(&std::fs::read(&planted).expect("read")).expect("json");
+        assert_eq!(planted_entry, entry());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -21,8 +21,9 @@ Each mode, with --api, --user and the key as above:
   keyrot-credentials write --profile NAME     keeps [NAME] of ~/.aws/credentials up to date (--watch)
   eval \"$(keyrot-credentials env)\"            export lines for a shell
 
-The key and token are cached (mode 0600) under ~/.cache/keyrot or --cache-dir: the API is
-called only when keyrot expects a newer key, so a repeated call costs one file read.";
+The key and token are cached (mode 0600) under ~/.cache/keyrot or --cache-dir, a directory
+that must be yours and mode 0700: the API is called only when keyrot expects a newer key, so a
+repeated call costs one file read.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,9 +69,9 @@ pub enum Mode {
     /// Print the AWS process-credentials JSON (the default mode).
     CredentialProcess,
 
-    /// Run a command with the key in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. The command
-    /// keeps the key it started with: for runs longer than a rotation interval, use the
-    /// credential_process profile instead.
+    /// Run a command with the key in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, without any
+    /// KEYROT_* variable or session token. The command keeps the key it started with: for runs
+    /// longer than a rotation interval, use the credential_process profile instead.
     Exec {
         /// The command and its arguments, after `--`.
         #[arg(

@@ -1,7 +1,7 @@
 //! Time as this crate uses it: whole Unix seconds (the API's RFC 3339 times have second
 //! precision), formatted and parsed as RFC 3339 UTC.
 
-use time::format_description::well_known::Rfc3339;
+use time::format_description::well_known::{Rfc2822, Rfc3339};
 use time::OffsetDateTime;
 
 /// Seconds since the Unix epoch.
@@ -34,6 +34,14 @@ pub fn parse_rfc3339(text: &str) -> Option<Seconds> {
         .map(OffsetDateTime::unix_timestamp)
 }
 
+/// An HTTP `Date` (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`, which RFC 2822 parsing
+/// covers). The obsolete RFC 850 and asctime forms give `None`: the caller then goes without.
+pub fn parse_http_date(text: &str) -> Option<Seconds> {
+    OffsetDateTime::parse(text.trim(), &Rfc2822)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +60,15 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("tomorrow"), None);
         assert_eq!(parse_rfc3339(""), None);
+    }
+
+    #[test]
+    fn parses_http_dates() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_http_date(""), None);
     }
 }

@@ -3,7 +3,7 @@
 //! against the platform's trust store.
 
 use crate::api::{ActiveKey, ApiError, Call, KeyApi, Token};
-use crate::clock::parse_rfc3339;
+use crate::clock::{parse_http_date, parse_rfc3339, Seconds};
 use crate::endpoint::Endpoint;
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -72,15 +72,20 @@ impl HttpApi {
         }
     }
 
-    /// The body of a 200, or the error its status and message mean.
+    /// The body and `Date` of a 200, or the error its status and message mean.
     fn read(
         &self,
         call: Call,
         user: &str,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<(Vec<u8>, Option<Seconds>), ApiError> {
         let mut response = result.map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
+        let date = response
+            .headers()
+            .get(ureq::http::header::DATE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_http_date);
         let body = response
             .body_mut()
             .with_config()
@@ -88,7 +93,7 @@ impl HttpApi {
             .read_to_vec()
             .map_err(|e| self.transport_error(e))?;
         if status == 200 {
-            return Ok(body);
+            return Ok((body, date));
         }
         let message = serde_json::from_slice::<ErrorBody>(&body)
             .unwrap_or_default()
@@ -106,7 +111,7 @@ impl KeyApi for HttpApi {
             .post(&url)
             .header("x-api-key", self.api_key.expose())
             .send_empty();
-        let body = self.read(Call::GenerateToken, "", result)?;
+        let (body, _) = self.read(Call::GenerateToken, "", result)?;
         let parsed: TokenBody = serde_json::from_slice(&body)
             .map_err(|_| ApiError::Unexpected("generate-token body is not a token".into()))?;
         Ok(Token {
@@ -127,7 +132,7 @@ impl KeyApi for HttpApi {
             .header("x-api-key", self.api_key.expose())
             .header("authorization", format!("Bearer {}", token.expose()))
             .call();
-        let body = self.read(Call::ActiveKey, user, result)?;
+        let (body, server_date) = self.read(Call::ActiveKey, user, result)?;
         let parsed: KeyBody = serde_json::from_slice(&body)
             .map_err(|_| ApiError::Unexpected("active-key body is not a key".into()))?;
         if parsed.user_name.as_deref().is_some_and(|name| name != user) {
@@ -150,6 +155,7 @@ impl KeyApi for HttpApi {
             secret_access_key: Secret::new(parsed.secret_access_key),
             expiration,
             refresh_after,
+            server_date,
         })
     }
 }
@@ -171,6 +177,50 @@ fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// Answers one request on a loopback port with `headers` and a key body; returns the URL.
+    fn one_answer(headers: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = r#"{"AccessKeyId":"AKIA1","SecretAccessKey":"s","Expiration":"2026-11-28T10:25:10Z","RefreshAfter":"2026-11-28T10:15:10Z"}"#;
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 200 OK\r\n{headers}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+        format!("http://127.0.0.1:{port}/v1")
+    }
+
+    fn fetch(url: &str) -> ActiveKey {
+        let endpoint = Endpoint::parse(url).expect("url");
+        HttpApi::new(endpoint, Secret::new("k"), 5)
+            .active_key(&Secret::new("t"), "alice")
+            .expect("key")
+    }
+
+    #[test]
+    fn the_key_comes_with_the_response_date() {
+        let key = fetch(&one_answer("date: Sat, 28 Nov 2026 10:05:10 GMT\r\n"));
+        assert_eq!(key.server_date, parse_rfc3339("2026-11-28T10:05:10Z"));
+        assert_eq!(
+            key.expiration,
+            parse_rfc3339("2026-11-28T10:25:10Z").expect("t")
+        );
+        assert_eq!(fetch(&one_answer("")).server_date, None);
+        assert_eq!(fetch(&one_answer("date: soon\r\n")).server_date, None);
+    }
 
     #[test]
     fn user_names_are_query_safe() {

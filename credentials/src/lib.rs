@@ -10,7 +10,11 @@ pub mod clock;
 pub mod endpoint;
 pub mod exec;
 pub mod http;
+pub mod key_times;
+pub mod lock;
+pub mod nofollow;
 pub mod output;
+pub mod private_dir;
 pub mod profile_file;
 pub mod provider;
 pub mod secret;
@@ -23,7 +27,6 @@ use clock::SystemClock;
 use provider::{Provider, ProviderError};
 use settings::{Settings, SettingsError};
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -35,11 +38,8 @@ pub enum Error {
     Provider(#[from] ProviderError),
     #[error("no credentials file: set HOME or AWS_SHARED_CREDENTIALS_FILE, or pass --file")]
     NoCredentialsFile,
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] write::WriteError),
     #[error("cannot run {program}: {source}")]
     Exec {
         program: String,
@@ -127,10 +127,7 @@ fn write_mode(
             Err(error) => return Err(error),
         };
         if written.as_deref() != Some(key.access_key_id.as_str()) {
-            write::write_profile(file, profile, &key).map_err(|source| Error::Write {
-                path: PathBuf::from(file).display().to_string(),
-                source,
-            })?;
+            write::write_profile(file, profile, &key, write::LOCK_WAIT)?;
             written = Some(key.access_key_id.clone());
         }
         if !watch {

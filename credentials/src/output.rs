@@ -19,12 +19,13 @@ pub fn credential_process(key: &CachedKey) -> String {
 }
 
 /// Lines for `eval "$(keyrot-credentials env …)"`. A session token left from another source
-/// would be sent with this key and make every request fail, so it is unset.
+/// would be sent with this key and make every request fail, so both its names are unset.
 pub fn env_lines(key: &CachedKey) -> String {
     format!(
-        "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nunset AWS_SESSION_TOKEN\n",
+        "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nunset {}\n",
         shell_quote(&key.access_key_id),
         shell_quote(key.secret_access_key.expose()),
+        crate::exec::STALE_TOKENS.join(" "),
     )
 }
 
@@ -67,7 +68,7 @@ mod tests {
     fn env_lines_quote_for_the_shell() {
         assert_eq!(
             env_lines(&key()),
-            "export AWS_ACCESS_KEY_ID='AKIA1'\nexport AWS_SECRET_ACCESS_KEY='a/b+c'\\''d'\nunset AWS_SESSION_TOKEN\n"
+            "export AWS_ACCESS_KEY_ID='AKIA1'\nexport AWS_SECRET_ACCESS_KEY='a/b+c'\\''d'\nunset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN\n"
         );
     }
 }

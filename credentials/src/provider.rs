@@ -1,16 +1,15 @@
 //! Deciding whether to call the API: serve the cache while no newer key is expected, otherwise
 //! fetch under the cache lock (re-reading first, so concurrent starts make one fetch), reuse
 //! the cached token while it has life left, and fall back to a still-valid cached key when the
-//! API is down or busy.
+//! API is down or busy. The cache directory is checked before anything in it is read.
 
 use crate::api::{ActiveKey, ApiError, KeyApi};
 use crate::cache::{Cache, CachedKey, CachedToken, Entry, Loaded};
 use crate::clock::{rfc3339, Clock, Seconds};
+use crate::key_times::{cached_key, next_backoff};
+use crate::private_dir::DirError;
 use std::time::Duration;
 
-/// Floor between fetches, whatever `RefreshAfter` says: a clock or API bug must not turn every
-/// AWS call into an API call.
-const MIN_REFRESH_SECONDS: Seconds = 2;
 /// A token is not sent in its last 30 s (or last quarter, for short TTLs).
 const TOKEN_MARGIN_SECONDS: u64 = 30;
 
@@ -18,6 +17,8 @@ const TOKEN_MARGIN_SECONDS: u64 = 30;
 pub enum ProviderError {
     #[error(transparent)]
     Api(#[from] ApiError),
+    #[error(transparent)]
+    CacheDir(#[from] DirError),
     #[error("the API's key expired at {0}, before it was fetched: check this machine's clock")]
     AlreadyExpired(String),
     #[error("the API's times are out of range")]
@@ -43,6 +44,7 @@ pub struct Provider<'a> {
 
 impl Provider<'_> {
     pub fn current(&self) -> Result<Outcome, ProviderError> {
+        self.cache.check_dir()?;
         let mut warnings = Vec::new();
         let entry = self.load(&mut warnings);
         if let Some(key) = entry.as_ref().and_then(|e| e.key.as_ref()) {
@@ -127,9 +129,12 @@ impl Provider<'_> {
             },
             None => self.with_new_token()?,
         };
+        let previous_id = entry.key.as_ref().map(|k| k.access_key_id.as_str());
+        let backoff = next_backoff(previous_id, entry.refetch_backoff, &key.access_key_id);
         let mut fresh = Entry::new(self.api_url, self.user);
-        fresh.key = Some(cached_key(key, self.clock.now())?);
+        fresh.key = Some(cached_key(key, self.clock.now(), backoff)?);
         fresh.token = Some(token);
+        fresh.refetch_backoff = backoff;
         Ok(fresh)
     }
 
@@ -157,37 +162,6 @@ impl Provider<'_> {
             key,
         ))
     }
-}
-
-/// The key as cached, with its refresh time: the API's `RefreshAfter`, else (an API older than
-/// the key lifetime contract) halfway to `Expiration`; never after `Expiration`, and at least
-/// `MIN_REFRESH_SECONDS` away.
-fn cached_key(key: ActiveKey, fetched_at: Seconds) -> Result<CachedKey, ProviderError> {
-    if key.expiration <= fetched_at {
-        return Err(ProviderError::AlreadyExpired(
-            rfc3339(key.expiration).unwrap_or_default(),
-        ));
-    }
-    let halfway = key
-        .expiration
-        .checked_sub(fetched_at)
-        .map(|life| fetched_at.saturating_add(life / 2))
-        .ok_or(ProviderError::OutOfRange)?;
-    let floor = fetched_at
-        .checked_add(MIN_REFRESH_SECONDS)
-        .ok_or(ProviderError::OutOfRange)?;
-    let refresh_after = key
-        .refresh_after
-        .unwrap_or(halfway)
-        .max(floor)
-        .min(key.expiration);
-    Ok(CachedKey {
-        access_key_id: key.access_key_id,
-        secret_access_key: key.secret_access_key,
-        expiration: key.expiration,
-        refresh_after,
-        fetched_at,
-    })
 }
 
 #[cfg(test)]
@@ -240,6 +214,7 @@ mod tests {
             secret_access_key: Secret::new("secret"),
             expiration,
             refresh_after,
+            server_date: None,
         }
     }
 
@@ -332,27 +307,6 @@ mod tests {
     }
 
     #[test]
-    fn refresh_after_is_bounded_by_expiration_and_the_floor() {
-        assert_eq!(
-            cached_key(key("K", 1_100, Some(5_000)), 1_000)
-                .expect("ok")
-                .refresh_after,
-            1_100
-        );
-        assert_eq!(
-            cached_key(key("K", 1_100, Some(900)), 1_000)
-                .expect("ok")
-                .refresh_after,
-            1_000 + MIN_REFRESH_SECONDS
-        );
-        assert!(matches!(
-            cached_key(key("K", 1_000, None), 1_000),
-            Err(ProviderError::AlreadyExpired(_))
-        ));
-        assert!(cached_key(key("K", Seconds::MAX, None), Seconds::MIN).is_err());
-    }
-
-    #[test]
     fn a_down_api_is_bridged_by_a_valid_cache_only() {
         let world = World::new("down");
         world.answers(vec![
@@ -414,11 +368,77 @@ mod tests {
     #[test]
     fn a_corrupt_cache_is_reported_and_rewritten() {
         let world = World::new("corrupt");
-        std::fs::create_dir_all(&world.dir).expect("dir");
+        world.cache.check_dir().expect("dir");
         std::fs::write(world.cache.path(), b"\x00garbage").expect("write");
         world.answers(vec![Ok(key("K1", 2_000, Some(1_500)))]);
         let outcome = world.current().expect("fetched");
         assert!(outcome.warnings[0].contains("corrupt cache file"));
         assert!(matches!(world.cache.load(), Loaded::Found(_)));
+    }
+
+    #[test]
+    fn a_fast_clock_does_not_refetch_every_two_seconds() {
+        // This clock is ahead and the API sends no Date: every RefreshAfter looks past, and
+        // the API keeps answering the same key until its next rotation.
+        let world = World::new("backoff");
+        let same = || Ok(key("K1", 9_000, Some(900)));
+        world.answers(vec![same(), same(), same(), same(), same()]);
+        world.current().expect("first");
+        for now in [1_002, 1_004, 1_006] {
+            world.at(now).current().expect("served");
+        }
+        assert_eq!(world.api.keys.get(), 2, "fetched at 1_000 and 1_002 only");
+        let refetched = world.at(1_007).current().expect("third");
+        assert_eq!(refetched.key.refresh_after, 1_017, "waits 10 s now");
+        assert_eq!(world.api.keys.get(), 3);
+    }
+
+    #[test]
+    fn a_new_key_ends_the_backoff() {
+        let world = World::new("newkey");
+        world.answers(vec![
+            Ok(key("K1", 9_000, Some(900))),
+            Ok(key("K1", 9_000, Some(900))),
+            Ok(key("K2", 9_000, Some(900))),
+        ]);
+        world.current().expect("first");
+        world.at(1_002).current().expect("same key");
+        let new = world.at(1_007).current().expect("new key");
+        assert_eq!(new.key.access_key_id, "K2");
+        assert_eq!(new.key.refresh_after, 1_009, "back to the 2 s floor");
+    }
+
+    #[test]
+    fn the_date_header_corrects_a_slow_clock() {
+        let world = World::new("skew");
+        let mut answer = key("K1", 2_800, Some(2_260));
+        answer.server_date = Some(1_600);
+        world.answers(vec![Ok(answer)]);
+        let outcome = world.current().expect("first");
+        assert_eq!(outcome.key.refresh_after, 1_660);
+        assert_eq!(outcome.key.expiration, 2_200);
+        world.at(1_660).current().expect("bridged by the cache");
+        assert_eq!(
+            world.api.keys.get(),
+            2,
+            "refetched at the local refresh time, not 600 s later"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_dir_open_to_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let world = World::new("loose");
+        std::fs::create_dir_all(&world.dir).expect("dir");
+        std::fs::set_permissions(&world.dir, std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        world.answers(vec![Ok(key("K1", 2_000, Some(1_500)))]);
+        let error = world.current().expect_err("refused");
+        assert!(matches!(
+            error,
+            ProviderError::CacheDir(DirError::Mode { .. })
+        ));
+        assert_eq!(world.api.keys.get(), 0, "refused before any fetch");
     }
 }
