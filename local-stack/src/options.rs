@@ -160,10 +160,10 @@ mod tests {
                 .expect("template.yaml");
         let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template parses");
         let options = Options::parse_from(["keyrot-local"]);
-        assert_eq!(
-            options.users.join(","),
-            template_default(&template, "ManagedUsers")
-        );
+        // A deployment enrols nobody by default (real users named alice or bob must not be
+        // enrolled by accident); the local stack seeds its two demo users on purpose.
+        assert_eq!(template_default(&template, "ManagedUsers"), "");
+        assert_eq!(options.users, ["alice", "bob"]);
         assert_eq!(
             options.client_users.join(","),
             template_default(&template, "DefaultClientUsers")

@@ -28,7 +28,8 @@ pub use custom_resource::CustomResourceResponder;
 pub use handler::{handle_fleet_event, is_fleet_event, FleetError, StackPorts};
 pub use pacer::{Budgets, Cost, Pacer, IAM_WRITES_PER_ROTATION, SECRETS_WRITES_PER_ROTATION};
 pub use ports::{
-    FleetSecrets, ListedSecret, Registry, RotationStart, FLEET_SECRET_TAG, MANAGED_USER_TAG,
+    FleetSecrets, ListedSecret, Registry, RegistryUsers, RotationStart, FLEET_SECRET_TAG,
+    MANAGED_USER_TAG,
 };
 pub use report::RunReport;
 pub use sdk::{entry_user, SsmRegistry};
@@ -64,6 +65,17 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         key_slots::secret_name(&self.config.managed_prefix, user, slot)
     }
 
+    /// Whether `user` still carries keyrot's enrolment tag. The fleet's rights to read a
+    /// user's keys and tags depend on it; GetUser (which returns the tags) does not. A user
+    /// whose keys were released lost the tag with them, so it has nothing of keyrot's left.
+    async fn is_enrolled(&self, user: &str) -> Result<bool, AwsCallError> {
+        Ok(self
+            .iam
+            .get_user(user)
+            .await?
+            .is_some_and(|found| found.is_enrolled()))
+    }
+
     fn user_of<'a>(&self, secret: &'a str) -> Option<&'a str> {
         key_slots::parse_secret_name(&self.config.managed_prefix, secret).map(|(user, _)| user)
     }
@@ -87,16 +99,13 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
     /// The users the fleet should manage: the registry's and the seed list. A registry that
     /// cannot be read stops the run before anything changes: an unreadable registry must
     /// never look like an empty one.
-    async fn desired(&self) -> Result<BTreeSet<String>, FleetError> {
-        let mut users: BTreeSet<String> = self
-            .registry
-            .users()
-            .await
-            .map_err(FleetError::Registry)?
-            .into_iter()
-            .collect();
+    ///
+    /// Also the registry's listing, whose unreadable entries hold their users as they are.
+    async fn desired(&self) -> Result<(BTreeSet<String>, RegistryUsers), FleetError> {
+        let listing = self.registry.users().await.map_err(FleetError::Registry)?;
+        let mut users: BTreeSet<String> = listing.users.iter().cloned().collect();
         users.extend(self.config.seed_users.iter().cloned());
-        Ok(users)
+        Ok((users, listing))
     }
 
     /// One reconcile run: offboard, onboard, then rotate what is due, paced by the budgets,
@@ -110,7 +119,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         let started = Instant::now();
         let deadline = started + run_time;
         let now = SystemTime::now();
-        let desired = self.desired().await?;
+        let (desired, registry) = self.desired().await?;
         let listed = self
             .secrets
             .list(&self.config.managed_prefix)
@@ -125,12 +134,21 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             slots_through: Some(now + run_time),
             ..RunReport::default()
         };
+        report.registry_entries_unreadable = registry.unreadable.len() as u64;
         let mut work = Vec::new();
         for secret in &listed {
-            let desired_user = self
-                .user_of(&secret.name)
-                .is_some_and(|u| desired.contains(u));
+            let user = self.user_of(&secret.name);
+            let desired_user = user.is_some_and(|u| desired.contains(u));
             if secret.fleet && !desired_user {
+                if user.is_some_and(|u| registry.holds(u)) {
+                    // An entry that exists but does not parse must never release its user.
+                    tracing::warn!(
+                        decision = "offboarding_held",
+                        secret = %secret.name,
+                        "kept: the user's registry entry is unreadable"
+                    );
+                    continue;
+                }
                 work.push(Work::Offboard(secret));
             }
         }

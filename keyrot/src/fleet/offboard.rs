@@ -120,7 +120,12 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             }
         }
         let deleted = secret.deleted.unwrap_or_else(SystemTime::now);
-        let keys = UserKeys::read(&self.iam, user, &self.slot_names(user)).await?;
+        // The other slot's cleanup may have released the user's keys (and its tag) already.
+        let keys = if self.is_enrolled(user).await? {
+            UserKeys::read(&self.iam, user, &self.slot_names(user)).await?
+        } else {
+            None
+        };
         if let Some(keys) = &keys {
             // A key without a recorded end (a rotation finished after the record was written)
             // was served at most until the deletion.

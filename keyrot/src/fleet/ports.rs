@@ -31,10 +31,29 @@ pub enum RotationStart {
     InProgress,
 }
 
+/// What the registry says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryUsers {
+    /// The users with a well-formed entry.
+    pub users: Vec<String>,
+    /// The last path segments of entries that exist but do not parse (garbled, a
+    /// SecureString, named after another user): each one holds whatever user of that name
+    /// (IAM names are unique whatever their case) exactly as it is, never released.
+    pub unreadable: Vec<String>,
+}
+
+impl RegistryUsers {
+    /// Whether an unreadable entry holds `user`.
+    pub fn holds(&self, user: &str) -> bool {
+        self.unreadable
+            .iter()
+            .any(|held| held.eq_ignore_ascii_case(user))
+    }
+}
+
 pub trait Registry: Send + Sync {
-    /// Names of the users with a registry entry. An entry that does not parse, or names
-    /// another user, is logged and left out.
-    fn users(&self) -> impl Future<Output = Result<Vec<String>, AwsCallError>> + Send;
+    /// The users with a registry entry, and the entries that exist but do not parse.
+    fn users(&self) -> impl Future<Output = Result<RegistryUsers, AwsCallError>> + Send;
 
     /// Deletes a user's entry (teardown only); succeeds when it is already gone.
     fn remove(&self, user: &str) -> impl Future<Output = Result<(), AwsCallError>> + Send;

@@ -25,6 +25,9 @@ pub struct RunReport {
     pub stale: Vec<String>,
     /// Calls that failed (each one logged); the run went on with the other users.
     pub errors: u64,
+    /// Registry entries that exist but do not parse (each one logged); their users are kept
+    /// as they are until the entry is fixed or deleted.
+    pub registry_entries_unreadable: u64,
     /// Every slot up to this time (whole seconds) was due in this run: the next run takes the
     /// slots after it.
     #[serde(skip)]
@@ -83,6 +86,11 @@ impl RunReport {
                     Unit::Count,
                 ),
                 ("FleetErrors", count(self.errors), Unit::Count),
+                (
+                    "FleetRegistryEntriesUnreadable",
+                    count(self.registry_entries_unreadable),
+                    Unit::Count,
+                ),
             ],
         );
     }

@@ -1,6 +1,8 @@
 //! The fleet's ports on the AWS SDK: the registry in SSM, fleet calls on Secrets Manager.
 
-use super::ports::{FleetSecrets, ListedSecret, Registry, RotationStart, FLEET_SECRET_TAG};
+use super::ports::{
+    FleetSecrets, ListedSecret, Registry, RegistryUsers, RotationStart, FLEET_SECRET_TAG,
+};
 use crate::rotation::SecretsManagerStore;
 use crate::AwsCallError;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, RotationRulesType, Tag};
@@ -32,24 +34,28 @@ pub fn entry_user(path: &str, name: &str, value: &str) -> Option<String> {
 }
 
 impl Registry for SsmRegistry {
-    async fn users(&self) -> Result<Vec<String>, AwsCallError> {
+    async fn users(&self) -> Result<RegistryUsers, AwsCallError> {
         let parameters = crate::api::parameters::list_parameters(&self.ssm, &self.path).await?;
-        let mut users = Vec::with_capacity(parameters.len());
+        let mut listing = RegistryUsers::default();
         for (name, value) in parameters {
             match entry_user(&self.path, &name, &value) {
-                Some(user) => users.push(user),
-                // Never the value: an operator may have pasted something secret by mistake.
-                None => warn!(
-                    decision = "registry_entry_skipped",
-                    parameter = %name,
-                    reason = "expected {\"UserName\": \"<the parameter's last path segment>\"}",
-                    "registry entry skipped"
-                ),
+                Some(user) => listing.users.push(user),
+                None => {
+                    // Never the value: an operator may have pasted something secret by mistake.
+                    warn!(
+                        decision = "registry_entry_unreadable",
+                        parameter = %name,
+                        reason = "expected {\"UserName\": \"<the parameter's last path segment>\"}",
+                        "registry entry unreadable: its user is kept as it is"
+                    );
+                    let segment = name.strip_prefix(&self.path).unwrap_or(&name);
+                    listing.unreadable.push(segment.to_owned());
+                }
             }
         }
-        users.sort();
-        users.dedup();
-        Ok(users)
+        listing.users.sort();
+        listing.users.dedup();
+        Ok(listing)
     }
 
     async fn remove(&self, user: &str) -> Result<(), AwsCallError> {

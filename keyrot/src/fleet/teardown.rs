@@ -46,7 +46,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 return report;
             }
         };
-        let mut users: BTreeSet<String> = registry.iter().cloned().collect();
+        let mut users: BTreeSet<String> = registry.users.iter().cloned().collect();
         users.extend(self.config.seed_users.iter().cloned());
         for secret in &listed {
             let Some(user) = self.user_of(&secret.name) else {
@@ -86,7 +86,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 }
             }
         }
-        for user in &registry {
+        for user in &registry.users {
             if ran_out || Instant::now() >= deadline {
                 ran_out = true;
                 break;
@@ -118,6 +118,15 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         for secret in listed_secrets {
             pacer.pay(Cost::SECRETS_WRITE).await;
             self.secrets.purge(secret).await?;
+        }
+        // Seed and registry users the fleet never enrolled: keyrot made nothing there, and its
+        // rights to read their keys depend on the enrolment tag (GetUser needs no tag).
+        if !self.is_enrolled(user).await? {
+            info!(
+                decision = "user_skipped",
+                user, "never enrolled: nothing to remove"
+            );
+            return Ok(0);
         }
         let Some(keys) = UserKeys::read(&self.iam, user, secrets).await? else {
             return Ok(0);

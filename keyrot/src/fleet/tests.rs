@@ -11,6 +11,8 @@ const PREFIX: &str = "keyrot/iam/";
 #[derive(Default)]
 struct World {
     registry: Vec<String>,
+    /// Entries that exist but do not parse (their last path segments).
+    unreadable_entries: Vec<String>,
     registry_fails: bool,
     /// user → (key ids, tags)
     users: BTreeMap<String, (Vec<String>, BTreeMap<String, String>)>,
@@ -70,6 +72,8 @@ impl Aws {
         let entry = world.users.get_mut(user).unwrap();
         entry.0.push(key.into());
         entry.1.insert(key.into(), value);
+        // Only an enrolled user gets keyrot's keys.
+        entry.1.insert(MANAGED_USER_TAG.into(), PREFIX.into());
     }
 
     /// Both slot secrets of `user`, onboarded.
@@ -87,6 +91,10 @@ impl Aws {
                 },
             );
         }
+        // Onboarding tagged the user (when it exists).
+        if let Some((_, tags)) = self.world().users.get_mut(user) {
+            tags.insert(MANAGED_USER_TAG.into(), PREFIX.into());
+        }
     }
 
     fn set_secret(&self, name: &str, change: impl FnOnce(&mut ListedSecret)) {
@@ -95,7 +103,7 @@ impl Aws {
 }
 
 impl Registry for Aws {
-    async fn users(&self) -> Result<Vec<String>, AwsCallError> {
+    async fn users(&self) -> Result<RegistryUsers, AwsCallError> {
         let world = self.world();
         if world.registry_fails {
             return Err(AwsCallError {
@@ -104,7 +112,10 @@ impl Registry for Aws {
                 message: "denied".into(),
             });
         }
-        Ok(world.registry.clone())
+        Ok(RegistryUsers {
+            users: world.registry.clone(),
+            unreadable: world.unreadable_entries.clone(),
+        })
     }
     async fn remove(&self, user: &str) -> Result<(), AwsCallError> {
         self.mutate(format!("DeleteParameter {user}"))?;
@@ -212,17 +223,26 @@ fn no_such_entity(operation: &'static str) -> AwsCallError {
 
 impl IamKeys for Aws {
     async fn get_user(&self, user: &str) -> Result<Option<IamUser>, AwsCallError> {
-        Ok(self.world().users.contains_key(user).then(|| IamUser {
+        Ok(self.world().users.get(user).map(|(_, tags)| IamUser {
             name: user.into(),
             arn: format!("arn:aws:iam::1:user/{user}"),
+            tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         }))
     }
     async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKeyInfo>, AwsCallError> {
         let world = self.world();
-        let (keys, _) = world
+        let (keys, tags) = world
             .users
             .get(user)
             .ok_or_else(|| no_such_entity("ListAccessKeys"))?;
+        // The fleet role may list the keys of enrolled users only (template.yaml).
+        if !tags.contains_key(MANAGED_USER_TAG) {
+            return Err(AwsCallError {
+                operation: "ListAccessKeys",
+                code: Some("AccessDenied".into()),
+                message: "not authorized: the user has no keyrot:managed tag".into(),
+            });
+        }
         Ok(keys
             .iter()
             .map(|id| AccessKeyInfo {
@@ -241,6 +261,14 @@ impl IamKeys for Aws {
             .users
             .get(user)
             .ok_or_else(|| no_such_entity("ListUserTags"))?;
+        // The fleet role may list the tags of enrolled users only (template.yaml).
+        if !tags.contains_key(MANAGED_USER_TAG) {
+            return Err(AwsCallError {
+                operation: "ListUserTags",
+                code: Some("AccessDenied".into()),
+                message: "not authorized: the user has no keyrot:managed tag".into(),
+            });
+        }
         Ok(tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
     async fn tag_user(&self, user: &str, key: &str, value: &str) -> Result<(), AwsCallError> {
@@ -375,6 +403,25 @@ async fn an_unreadable_registry_changes_nothing() {
     assert_eq!(error.code(), "RegistryUnreadable");
     assert!(aws.world().calls.is_empty());
     assert!(aws.world().secrets["keyrot/iam/alice"].deleted.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_registry_entry_keeps_its_user_as_it_is_and_is_counted() {
+    // Security issue, item 6: a garbled, SecureString or mis-cased entry used to read as "not
+    // desired", and the user's keys were deleted about 12 minutes later.
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.mark("alice", "AKIAALICE", None);
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    aws.world().unreadable_entries = vec!["Alice".into()];
+    for _ in 0..3 {
+        let report = fleet(&aws, &[]).reconcile().await.unwrap();
+        assert_eq!(report.registry_entries_unreadable, 1);
+        assert_eq!(report.offboarding_started, 0);
+    }
+    assert!(aws.world().secrets["keyrot/iam/alice"].deleted.is_none());
+    assert!(aws.world().users["alice"].1.contains_key("AKIAALICE"));
+    assert!(!aws.world().calls.iter().any(|call| call.contains("Delete")));
 }
 
 #[tokio::test(start_paused = true)]
@@ -574,6 +621,25 @@ async fn due_secrets_rotate_and_others_do_not() {
             "keyrot/iam/due/b"
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn teardown_skips_seed_and_registry_users_the_fleet_never_enrolled() {
+    // Security issue, item 10: an untagged or missing seed user used to give AccessDenied,
+    // and the stack sat in DELETE_FAILED on every retry.
+    let aws = Aws::default();
+    aws.add_user("alice", &["AKIAHANDMADE"]);
+    aws.mark("alice", "AKIACURRENT", None);
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    aws.add_user("dave", &["AKIADAVESOWN"]);
+    aws.world().registry = vec!["alice".into(), "erin".into()];
+    let report = fleet(&aws, &["dave", "ghost"])
+        .teardown(Instant::now() + Duration::from_secs(60))
+        .await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.keys_deleted, 1);
+    assert_eq!(aws.world().users["dave"].0, ["AKIADAVESOWN"]);
+    assert_eq!(aws.world().users["alice"].0, ["AKIAHANDMADE"]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,6 +8,17 @@ use std::time::SystemTime;
 pub struct IamUser {
     pub name: String,
     pub arn: String,
+    /// The user's tags, as GetUser returns them (readable without keyrot's tag).
+    pub tags: Vec<(String, String)>,
+}
+
+impl IamUser {
+    /// Whether keyrot enrolled the user (its `keyrot:managed` tag).
+    pub fn is_enrolled(&self) -> bool {
+        self.tags
+            .iter()
+            .any(|(key, _)| key == super::ledger::MANAGED_USER_TAG)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

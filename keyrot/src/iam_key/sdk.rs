@@ -28,6 +28,12 @@ impl IamKeys for IamSdk {
     async fn get_user(&self, user: &str) -> Result<Option<IamUser>, AwsCallError> {
         match self.client.get_user().user_name(user).send().await {
             Ok(output) => Ok(output.user.map(|user| IamUser {
+                tags: user
+                    .tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|tag| (tag.key, tag.value))
+                    .collect(),
                 name: user.user_name,
                 arn: user.arn,
             })),
