@@ -7,7 +7,7 @@
 mod common;
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
-use keyrot::api::authorizer::{decide, Decision};
+use keyrot::api::authorizer::{decide, CallerRequest, Decision};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(request) = serde_json::from_value::<ApiGatewayCustomAuthorizerRequestTypeRequest>(event) else {
         return;
     };
-    if let Decision::Allow(_) = decide(&request, &f.registry, &f.verifier, &f.settings, f.now) {
+    if let Decision::Allow(_) = decide(&CallerRequest::of_authorizer_event(&request), &f.registry, &f.verifier, &f.settings, f.now) {
         assert_eq!(api_key, common::API_KEY);
     }
 });

@@ -4,7 +4,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use criterion::{criterion_group, criterion_main, Criterion};
-use keyrot::api::authorizer::{decide, AuthorizerSettings, Decision};
+use keyrot::api::authorizer::{decide, AuthorizerSettings, CallerRequest, Decision};
 use keyrot::api::clients::{Client, ClientRegistry};
 use keyrot::api::source_ip::CidrList;
 use keyrot::api::token::{TokenIssuer, TokenSettings, TokenVerifier};
@@ -126,7 +126,13 @@ fn decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("authorizer_decision");
     for (name, request, allowed) in &cases {
         // A benchmark of the wrong path would measure nothing useful.
-        let first = decide(request, &registry, &verifier, &settings, now);
+        let first = decide(
+            &CallerRequest::of_authorizer_event(request),
+            &registry,
+            &verifier,
+            &settings,
+            now,
+        );
         assert_eq!(
             matches!(first, Decision::Allow(_)),
             *allowed,
@@ -135,7 +141,7 @@ fn decision(c: &mut Criterion) {
         group.bench_function(*name, |b| {
             b.iter(|| {
                 decide(
-                    black_box(request),
+                    &CallerRequest::of_authorizer_event(black_box(request)),
                     &registry,
                     &verifier,
                     &settings,

@@ -1,20 +1,27 @@
-// Reads [{identityPolicies, principal, action, resource, accountId, context}] as JSON on stdin and prints one result
-// per request ({result: "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied"} or {error}), evaluated by
+// Reads [{identityPolicies, principal, action, resource, accountId, context, serviceControlPolicies?,
+// permissionBoundaryPolicies?, resourcePolicy?}] as JSON on stdin and prints one result per
+// request ({result: "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied"} or {error}), evaluated by
 // @cloud-copilot/iam-simulate: AWS's evaluation logic and condition operators, and its IAM
 // data (actions, resource types and condition keys per action) to reject requests that name
 // an unknown action, a resource of the wrong type or a context key the action does not have.
+// Optional: serviceControlPolicies (documents of one organization level, applied to the
+// principal's account; include FullAWSAccess as AWS does), permissionBoundaryPolicies
+// (documents) and resourcePolicy (a document).
 import { runSimulation } from '@cloud-copilot/iam-simulate'
 
 const chunks = []
 for await (const chunk of process.stdin) chunks.push(chunk)
 const requests = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+const named = (prefix, policies) => policies.map((policy, i) => ({ name: `${prefix}${i}`, policy }))
 const results = []
 for (const r of requests) {
+  const scps = r.serviceControlPolicies ?? []
   const simulation = {
-    identityPolicies: r.identityPolicies.map((policy, i) => ({ name: `policy${i}`, policy })),
-    serviceControlPolicies: [],
+    identityPolicies: named('policy', r.identityPolicies),
+    serviceControlPolicies: scps.length ? [{ orgIdentifier: 'ou-keyrot', policies: named('scp', scps) }] : [],
     resourceControlPolicies: [],
-    resourcePolicy: undefined,
+    resourcePolicy: r.resourcePolicy,
+    permissionBoundaryPolicies: r.permissionBoundaryPolicies ? named('boundary', r.permissionBoundaryPolicies) : undefined,
     request: {
       principal: r.principal,
       action: r.action,

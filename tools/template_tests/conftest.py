@@ -2,7 +2,7 @@
 decoder), rendered (parameter references to ManagedUsers replaced by a user list, so that
 anything that would grow with the users shows) and translated (the SAM transform applied: the
 CloudFormation that would be deployed). render() and translate() are also used directly with
-2 and 200 users."""
+no user, 2 and 200 users."""
 
 import copy
 import json
@@ -15,6 +15,13 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # KEYROT_TEMPLATE lets a mutated copy (or the old per-user template) be checked, to see that
 # the tests can fail.
 TEMPLATE = os.environ.get("KEYROT_TEMPLATE", os.path.join(ROOT, "template.yaml"))
+
+# What a deployment passes for the parameters that have no default (docs/deploy.md).
+DEPLOY_PARAMETERS = {
+    "AdminEmail": "admin@example.com",
+    "AllowedCidrs": "203.0.113.0/24,2001:db8::/32",
+    "DefaultClientCidrs": "203.0.113.0/24",
+}
 
 # Users with characters IAM allows but logical ids do not.
 ODD_USERS = ["alice", "ci-bot", "svc.backup"]
@@ -38,10 +45,12 @@ def _substitute(node, parameters):
 
 
 def render(raw, users):
-    """The template with ManagedUsers = users wherever it is referenced."""
+    """The template with ManagedUsers = users wherever it is referenced: the comma-separated
+    text for a String parameter (what CloudFormation substitutes), the list for a list type."""
     template = copy.deepcopy(raw)
+    value = ",".join(users) if raw["Parameters"]["ManagedUsers"]["Type"] == "String" else users
     for section in ("Resources", "Outputs"):
-        template[section] = _substitute(template.get(section, {}), {"ManagedUsers": users})
+        template[section] = _substitute(template.get(section, {}), {"ManagedUsers": value})
     return template
 
 
@@ -56,7 +65,9 @@ def translate(rendered):
 
     # The translator wants a region for ARNs it builds; any region will do for these checks.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    parameters = {"AdminEmail": "admin@example.com"}
+    # The parameters without a default: a deployment must name them (AllowedCidrs and
+    # DefaultClientCidrs too: no network is allowed by default).
+    parameters = dict(DEPLOY_PARAMETERS)
     template = copy.deepcopy(rendered)
     # What `sam package` does to local code paths before the transform runs.
     for resource in template["Resources"].values():

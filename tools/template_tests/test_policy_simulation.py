@@ -25,7 +25,15 @@ USER_WITH_PATH = f"arn:aws:iam::{ACCOUNT}:user/division/alice"
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:keyrot/iam/alice-AbCdEf"
 OTHER_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:prod/db-AbCdEf"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SESSION_DENY_POLICY = f"arn:aws:iam::{ACCOUNT}:policy/keyrot/keyrot-ManagedUserSessionDenyPolicy-ABCDEFGHIJKL"
+BREAK_GLASS_ARN = f"arn:aws:iam::{ACCOUNT}:role/ops/BreakGlass"
 
+
+def role_arn(role):
+    return f"arn:aws:iam::{ACCOUNT}:role/{role}"
+
+
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/keyrot/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 
 def _resolve(node):
     """Intrinsics of the policies, with every condition true (the optional statements apply)."""
@@ -41,6 +49,8 @@ def _resolve(node):
             return text
         if "Fn::GetAtt" in node:
             target = node["Fn::GetAtt"][0]
+            if target.endswith("Role"):
+                return role_arn(target)  # the principal the simulations name for that role
             return {
                 "RotationFunction": ROTATION_FN,
                 "FleetFunction": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:keyrot-fleet",
@@ -53,7 +63,10 @@ def _resolve(node):
         if "Fn::If" in node:
             return _resolve(node["Fn::If"][1])
         if set(node) == {"Ref"}:
-            return {"SenderEmail": "keyrot@example.com", "AWS::AccountId": ACCOUNT}[node["Ref"]]
+            return {"SenderEmail": "keyrot@example.com", "AWS::AccountId": ACCOUNT,
+                    "ManagedUserSessionDenyPolicy": SESSION_DENY_POLICY,
+                    "BreakGlassPrincipalArn": BREAK_GLASS_ARN,
+                    "AWS::StackId": STACK_ID}[node["Ref"]]
         return {k: _resolve(v) for k, v in node.items()}
     return node
 
@@ -86,7 +99,7 @@ def simulate(requests):
 def decide(translated, role, cases):
     """cases: (action, resource, context) -> expected "Allowed" or not; asserts each one."""
     policies = role_policies(translated, role)
-    requests = [{"identityPolicies": policies, "principal": f"arn:aws:iam::{ACCOUNT}:role/{role}",
+    requests = [{"identityPolicies": policies, "principal": role_arn(role),
                  "action": action, "resource": resource, "accountId": ACCOUNT, "context": context}
                 for (action, resource, context), _ in cases]
     decisions = simulate(requests)
@@ -196,6 +209,87 @@ def test_fleet_secrets_lifecycle_without_reading_a_key(translated):
     ])
 
 
+# ------------------------------------------------------------------ issue 19
+
+def test_fleet_attaches_and_detaches_the_session_deny_policy_only_on_managed_users(translated):
+    # 19.4 (item 7): the fleet may put ManagedUserSessionDenyPolicy on a managed user and take it
+    # off again, and no other policy (an AWS managed one, another customer policy, a lookalike
+    # name) on any user, nor that one on a user keyrot does not manage.
+    policy = {"iam:PolicyARN": SESSION_DENY_POLICY}
+    others = ["arn:aws:iam::aws:policy/AdministratorAccess",
+              f"arn:aws:iam::{ACCOUNT}:policy/keyrot/other",
+              SESSION_DENY_POLICY + "X",
+              SESSION_DENY_POLICY.replace(":policy/keyrot/", ":policy/")]
+    cases = []
+    for action in ("iam:AttachUserPolicy", "iam:DetachUserPolicy"):
+        for user in (USER, USER_WITH_PATH):
+            cases.append(((action, user, {**MANAGED, **policy}), True))
+            cases.append(((action, user, policy), False))  # not managed
+            cases.append(((action, user, {"aws:ResourceTag/keyrot:managed": "other/", **policy}), False))
+        cases += [((action, USER, {**MANAGED, "iam:PolicyARN": other}), False) for other in others]
+    cases += [(("iam:PutUserPolicy", USER, MANAGED), False), (("iam:AttachRolePolicy", role_arn("x"), policy), False)]
+    decide(translated, "FleetFunctionRole", cases)
+
+
+def session_deny_policy(translated):
+    [document] = [_resolve(r["Properties"]["PolicyDocument"]) for logical_id, r in translated["Resources"].items()
+                  if logical_id == "ManagedUserSessionDenyPolicy"]
+    return document
+
+
+def test_session_deny_policy_denies_temporary_credentials_and_nothing_else(translated):
+    # 19.4: attached to a user who may do anything, the policy refuses every request signed with
+    # temporary credentials (GetSessionToken, GetFederationToken: IAM puts aws:TokenIssueTime in
+    # those requests only) and leaves requests signed with the user's access key alone.
+    allow_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    deny = session_deny_policy(translated)
+    calls = [("s3:ListAllMyBuckets", "*"), ("secretsmanager:GetSecretValue", SECRET),
+             ("iam:CreateAccessKey", USER), ("sts:GetSessionToken", "*"),
+             ("lambda:InvokeFunction", ROTATION_FN),
+             # No policy can deny GetCallerIdentity (AWS, and the simulator): a session can still
+             # ask who it is, nothing more.
+             ("sts:GetCallerIdentity", "*")]
+    requests = []
+    for action, resource in calls:
+        for context in ({"aws:TokenIssueTime": "2026-01-01T00:00:00Z"}, {}):
+            requests.append({"identityPolicies": [allow_all, deny], "principal": USER, "action": action,
+                             "resource": resource, "accountId": ACCOUNT, "context": context})
+    assert simulate(requests) == ["ExplicitlyDenied", "Allowed"] * (len(calls) - 1) + ["Allowed", "Allowed"]
+
+
+def client_secret_policy(translated):
+    return _resolve(translated["Resources"]["DefaultClientSecretPolicy"]["Properties"]["ResourcePolicy"])
+
+
+def test_client_secrets_are_readable_by_keyrots_api_roles_and_break_glass_only(translated):
+    # 19.1 (item 3): the client secret's resource policy denies GetSecretValue to any principal
+    # but the authorizer's and api-fn's roles and the break-glass principal, whatever its own
+    # IAM policies allow (here: GetSecretValue on every secret).
+    broad = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+         "Resource": "*"}]}
+    resource_policy = client_secret_policy(translated)
+    readers = {role_arn("AuthorizerFunctionRole"): role_policies(translated, "AuthorizerFunctionRole"),
+               role_arn("ApiFunctionRole"): role_policies(translated, "ApiFunctionRole"),
+               BREAK_GLASS_ARN: [broad]}
+    others = [role_arn("RotationFunctionRole"), role_arn("FleetFunctionRole"), role_arn("Admin"),
+              f"arn:aws:iam::{ACCOUNT}:user/alice"]
+    requests, expected = [], []
+    for principal, policies in [*readers.items(), *((o, [broad]) for o in others)]:
+        for action, allowed in (("secretsmanager:GetSecretValue", principal in readers),
+                                ("secretsmanager:DescribeSecret", principal not in readers or principal == BREAK_GLASS_ARN)):
+            requests.append({"identityPolicies": policies, "principal": principal, "action": action,
+                             "resource": CLIENT_SECRET, "accountId": ACCOUNT,
+                             "context": {"aws:PrincipalArn": principal}, "resourcePolicy": resource_policy})
+            expected.append(allowed)
+    decisions = simulate(requests)
+    wrong = [(r["principal"], r["action"], d) for r, d, e in zip(requests, decisions, expected)
+             if (d == "Allowed") != e]
+    assert not wrong, wrong
+    # Denied by the resource policy, not merely not granted.
+    assert decisions[2 * len(readers)] == "ExplicitlyDenied"
+
+
 # ------------------------------------------------------------------ every call of the code
 # Every AWS API call the functions' code makes (keyrot/src, the function crates), with the role
 # that makes it and the request IAM sees, simulated as Allowed. moto checks no IAM: a call the
@@ -255,6 +349,8 @@ CALLS = {
         ("ses:SendEmail", SENDER_IDENTITY, {"ses:FromAddress": "keyrot@example.com"}),
     ],
     "FleetFunctionRole": [
+        # fleet/stack.rs: the teardown's check that the stack is being deleted.
+        ("cloudformation:DescribeStacks", STACK_ID, {}),
         # fleet/sdk.rs: the registry.
         ("ssm:GetParametersByPath", USERS_PATH, {}),
         ("ssm:DeleteParameter", USERS_PATH + "/alice", {}),
@@ -279,6 +375,9 @@ CALLS = {
         ("iam:ListUserTags", USER, MANAGED),
         ("iam:TagUser", USER, {**MANAGED, **MARK}),
         ("iam:UntagUser", USER, {**MANAGED, "aws:TagKeys": [KEY_ID, INTENT, "keyrot:managed"]}),
+        # Ending a managed user's sessions (KEYROT_SESSION_DENY_POLICY_ARN), and undoing it.
+        ("iam:AttachUserPolicy", USER, {**MANAGED, "iam:PolicyARN": SESSION_DENY_POLICY}),
+        ("iam:DetachUserPolicy", USER, {**MANAGED, "iam:PolicyARN": SESSION_DENY_POLICY}),
     ],
     "AuthorizerFunctionRole": [
         # api/parameters.rs, api/secret_batch.rs: the client registry and the clients' keys
@@ -292,6 +391,12 @@ CALLS = {
     "ApiFunctionRole": [
         # api/secret_reader.rs: a user's key from either slot, and the signing key.
         *[("secretsmanager:GetSecretValue", secret, {}) for secret in (*MANAGED_SECRETS, SIGNING_KEY)],
+        # api-fn re-checks the caller's API key and token as the authorizer does (issue 19,
+        # item 3): the client registry, the clients' keys and the public signing keys.
+        ("ssm:GetParametersByPath", CLIENTS_PATH, {}),
+        ("secretsmanager:BatchGetSecretValue", "*", {}),
+        ("secretsmanager:GetSecretValue", CLIENT_SECRET, {}),
+        ("ssm:GetParameter", PUBLIC_KEYS, {}),
     ],
 }
 
@@ -304,7 +409,7 @@ CALLS_WITHOUT_A_ROLE = {
 
 def role_decisions(translated, role, calls):
     policies = role_policies(translated, role)
-    return simulate([{"identityPolicies": policies, "principal": f"arn:aws:iam::{ACCOUNT}:role/{role}",
+    return simulate([{"identityPolicies": policies, "principal": role_arn(role),
                       "action": action, "resource": resource, "accountId": ACCOUNT, "context": context}
                      for action, resource, context in calls])
 

@@ -26,7 +26,7 @@ ENV_CONTRACT = {
     "FleetFunction": {
         "RUST_LOG": "info",
         "KEYROT_USERS_PARAMETER_PATH": "/keyrot/users/",
-        "KEYROT_SEED_USERS": {"Fn::Join": [",", {"Ref": "ManagedUsers"}]},
+        "KEYROT_SEED_USERS": {"Ref": "ManagedUsers"},
         "KEYROT_MANAGED_SECRET_PREFIX": "keyrot/iam/",
         "KEYROT_ROTATION_FUNCTION_ARN": {"Fn::GetAtt": ["RotationFunction", "Arn"]},
         "KEYROT_SECRETS_KMS_KEY_ID": {"Fn::If": ["UsesSecretsKey", {"Ref": "ManagedSecretsKey"}, ""]},
@@ -34,6 +34,7 @@ ENV_CONTRACT = {
         "KEYROT_IAM_WRITES_PER_SECOND": {"Ref": "IamWritesPerSecond"},
         "KEYROT_SECRETS_WRITES_PER_SECOND": {"Ref": "SecretsWritesPerSecond"},
         "KEYROT_ROTATE_SECRET_PER_SECOND": {"Ref": "RotateSecretPerSecond"},
+        "KEYROT_SESSION_DENY_POLICY_ARN": {"Ref": "ManagedUserSessionDenyPolicy"},
     },
     "AuthorizerFunction": {
         "RUST_LOG": "info",
@@ -53,6 +54,12 @@ ENV_CONTRACT = {
         "KEYROT_TOKEN_AUDIENCE": AUDIENCE,
         "KEYROT_TOKEN_TTL_SECONDS": {"Ref": "TokenTtlSeconds"},
         "KEYROT_ROTATION_INTERVAL_MINUTES": {"Ref": "RotationIntervalMinutes"},
+        # api-fn re-checks the caller as the authorizer does (issue 19, item 3).
+        "KEYROT_ALLOWED_CIDRS": {"Ref": "AllowedCidrs"},
+        "KEYROT_CLIENTS_PARAMETER_PATH": "/keyrot/clients/",
+        "KEYROT_CLIENT_SECRET_PREFIX": "keyrot/clients/",
+        "KEYROT_PUBLIC_KEYS_PARAMETER": "/keyrot/signing-public-keys",
+        "KEYROT_REGISTRY_TTL_SECONDS": "30",
     },
 }
 
@@ -168,15 +175,18 @@ def test_no_write_action_on_every_resource(translated):
                 assert not writes, (logical_id, writes)
 
 
-def test_api_function_reads_only_managed_keys_and_signing_key(raw):
+def test_api_function_reads_only_managed_keys_signing_key_and_client_keys(raw):
     role = props(raw["Resources"]["ApiFunctionRole"])
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     secret_reads = [s for s in statements if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
-    assert len(secret_reads) == 1
-    assert as_list(secret_reads[0]["Action"]) == ["secretsmanager:GetSecretValue"]
-    assert as_list(secret_reads[0]["Resource"]) == [
-        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:keyrot/iam/*"},
-        {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:keyrot/signing-key-??????"},
+    for statement in secret_reads:
+        assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
+    arn = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    assert [r for s in secret_reads for r in as_list(s["Resource"])] == [
+        {"Fn::Sub": arn + "keyrot/iam/*"},
+        {"Fn::Sub": arn + "keyrot/signing-key-??????"},
+        # Issue 19, item 3: the clients' API keys, to re-check the caller.
+        {"Fn::Sub": arn + "keyrot/clients/*"},
     ]
 
 
@@ -220,8 +230,10 @@ def test_resource_policy_denies_outside_allowed_cidrs(translated):
     denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
     assert len(denies) == 1
     # A list of CIDRs once deployed: split from the parameter's text, which is what SAM
-    # substitutes for the Ref here.
-    cidrs = {"Fn::Split": [",", "0.0.0.0/0,::/0"]}
+    # substitutes for the Ref here (the deployment's value: the parameter has no default).
+    from conftest import DEPLOY_PARAMETERS
+
+    cidrs = {"Fn::Split": [",", DEPLOY_PARAMETERS["AllowedCidrs"]]}
     assert denies[0]["Condition"] == {"NotIpAddress": {"aws:SourceIp": cidrs}}
     allows = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     assert [s["Condition"] for s in allows] == [{"IpAddress": {"aws:SourceIp": cidrs}}]
@@ -418,15 +430,22 @@ def roles_reading(template, arn_fragment):
 
 def test_user_list_parameters_refuse_spaces_empty_items_and_non_iam_characters(raw):
     # Issue 12, item 14. CloudFormation applies a CommaDelimitedList's AllowedPattern to
-    # each item.
-    for name in ["ManagedUsers", "DefaultClientUsers"]:
-        parameter = raw["Parameters"][name]
-        assert parameter["Type"] == "CommaDelimitedList"
-        pattern = parameter["AllowedPattern"]
-        for good in parameter["Default"].split(",") + ["ci-bot", "svc.backup", "a+b=c@d_e", "x" * 64]:
-            assert re.fullmatch(pattern, good), (name, good)
-        for bad in ["", " bob", "bob ", "a b", "x" * 65, 'a"b', "division/alice", "*"]:
-            assert not re.fullmatch(pattern, bad), (name, bad)
+    # each item (DefaultClientUsers), a String's to the whole value (ManagedUsers, issue 19:
+    # a list item pattern could not accept an empty list without accepting empty items).
+    names = ["ci-bot", "svc.backup", "a+b=c@d_e", "x" * 64]
+    bad_names = [" bob", "bob ", "a b", "x" * 65, 'a"b', "division/alice", "*"]
+    client_users = raw["Parameters"]["DefaultClientUsers"]
+    assert client_users["Type"] == "CommaDelimitedList"
+    for good in client_users["Default"].split(",") + names:
+        assert re.fullmatch(client_users["AllowedPattern"], good), good
+    for bad in ["", *bad_names]:
+        assert not re.fullmatch(client_users["AllowedPattern"], bad), bad
+    seed = raw["Parameters"]["ManagedUsers"]
+    assert seed["Type"] == "String"
+    for good in ["", "alice", "alice,bob", ",".join(names)]:
+        assert re.fullmatch(seed["AllowedPattern"], good), good
+    for bad in [",", "alice,", ",alice", "alice,,bob", "alice, bob", *bad_names, *(f"alice,{b}" for b in bad_names)]:
+        assert not re.fullmatch(seed["AllowedPattern"], bad), bad
 
 
 def test_signing_key_rotation_waits_for_the_public_key_parameter(raw):
@@ -646,7 +665,15 @@ def test_customer_managed_key_is_optional_and_used_only_through_secrets_manager(
     secrets = of_type(raw, "AWS::SecretsManager::Secret")
     keyed = {k for k, s in secrets.items() if props(s).get("KmsKeyId") ==
              {"Fn::If": ["UsesSecretsKey", {"Ref": "ManagedSecretsKey"}, {"Ref": "AWS::NoValue"}]}}
-    assert keyed == {"SigningKeySecret"}
+    # Issue 19, item 3: the client secrets too (keyrot clients add: the SecretsKmsKeyArn output).
+    assert keyed == {"SigningKeySecret", "DefaultClientSecret"} == set(secrets)
+    assert raw["Outputs"]["SecretsKmsKeyArn"] == {
+        "Condition": "UsesSecretsKey", "Description": raw["Outputs"]["SecretsKmsKeyArn"]["Description"],
+        "Value": {"Fn::GetAtt": ["ManagedSecretsKey", "Arn"]}}
+    # Every role that reads a secret under the key may decrypt through Secrets Manager.
+    readers = set().union(*(roles_reading(raw, fragment) for fragment in ("keyrot/iam/", "keyrot/clients/")))
+    assert {getatt_target(p) for p in use["Principal"]["AWS"] if "Fn::GetAtt" in p} == readers
+    assert BREAK_GLASS in use["Principal"]["AWS"]
 
 
 def test_fixed_alarms_cover_failures_staleness_and_the_fleet(raw):
@@ -667,3 +694,194 @@ def test_fixed_alarms_cover_failures_staleness_and_the_fleet(raw):
     assert '"MetricName": "FleetErrors"' in fleet and '"Value": {"Ref": "FleetFunction"}' in fleet
     assert "SecretVersionBudgetAlarm" in alarms
     assert "RotationTickRefusedAlarm" not in alarms and not of_type(raw, "AWS::SQS::Queue")
+
+
+# ------------------------------------------------------------------ issue 19
+
+
+def test_client_secrets_deny_reads_to_all_but_keyrots_api_roles_and_break_glass(raw):
+    # 19.1 (item 3): the default client's secret carries the managed secrets' kind of resource
+    # policy, naming exactly the roles whose own policies read keyrot/clients/* (the
+    # authorizer's and api-fn's) and the break-glass principal. keyrot clients add writes the
+    # same policy on the secrets it creates, from the ClientSecretReaderArns output.
+    readers = roles_reading(raw, "keyrot/clients/")
+    assert readers == {"AuthorizerFunctionRole", "ApiFunctionRole"}
+    [policy] = [p for p in of_type(raw, "AWS::SecretsManager::ResourcePolicy").values()
+                if props(p)["SecretId"] == {"Ref": "DefaultClientSecret"}]
+    exceptions = secret_read_exceptions(policy)
+    assert exceptions[-1] == BREAK_GLASS
+    assert sorted(getatt_target(arn) for arn in exceptions[:-1]) == sorted(readers)
+    arns = [{"Fn::GetAtt": [r, "Arn"]} for r in ("ApiFunctionRole", "AuthorizerFunctionRole")]
+    assert exceptions[:-1] == arns
+    condition, with_break_glass, without = raw["Outputs"]["ClientSecretReaderArns"]["Value"]["Fn::If"]
+    assert condition == "HasBreakGlass"
+    assert without == {"Fn::Join": [",", arns]}
+    assert with_break_glass == {"Fn::Join": [",", arns + [{"Ref": "BreakGlassPrincipalArn"}]]}
+    # Every secret of the stack has such a policy.
+    protected = {props(p)["SecretId"]["Ref"] for p in of_type(raw, "AWS::SecretsManager::ResourcePolicy").values()}
+    assert protected == set(of_type(raw, "AWS::SecretsManager::Secret"))
+
+
+def _statements(role):
+    policies = [p["Fn::If"][1] if "Fn::If" in p else p for p in props(role)["Policies"]]
+    return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+
+
+def test_api_function_checks_callers_with_the_authorizers_rights_and_settings(raw):
+    # 19.1 (item 3): api-fn re-checks the caller's API key, source IP and token itself, so it
+    # reads the client registry exactly as the authorizer does (the same statements) and gets
+    # the authorizer's settings, with the same values.
+    resources = raw["Resources"]
+    [authorizer_registry] = [p for p in props(resources["AuthorizerFunctionRole"])["Policies"]
+                             if p["PolicyName"] == "client-registry"]
+    [api_registry] = [p for p in props(resources["ApiFunctionRole"])["Policies"]
+                      if p["PolicyName"] == "client-registry"]
+    assert api_registry["PolicyDocument"] == authorizer_registry["PolicyDocument"]
+    authorizer_env = props(resources["AuthorizerFunction"])["Environment"]["Variables"]
+    api_env = props(resources["ApiFunction"])["Environment"]["Variables"]
+    for name, value in authorizer_env.items():
+        assert api_env.get(name) == value, name
+
+
+def _authorizer_config_variables():
+    """The environment variables AuthorizerConfig::from_env reads (keyrot/src/api/config.rs):
+    the KEYROT_ constants named in its impl block."""
+    import os
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "keyrot", "src")
+    constants = {}
+    for path in ("config.rs", os.path.join("api", "config.rs")):
+        with open(os.path.join(root, path), encoding="utf-8") as source:
+            text = source.read()
+        constants.update(re.findall(r'pub const (\w+): &(?:\'static )?str = "(KEYROT_\w+)";', text))
+        if path.endswith(os.path.join("api", "config.rs")):
+            block = re.search(r"impl AuthorizerConfig \{(.*?)\n\}\n", text, re.S)
+            assert block, "impl AuthorizerConfig not found in keyrot/src/api/config.rs"
+            used = set(re.findall(r"\b([A-Z][A-Z0-9_]+)\b", block.group(1)))
+    return {constants[name] for name in used if name in constants}
+
+
+def test_api_function_gets_every_setting_the_authorizer_config_reads(raw):
+    # 19.1: what api-fn needs to build AuthorizerConfig::from_env, read from the code itself.
+    variables = _authorizer_config_variables()
+    assert {"KEYROT_ALLOWED_CIDRS", "KEYROT_TOKEN_ISSUER", "KEYROT_TOKEN_AUDIENCE"} <= variables, variables
+    authorizer_env = props(raw["Resources"]["AuthorizerFunction"])["Environment"]["Variables"]
+    api_env = props(raw["Resources"]["ApiFunction"])["Environment"]["Variables"]
+    missing = sorted(v for v in variables if v not in api_env)
+    assert not missing, missing
+    for name in variables:
+        assert api_env[name] == authorizer_env[name], name
+
+
+NETWORK_PARAMETERS = ["AllowedCidrs", "DefaultClientCidrs"]
+
+
+def test_networks_have_no_default_and_must_be_cidrs(raw):
+    # 19.2 (item 3): a deployment names the networks that may call the API and the default
+    # client's; the whole internet (0.0.0.0/0,::/0) is still allowed, as an explicit choice.
+    for name in NETWORK_PARAMETERS:
+        parameter = raw["Parameters"][name]
+        assert "Default" not in parameter, name
+        assert "0.0.0.0/0,::/0" in parameter["Description"], name
+    whole = raw["Parameters"]["AllowedCidrs"]["AllowedPattern"]
+    item = raw["Parameters"]["DefaultClientCidrs"]["AllowedPattern"]  # each item of the list
+    for good in ["0.0.0.0/0,::/0", "203.0.113.0/24", "203.0.113.0/24,2001:db8::/32"]:
+        assert re.fullmatch(whole, good), good
+        assert all(re.fullmatch(item, cidr) for cidr in good.split(",")), good
+    for bad in ["", " 10.0.0.0/8", "10.0.0.0/8,", 'a"b', "any"]:
+        assert not re.fullmatch(whole, bad), bad
+    for bad in ["", " 10.0.0.0/8", '10.0.0.0/8"', "any"]:
+        assert not re.fullmatch(item, bad), bad
+
+
+def _parameter_names(overrides):
+    return set(re.findall(r'(?:^|\s|")([A-Za-z0-9]+)=', overrides))
+
+
+def test_every_deploy_example_names_the_networks_and_every_required_parameter(raw):
+    # 19.2: samconfig.toml's parameter_overrides example and docs/deploy.md's deploy commands
+    # pass every parameter without a default (otherwise CloudFormation refuses the deploy).
+    import os
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    required = {name for name, p in raw["Parameters"].items() if "Default" not in p}
+    assert required == {"AdminEmail", *NETWORK_PARAMETERS}
+    examples = []
+    for path, pattern in [("samconfig.toml", r"^#?\s*parameter_overrides\s*=\s*(.*)"),
+                          (os.path.join("docs", "deploy.md"), r"sam deploy .*--parameter-overrides\s+(.*)")]:
+        with open(os.path.join(root, path), encoding="utf-8") as text:
+            examples += [(path, found.group(1)) for line in text if (found := re.search(pattern, line))]
+    assert {path for path, _ in examples} == {"samconfig.toml", os.path.join("docs", "deploy.md")}, examples
+    for path, overrides in examples:
+        assert required <= _parameter_names(overrides), (path, overrides)
+
+
+def test_seed_user_list_defaults_to_empty_and_the_stack_deploys_without_seed_users(raw):
+    # 19.3 (item 10): no user is managed unless someone names it. With the empty default the
+    # transform still works, the fleet gets an empty KEYROT_SEED_USERS (which it reads as no
+    # user), and the stack is the same as with seed users.
+    from conftest import render, translate
+
+    assert raw["Parameters"]["ManagedUsers"]["Default"] == ""
+    assert re.fullmatch(raw["Parameters"]["ManagedUsers"]["AllowedPattern"], "")
+    none = translate(render(raw, []))
+    two = translate(render(raw, ["alice", "bob"]))
+    assert sorted(none["Resources"]) == sorted(two["Resources"])
+    assert props(none["Resources"]["FleetFunction"])["Environment"]["Variables"]["KEYROT_SEED_USERS"] == ""
+    assert props(two["Resources"]["FleetFunction"])["Environment"]["Variables"]["KEYROT_SEED_USERS"] == "alice,bob"
+    # No condition, output or other resource depends on the seed list.
+    references = [k for k, r in raw["Resources"].items() if "ManagedUsers" in set(referenced_ids(r))]
+    assert references == ["FleetFunction"]
+    assert "ManagedUsers" not in set(referenced_ids(raw.get("Conditions", {})))
+    assert "ManagedUsers" not in set(referenced_ids(raw["Outputs"]))
+
+
+def test_session_deny_policy_is_the_one_policy_the_fleet_may_attach(raw):
+    # 19.4 (item 7): one managed policy owned by the stack denies whatever a managed user signs
+    # with temporary credentials; the fleet knows its ARN and may attach and detach it only
+    # (simulated in test_policy_simulation.py).
+    policy = raw["Resources"]["ManagedUserSessionDenyPolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    [statement] = props(policy)["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Deny", "*", "*")
+    assert statement["Condition"] == {"Null": {"aws:TokenIssueTime": "false"}}
+    # Nothing else of the stack attaches it: only the fleet, at run time.
+    assert "Users" not in props(policy) and "Roles" not in props(policy) and "Groups" not in props(policy)
+    variables = props(raw["Resources"]["FleetFunction"])["Environment"]["Variables"]
+    assert variables["KEYROT_SESSION_DENY_POLICY_ARN"] == {"Ref": "ManagedUserSessionDenyPolicy"}
+    attach = [s for s in _statements(raw["Resources"]["FleetFunctionRole"])
+              if {"iam:AttachUserPolicy", "iam:DetachUserPolicy"} & set(as_list(s["Action"]))]
+    assert len(attach) == 1
+    assert sorted(as_list(attach[0]["Action"])) == ["iam:AttachUserPolicy", "iam:DetachUserPolicy"]
+    assert attach[0]["Condition"]["ArnEquals"] == {"iam:PolicyARN": {"Ref": "ManagedUserSessionDenyPolicy"}}
+    assert attach[0]["Condition"]["StringEquals"] == {"aws:ResourceTag/keyrot:managed": "keyrot/iam/"}
+    # No other role may attach or detach user policies.
+    for logical_id, document in iam_policy_documents(raw):
+        for s in as_list(document["Statement"]):
+            if logical_id != "FleetFunctionRole" and s["Effect"] == "Allow":
+                assert not {"iam:AttachUserPolicy", "iam:DetachUserPolicy", "iam:PutUserPolicy"} & set(
+                    as_list(s["Action"])), logical_id
+
+
+def test_only_aws_services_are_granted_invocation_by_the_stack(translated):
+    # 19.5 (item 1): invoking a keyrot function is an operator right (docs/deploy.md, "Who may
+    # invoke keyrot's functions"). The stack grants it only to AWS service principals (API
+    # Gateway, Secrets Manager), each limited to its source, and to keyrot's own roles through
+    # their policies; it has no function URL.
+    for logical_id, permission in of_type(translated, "AWS::Lambda::Permission").items():
+        p = props(permission)
+        assert p["Action"] == "lambda:InvokeFunction", logical_id
+        assert p["Principal"].endswith(".amazonaws.com"), logical_id
+        assert "SourceArn" in p, logical_id
+    assert not of_type(translated, "AWS::Lambda::Url")
+    for function in of_type(translated, "AWS::Lambda::Function").values():
+        assert "FunctionUrlConfig" not in props(function)
+    invokers = {logical_id for logical_id, document in iam_policy_documents(translated)
+                for s in as_list(document["Statement"])
+                if s["Effect"] == "Allow" and "lambda:InvokeFunction" in as_list(s["Action"])}
+    # RotationRevokeAccess is the rotation role's policy (the emergency revoke's RotateSecret).
+    assert invokers == {"RotationRevokeAccess", "FleetFunctionRole", "FleetScheduleRole"}
+    for role in ("RotationFunctionRole", "FleetFunctionRole", "FleetScheduleRole"):
+        assert translated["Outputs"][f"{role}Arn"]["Value"] == {"Fn::GetAtt": [role, "Arn"]}
+    for function in ("RotationFunction", "FleetFunction", "AuthorizerFunction", "ApiFunction"):
+        assert translated["Outputs"][f"{function}Arn"]["Value"] == {"Fn::GetAtt": [function, "Arn"]}
