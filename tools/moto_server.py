@@ -29,6 +29,10 @@ It also makes moto behave like AWS where keyrot depends on it (moto 5.2.5 differ
   (AWS's 24 hours), any positive number of seconds; a run with compressed time scales it
   (a 20-second interval standing for AWS's 10 minutes: 86400 / 30 = 2880). Version ages are
   measured to the sub-second (moto stamps whole seconds), which short windows need;
+* DescribeSecret's LastRotatedDate is when a rotation last *completed* (AWS), exact to the
+  sub-second: UpdateSecretVersionStage moving AWSCURRENT onto the version that holds AWSPENDING
+  (finishSecret) sets it; RotateSecret itself leaves it as it was. moto sets it, in whole
+  seconds, when RotateSecret is called, so a rotation still under way looked finished;
 * BatchGetSecretValue with a SecretIdList reads each secret's AWSCURRENT version and reports
   every secret it cannot read in `Errors` (ResourceNotFoundException for a missing secret or
   one without a value, InvalidRequestException for one scheduled for deletion, ...), answering
@@ -179,6 +183,9 @@ def _rotate_with_configured_function(self, secret_id, client_request_token=None,
     finally:
         if secret is not None:
             _stamp_new_versions(secret)  # the pending version (the version limit's clock)
+            # The last completion (finishSecret, through an Invoke API within this call, or
+            # none), not this call's start.
+            secret.last_rotation_date = getattr(secret, "keyrot_completed_at", None)
     if not rotate_immediately and _invoker.invoke_url:
         # AWS: with RotateImmediately=false the test's AWSPENDING version is removed after
         # testSecret ran (without an Invoke API the caller runs testSecret itself, later).
@@ -193,6 +200,29 @@ def _drop_pending_labels(secret):
 
 
 SecretsManagerBackend.rotate_secret = _rotate_with_configured_function
+
+_moto_update_secret_version_stage = SecretsManagerBackend.update_secret_version_stage
+
+
+def _update_stage_recording_completion(self, secret_id, version_stage, remove_from_version_id,
+                                       move_to_version_id):
+    """AWS: a rotation completes when AWSCURRENT moves onto its AWSPENDING version."""
+    secret = self.secrets[secret_id] if self._is_valid_identifier(secret_id) else None
+    completing = (
+        secret is not None
+        and version_stage == "AWSCURRENT"
+        and "AWSPENDING" in secret.versions.get(move_to_version_id, {}).get("version_stages", [])
+    )
+    result = _moto_update_secret_version_stage(
+        self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+    )
+    if completing:
+        secret.keyrot_completed_at = time.time()
+        secret.last_rotation_date = secret.keyrot_completed_at
+    return result
+
+
+SecretsManagerBackend.update_secret_version_stage = _update_stage_recording_completion
 
 # The version limit and retention (module docstring). moto stamps a version's "createdate" in
 # whole seconds, too coarse for a window of a few seconds: each version also gets its exact

@@ -214,3 +214,62 @@ async fn a_user_with_one_secret_upgrades_in_place_keeping_every_promise() {
         observed.promised_until
     );
 }
+
+/// A tick is not held up by the other slot carrying its own key forward at the same moment
+/// (an operator's or a native window's early rotation): that rotation changes neither the
+/// key the other slot serves nor when it took over. Before, the tick saw "rotating" and
+/// carried its key forward too, a lost interval (the consumer soak saw 3 keys in 6).
+#[tokio::test]
+async fn a_tick_retires_its_key_while_the_other_slot_carries_its_own_forward() {
+    use keyrot::rotation::{RotationRequest, Step};
+    let interval = Duration::from_secs(5);
+    let world = FleetWorld::new("slots-concurrent", interval, Duration::from_secs(1)).await;
+    let user = world.create_users(1).await.remove(0);
+    world.enrol(&user).await;
+    for _ in 0..3 {
+        world.reconcile().await;
+    }
+    let value = |slot| world.slot_value(&user, slot);
+    let (a, b) = (
+        value(Slot::A).await.expect("a"),
+        value(Slot::B).await.expect("b"),
+    );
+    // The slot whose key retires first ticks; the other one holds the newer key.
+    let (ticking, other, old_key, retires) = match (a.expires(), b.expires()) {
+        (Some(at_a), Some(at_b)) if at_a <= at_b => (Slot::A, Slot::B, a.access_key_id, at_a),
+        (_, Some(at_b)) => (Slot::B, Slot::A, b.access_key_id, at_b),
+        _ => panic!("both slots record ExpiresAt"),
+    };
+    let wait = retires
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+        + Duration::from_millis(1500);
+    tokio::time::sleep(wait).await;
+
+    let name = |slot| keyrot::key_slots::secret_name(&world.prefix, &user, slot);
+    let step = |secret: String, token: &str| RotationRequest {
+        step: Step::Create,
+        secret_id: secret,
+        token: token.to_owned(),
+    };
+    // The other slot's early rotation stores its pending version (its own key, carried).
+    let other_token = start_rotation(&world.secrets, &name(other), true).await;
+    world
+        .run_step(step(name(other), &other_token))
+        .await
+        .expect("the other slot's createSecret");
+    // The tick, meanwhile.
+    let tick_token = start_rotation(&world.secrets, &name(ticking), true).await;
+    world
+        .run_step(step(name(ticking), &tick_token))
+        .await
+        .expect("the tick's createSecret");
+    world.complete_rotations().await;
+    let after = value(ticking).await.expect("ticked");
+    assert_ne!(after.access_key_id, old_key, "the tick minted a new key");
+    assert!(!world
+        .key_ids(&user)
+        .await
+        .contains(old_key.as_ref().expect("old key")));
+    assert_eq!(world.key_ids(&user).await.len(), 2);
+}

@@ -2,7 +2,7 @@
 API (KEYROT_ROTATION_INVOKE_URL) or, without one, only the pending version staged; the
 configured function kept when a call names none; refused while a rotation is in progress and
 accepted when AWSPENDING sits on AWSCURRENT; RotateImmediately=false running only testSecret
-and leaving no AWSPENDING."""
+and leaving no AWSPENDING; LastRotatedDate set when a rotation completes, not when it starts."""
 
 import pytest
 from botocore.exceptions import ClientError
@@ -152,3 +152,38 @@ def test_rotate_secret_is_accepted_when_pending_sits_on_current(sm):
     token = sm.rotate_secret(SecretId=name)["VersionId"]
     assert stages(sm, name)[done] == ["AWSCURRENT"]
     assert version_with(sm, name, "AWSPENDING") == [token]
+
+
+def test_last_rotated_date_is_the_completion_not_the_start(sm):
+    import time
+
+    name = unique_name("last-rotated")
+    sm.create_secret(Name=name, SecretString="first")
+    assert "LastRotatedDate" not in sm.describe_secret(SecretId=name)
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN)["VersionId"]
+    # Started, not completed: AWS reports no rotation yet (moto reported this call's time).
+    assert "LastRotatedDate" not in sm.describe_secret(SecretId=name)
+    sm.put_secret_value(
+        SecretId=name, ClientRequestToken=token, SecretString="second",
+        VersionStages=["AWSPENDING"],
+    )
+    time.sleep(0.3)
+    before = time.time()
+    sm.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=token,
+        RemoveFromVersionId=version_with(sm, name, "AWSCURRENT")[0],
+    )
+    completed = sm.describe_secret(SecretId=name)["LastRotatedDate"].timestamp()
+    assert before <= completed <= time.time(), "the completion, to the sub-second"
+
+    # The next rotation's start leaves it there.
+    sm.rotate_secret(SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN)
+    assert sm.describe_secret(SecretId=name)["LastRotatedDate"].timestamp() == completed
+    # Moving another label, or AWSCURRENT onto a version without AWSPENDING, completes nothing.
+    first = [v["VersionId"] for v in sm.list_secret_version_ids(SecretId=name)["Versions"]
+             if "AWSPREVIOUS" in v.get("VersionStages", [])][0]
+    sm.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=first,
+        RemoveFromVersionId=token,
+    )
+    assert sm.describe_secret(SecretId=name)["LastRotatedDate"].timestamp() == completed

@@ -109,6 +109,8 @@ pub struct SiblingSecret {
     pub current: Option<Sensitive>,
     /// A version holds AWSPENDING without AWSCURRENT: a rotation of it is under way.
     pub rotating: bool,
+    /// Its AWSPENDING value while it is rotating, once createSecret stored one.
+    pub pending: Option<Sensitive>,
     /// When its last rotation completed (DescribeSecret's `LastRotatedDate`).
     pub last_rotated: Option<SystemTime>,
 }

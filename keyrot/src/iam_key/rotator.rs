@@ -355,6 +355,32 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
         Ok(Some((name, state, value)))
     }
 
+    /// Whether the other slot's rotation under way may change the key it serves. One whose
+    /// AWSPENDING already holds its current key carries that key forward: the key it serves,
+    /// and when that key became current (`CurrentSince` is carried too), stay as they are. One
+    /// with no readable AWSPENDING value yet, or another key, may retire and mint.
+    fn may_change_their_key(
+        &self,
+        sibling: &str,
+        state: &SiblingSecret,
+        their_key: Option<&str>,
+    ) -> bool {
+        if !state.rotating {
+            return false;
+        }
+        let sibling_ref = SecretRef {
+            arn: sibling.to_owned(),
+            name: sibling.to_owned(),
+            last_rotated: state.last_rotated,
+        };
+        let pending_key = state
+            .pending
+            .as_ref()
+            .and_then(|value| self.parse_value(&sibling_ref, value, Stage::Pending).ok())
+            .and_then(|value| value.access_key_id);
+        their_key.is_none() || pending_key.as_deref() != their_key
+    }
+
     /// When the key this slot keeps is retired: its recorded tick while that is still ahead,
     /// else the first tick of the slot at least an interval from now (one-secret values, whose
     /// fetches were promised their recorded interval, get at least that).
@@ -381,14 +407,14 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
 }
 
 /// Whether the other slot's key has taken over from ours: it is newer (IAM's creation
-/// times), the other slot is not rotating, and its key became current (`current_since`, an
-/// upper bound) at least `slack` ago. The API hands our key out until then, promising at
+/// times), the other slot is not rotating to another key, and its key became current
+/// (`current_since`, an upper bound) at least `slack` ago. The API hands our key out until then, promising at
 /// least `slack` past each fetch, so that promise has run out too.
 fn supersedes(
     keys: &[AccessKeyInfo],
     theirs: Option<&str>,
     ours: Option<&str>,
-    rotating: bool,
+    their_key_may_change: bool,
     current_since: Option<SystemTime>,
     slack: Duration,
     now: SystemTime,
@@ -399,7 +425,7 @@ fn supersedes(
         (Some(_), None) => true,
         (None, _) => false,
     };
-    let settled = !rotating
+    let settled = !their_key_may_change
         && current_since
             .and_then(|at| at.checked_add(slack))
             .is_some_and(|at| at <= now);
@@ -465,7 +491,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
                 &keys,
                 their_key,
                 current_key,
-                state.rotating,
+                self.may_change_their_key(name, state, their_key),
                 // When their key became current, at the latest: recorded by a carry-forward,
                 // else the completion of the rotation that made their current version.
                 their_value

@@ -135,8 +135,14 @@ impl crate::iam_key::SecretVersions for SecretsManagerStore {
             return Ok(None);
         };
         let current = self.get_value(secret_id, None, Stage::Current).await?;
+        // Only while it rotates: whether that rotation carries its key forward.
+        let pending = match described.rotating {
+            true => self.get_value(secret_id, None, Stage::Pending).await?,
+            false => None,
+        };
         Ok(Some(SiblingSecret {
             current,
+            pending,
             rotating: described.rotating,
             last_rotated: described.last_rotated,
         }))
