@@ -15,6 +15,8 @@ pub struct Names {
     pub client_secret_prefix: String,
     pub signing_key_secret: String,
     pub public_keys_parameter: String,
+    /// Where an emergency revoke is recorded before it is asked for.
+    pub revoke_requests_secret: String,
 }
 
 impl Names {
@@ -34,6 +36,10 @@ impl Names {
             public_keys_parameter: var(
                 "KEYROT_PUBLIC_KEYS_PARAMETER",
                 "/keyrot/signing-public-keys",
+            ),
+            revoke_requests_secret: var(
+                "KEYROT_REVOKE_REQUESTS_SECRET",
+                keyrot::revoke::DEFAULT_REVOKE_REQUESTS_SECRET,
             ),
         }
     }

@@ -211,6 +211,23 @@ pub async fn revoke<C: Cloud>(
     if !yes && !confirm(user, key)? {
         return Err(CliError::refused("not confirmed", "nothing was revoked"));
     }
+    // The rotation function revokes only what an operator recorded here, where only the
+    // stack's RevokePrincipalArns may write (the event alone proves nothing).
+    let record = keyrot::revoke::RecordedRevoke {
+        secret_id: secret.clone(),
+        access_key_id: key.to_owned(),
+    };
+    let record = serde_json::to_string(&record).map_err(|e| CliError::Usage(e.to_string()))?;
+    let requests = &deployment.names.revoke_requests_secret;
+    if let Err(error) = cloud
+        .put_secret_value(requests, &keyrot::Sensitive::new(record))
+        .await
+    {
+        return Err(CliError::refused(
+            format!("could not record the revoke request in {requests}: {error}"),
+            "run keyrot revoke as one of the stack's RevokePrincipalArns (docs/deploy.md, \"Who may revoke\")",
+        ));
+    }
     match cloud.invoke(function_name(&function), &payload).await? {
         Invocation::Returned(done) => {
             let clients: Vec<String> = done["Clients"]

@@ -32,6 +32,8 @@ pub struct RotationConfig {
     pub failure_mail: Option<(String, String)>,
     /// Versions younger than this count against the version quota.
     pub version_retention: Duration,
+    /// The secret operators record an emergency revoke in before asking for it.
+    pub revoke_requests_secret: String,
 }
 
 pub const SENDER_EMAIL: &str = "KEYROT_SENDER_EMAIL";
@@ -45,6 +47,7 @@ pub const PROMISE_WAIT_MAX_MS: &str = "KEYROT_PROMISE_WAIT_MAX_MS";
 /// less in the local stack's compressed time.
 pub const VERSION_RETENTION_SECONDS: &str = "KEYROT_VERSION_RETENTION_SECONDS";
 pub const CLIENTS_PARAMETER_PATH: &str = "KEYROT_CLIENTS_PARAMETER_PATH";
+pub const REVOKE_REQUESTS_SECRET: &str = "KEYROT_REVOKE_REQUESTS_SECRET";
 pub const DEFAULT_CLIENTS_PARAMETER_PATH: &str = "/keyrot/clients/";
 
 /// SSM paths are compared as prefixes of parameter names: always end them with a slash.
@@ -179,6 +182,11 @@ impl RotationConfig {
                 DEFAULT_PUBLIC_KEYS_PARAMETER,
             ),
             failure_mail: failure_mail(&lookup)?,
+            revoke_requests_secret: text_or(
+                &lookup,
+                REVOKE_REQUESTS_SECRET,
+                crate::revoke::DEFAULT_REVOKE_REQUESTS_SECRET,
+            ),
             version_retention: Duration::from_secs(number_or(
                 &lookup,
                 VERSION_RETENTION_SECONDS,

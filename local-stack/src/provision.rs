@@ -118,7 +118,23 @@ async fn provision_signing_key(aws: &Aws) -> Result<(), LocalError> {
                 aws_sdk_secretsmanager::error::DisplayErrorContext(e),
             )
         })?;
-    configure_rotation(aws, SIGNING_KEY_SECRET).await
+    configure_rotation(aws, SIGNING_KEY_SECRET).await?;
+    // The template's RevokeRequestsSecret: where `keyrot revoke` records a revoke before it
+    // asks for it (moto enforces no resource policy; on AWS only RevokePrincipalArns write).
+    aws.secrets
+        .create_secret()
+        .name(keyrot::revoke::DEFAULT_REVOKE_REQUESTS_SECRET)
+        .description("keyrot emergency revoke requests")
+        .secret_string("{}")
+        .send()
+        .await
+        .map_err(|e| {
+            failed(
+                "creating the revoke requests secret",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e),
+            )
+        })?;
+    Ok(())
 }
 
 /// The default client: may read the `--client-users` (all managed users by default), from the

@@ -12,7 +12,9 @@ use keyrot::fleet::{
 };
 use keyrot::iam_key::{IamKeyRotator, IamRotationSettings, IamSdk, StsKeyVerifier};
 use keyrot::notify::ConfiguredNotifier;
-use keyrot::revoke::{handle_revoke_event, RevokeRequest, Revoker, SsmClientDirectory};
+use keyrot::revoke::{
+    handle_revoke_event, RevokeRequest, Revoker, SecretsManagerRevokeRequests, SsmClientDirectory,
+};
 use keyrot::rotation::{handle_rotation_event, ByName, RotationEngine, SecretsManagerStore};
 use keyrot::signing_key::{SigningKeyRotator, SsmPublicKeyStore};
 use lambda_runtime::{run, service_fn, Diagnostic, Error, LambdaEvent};
@@ -60,6 +62,10 @@ pub async fn serve() -> Result<(), Error> {
         iam: IamSdk::new(iam),
         starter: store,
         clients: SsmClientDirectory::new(ssm, config.clients_parameter_path),
+        authority: SecretsManagerRevokeRequests::new(
+            aws_sdk_secretsmanager::Client::new(&sdk_config),
+            config.revoke_requests_secret,
+        ),
         managed_prefix: config.managed_prefix,
     };
     let notifier = ConfiguredNotifier::new(config.failure_mail, &sdk_config);

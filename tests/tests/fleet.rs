@@ -425,3 +425,115 @@ async fn a_teardown_event_that_is_not_cloudformations_for_this_stack_deletes_not
     assert_eq!(world.registry_entries().await.len(), 2);
     assert!(!world.versions_by_secret().await.is_empty());
 }
+
+/// Security issue, item 4: the stack's word on each managed secret is re-applied, not written
+/// once. A reader the stack no longer names (a removed break-glass principal) loses access at
+/// the next run, and a rotation configuration someone changed (another function, a short
+/// native schedule that adds versions) is put back by the next rotation the fleet starts.
+#[tokio::test]
+async fn every_run_puts_back_the_stacks_policy_and_every_rotation_its_configuration() {
+    let mut world =
+        FleetWorld::new("stack-says", Duration::from_secs(4), Duration::from_secs(1)).await;
+    let user = world.create_users(1).await.remove(0);
+    world.enrol(&user).await;
+    for _ in 0..3 {
+        world.reconcile().await;
+    }
+    let policy_of = |secret: String| {
+        let secrets = world.secrets.clone();
+        async move {
+            secrets
+                .get_resource_policy()
+                .secret_id(secret)
+                .send()
+                .await
+                .expect("policy")
+                .resource_policy
+                .unwrap_or_default()
+        }
+    };
+    let slot_a = world.secret_of(&user);
+    let slot_b = format!("{slot_a}/b");
+    let break_glass = "arn:aws:iam::123456789012:role/break-glass";
+    assert!(policy_of(slot_a.clone()).await.contains("keyrot-api"));
+
+    // The stack drops nobody and adds a break-glass principal: both slots get it next run.
+    world
+        .fleet
+        .config
+        .secret_readers
+        .push(break_glass.to_owned());
+    let report = world.reconcile().await;
+    assert_eq!(report.policies_rewritten, 2, "{report:?}");
+    for secret in [&slot_a, &slot_b] {
+        assert!(
+            policy_of(secret.clone()).await.contains(break_glass),
+            "{secret}"
+        );
+    }
+    // And removes it again (compromised): gone from both at the next run, then left alone.
+    world.fleet.config.secret_readers.pop();
+    assert_eq!(world.reconcile().await.policies_rewritten, 2);
+    for secret in [&slot_a, &slot_b] {
+        assert!(
+            !policy_of(secret.clone()).await.contains(break_glass),
+            "{secret}"
+        );
+    }
+    assert_eq!(world.reconcile().await.policies_rewritten, 0);
+
+    // Someone points slot A's rotation at another function with a one-day schedule.
+    world
+        .secrets
+        .rotate_secret()
+        .secret_id(&slot_a)
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-keyrot")
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("reconfigure");
+    world.complete_rotations().await;
+    // The fleet's next rotation of slot A puts the stack's configuration back.
+    let configured = |secret: String| {
+        let secrets = world.secrets.clone();
+        async move {
+            let described = secrets
+                .describe_secret()
+                .secret_id(secret)
+                .send()
+                .await
+                .expect("describe");
+            (
+                described
+                    .rotation_lambda_arn()
+                    .unwrap_or_default()
+                    .to_owned(),
+                described
+                    .rotation_rules()
+                    .and_then(|rules| rules.automatically_after_days()),
+            )
+        }
+    };
+    let (function, days) = configured(slot_a.clone()).await;
+    assert!(
+        function.ends_with(":not-keyrot") && days == Some(1),
+        "tampered: {function} {days:?}"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        world.reconcile().await;
+        let (function, days) = configured(slot_a.clone()).await;
+        if function == keyrot_integration_tests::world::ROTATION_LAMBDA_ARN && days == Some(1000) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still {function} every {days:?} days"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

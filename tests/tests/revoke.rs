@@ -3,7 +3,9 @@
 
 use keyrot::iam_key::{IamSdk, KeyLifetime};
 use keyrot::notify::NoNotifier;
-use keyrot::revoke::{RevokeError, RevokeRequest, Revoker, SsmClientDirectory};
+use keyrot::revoke::{
+    RevokeError, RevokeRequest, Revoker, SecretsManagerRevokeRequests, SsmClientDirectory,
+};
 use keyrot::rotation::{SecretsManagerStore, Stage};
 use keyrot_integration_tests::moto::{moto_url, sdk_config};
 use keyrot_integration_tests::world::World;
@@ -14,7 +16,45 @@ const LONG: KeyLifetime = KeyLifetime {
     max_wait: Duration::from_millis(500),
 };
 
-type TestRevoker = Revoker<SecretsManagerStore, IamSdk, SecretsManagerStore, SsmClientDirectory>;
+type TestRevoker = Revoker<
+    SecretsManagerStore,
+    IamSdk,
+    SecretsManagerStore,
+    SsmClientDirectory,
+    SecretsManagerRevokeRequests,
+>;
+
+/// This world's revoke requests secret (the stack's is `keyrot/revoke-requests`).
+fn requests_secret(world: &World) -> String {
+    format!("kr-revoke/{}/requests", world.user)
+}
+
+/// An operator recording `request` before asking for it, as `keyrot revoke` does.
+async fn record(world: &World, request: &RevokeRequest) {
+    let value = serde_json::json!({
+        "SecretId": request.secret_id,
+        "AccessKeyId": request.access_key_id,
+    })
+    .to_string();
+    let name = requests_secret(world);
+    let created = world
+        .secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(&value)
+        .send()
+        .await;
+    if created.is_err() {
+        world
+            .secrets
+            .put_secret_value()
+            .secret_id(&name)
+            .secret_string(&value)
+            .send()
+            .await
+            .expect("record the request");
+    }
+}
 
 /// A revoker wired as rotation-fn wires it, with a client `ci` allowed to read the user.
 async fn revoker(world: &World) -> TestRevoker {
@@ -39,6 +79,7 @@ async fn revoker(world: &World) -> TestRevoker {
         iam: IamSdk::new(world.iam.clone()),
         starter: SecretsManagerStore::new(world.secrets.clone()),
         clients: SsmClientDirectory::new(ssm, path),
+        authority: SecretsManagerRevokeRequests::new(world.secrets.clone(), requests_secret(world)),
         managed_prefix: "keyrot/iam/".into(),
     }
 }
@@ -73,6 +114,7 @@ async fn revoking_the_current_key_deletes_it_and_starts_its_replacement() {
     let world = World::with_lifetime("revoke-current", LONG).await;
     let (first, second) = two_keys(&world).await;
     let revoker = revoker(&world).await;
+    record(&world, &request(&world, &second)).await;
     let revoked = revoker
         .revoke(&request(&world, &second), &NoNotifier)
         .await
@@ -101,6 +143,7 @@ async fn revoking_the_current_key_deletes_it_and_starts_its_replacement() {
 async fn revoking_a_superseded_key_breaks_its_promise_and_nothing_else() {
     let world = World::with_lifetime("revoke-previous", LONG).await;
     let (first, second) = two_keys(&world).await;
+    record(&world, &request(&world, &first)).await;
     let revoked = revoker(&world)
         .await
         .revoke(&request(&world, &first), &NoNotifier)
@@ -121,6 +164,7 @@ async fn a_key_keyrot_did_not_make_is_refused() {
     let mut world = World::with_lifetime("revoke-foreign", LONG).await;
     world.rotate().await;
     let foreign = world.add_foreign_key().await;
+    record(&world, &request(&world, &foreign)).await;
     let error = revoker(&world)
         .await
         .revoke(&request(&world, &foreign), &NoNotifier)
@@ -128,5 +172,34 @@ async fn a_key_keyrot_did_not_make_is_refused() {
         .expect_err("a hand-made key is not keyrot's to revoke");
     assert!(matches!(error, RevokeError::Refused { .. }), "{error}");
     assert!(world.key_ids().await.contains(&foreign));
+    world.assert_invariants(None).await;
+}
+
+/// Security issue, item 2: a `RevokeKey` event from anyone who may invoke rotation-fn used to
+/// delete the current key. Without a recorded request naming that secret and key, nothing is
+/// deleted.
+#[tokio::test]
+async fn a_revoke_without_a_recorded_request_for_that_key_deletes_nothing() {
+    let world = World::with_lifetime("revoke-unrecorded", LONG).await;
+    let (first, second) = two_keys(&world).await;
+    let revoker = revoker(&world).await;
+    let refused = |error: RevokeError| match error {
+        RevokeError::Refused { reason, .. } => reason,
+        other => panic!("not a refusal: {other}"),
+    };
+    // Nothing recorded at all.
+    let error = revoker
+        .revoke(&request(&world, &second), &NoNotifier)
+        .await
+        .expect_err("nothing recorded");
+    assert!(refused(error).contains("no revoke request is recorded"));
+    // A request recorded for the other key does not cover this one.
+    record(&world, &request(&world, &first)).await;
+    let error = revoker
+        .revoke(&request(&world, &second), &NoNotifier)
+        .await
+        .expect_err("another key recorded");
+    assert!(refused(error).contains("another secret or key"));
+    assert_eq!(world.key_ids().await.len(), 2, "both keys are still there");
     world.assert_invariants(None).await;
 }

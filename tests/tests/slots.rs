@@ -234,12 +234,14 @@ async fn a_tick_retires_its_key_while_the_other_slot_carries_its_own_forward() {
         value(Slot::A).await.expect("a"),
         value(Slot::B).await.expect("b"),
     );
-    // The slot whose key retires first ticks; the other one holds the newer key.
-    let (ticking, other, old_key, retires) = match (a.expires(), b.expires()) {
-        (Some(at_a), Some(at_b)) if at_a <= at_b => (Slot::A, Slot::B, a.access_key_id, at_a),
-        (_, Some(at_b)) => (Slot::B, Slot::A, b.access_key_id, at_b),
-        _ => panic!("both slots record ExpiresAt"),
+    // The slot holding the older key ticks (at its retirement tick); the other holds the
+    // newer key, which it carries forward meanwhile.
+    let (ticking, other, old_key, retires) = if a.created() <= b.created() {
+        (Slot::A, Slot::B, a.access_key_id.clone(), a.expires())
+    } else {
+        (Slot::B, Slot::A, b.access_key_id.clone(), b.expires())
     };
+    let retires = retires.expect("ExpiresAt recorded");
     let wait = retires
         .duration_since(SystemTime::now())
         .unwrap_or_default()

@@ -27,6 +27,9 @@ OTHER_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:prod/db-AbCdEf
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SESSION_DENY_POLICY = f"arn:aws:iam::{ACCOUNT}:policy/keyrot/keyrot-ManagedUserSessionDenyPolicy-ABCDEFGHIJKL"
 BREAK_GLASS_ARN = f"arn:aws:iam::{ACCOUNT}:role/ops/BreakGlass"
+# The emergency revoke's request secret (RevokeRequestsSecret) and RevokePrincipalArns.
+REVOKE_REQUESTS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:keyrot/revoke-requests-AbCdEf"
+REVOKE_PRINCIPALS = [f"arn:aws:iam::{ACCOUNT}:role/KeyrotOperator", f"arn:aws:iam::{ACCOUNT}:user/ops/oncall"]
 
 
 def role_arn(role):
@@ -35,11 +38,26 @@ def role_arn(role):
 
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/keyrot/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 
-def _resolve(node):
-    """Intrinsics of the policies, with every condition true (the optional statements apply)."""
+_NO_VALUE = object()  # AWS::NoValue: the list item or property disappears
+
+
+def _resolve(node, refs=None, false_conditions=()):
+    """Intrinsics of the policies, with every condition true (the optional statements apply)
+    except false_conditions; refs adds or overrides Ref values."""
+    if refs is not None or false_conditions:
+        def again(item):
+            return _resolve(item, refs, false_conditions)
+    else:
+        again = _resolve
     if isinstance(node, list):
-        return [_resolve(item) for item in node]
+        return [item for item in map(again, node) if item is not _NO_VALUE]
     if isinstance(node, dict):
+        if "Fn::Split" in node:
+            delimiter, text = node["Fn::Split"]
+            return again(text).split(delimiter)
+        if "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return delimiter.join(again(items))
         if "Fn::Sub" in node:
             text = node["Fn::Sub"]
             assert isinstance(text, str), node
@@ -61,13 +79,18 @@ def _resolve(node):
                 "ManagedSecretsKey": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             }[target]
         if "Fn::If" in node:
-            return _resolve(node["Fn::If"][1])
+            condition, if_true, if_false = node["Fn::If"]
+            return again(if_false if condition in false_conditions else if_true)
         if set(node) == {"Ref"}:
             return {"SenderEmail": "keyrot@example.com", "AWS::AccountId": ACCOUNT,
                     "ManagedUserSessionDenyPolicy": SESSION_DENY_POLICY,
                     "BreakGlassPrincipalArn": BREAK_GLASS_ARN,
-                    "AWS::StackId": STACK_ID}[node["Ref"]]
-        return {k: _resolve(v) for k, v in node.items()}
+                    "RevokeRequestsSecret": REVOKE_REQUESTS,
+                    "RevokePrincipalArns": ",".join(REVOKE_PRINCIPALS),
+                    "AWS::NoValue": _NO_VALUE,
+                    "AWS::StackId": STACK_ID, **(refs or {})}[node["Ref"]]
+        resolved = {k: again(v) for k, v in node.items()}
+        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
     return node
 
 
@@ -290,6 +313,104 @@ def test_client_secrets_are_readable_by_keyrots_api_roles_and_break_glass_only(t
     assert decisions[2 * len(readers)] == "ExplicitlyDenied"
 
 
+# ------------------------------------------------------------------ the emergency revoke's gate
+# Security issue, item 2: the rotation function revokes a key only on a fresh request in
+# keyrot/revoke-requests that names the same secret and key, and only RevokePrincipalArns may
+# write that secret. The resource policy decides it whatever the writer's own IAM policies
+# allow: here everything Secrets Manager offers (a typical administrator or SecretsManagerReadWrite).
+
+REQUEST_WRITES = ["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret",
+                  "secretsmanager:UpdateSecretVersionStage", "secretsmanager:RestoreSecret",
+                  "secretsmanager:TagResource", "secretsmanager:UntagResource"]
+SECRETS_ADMIN = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}
+NOT_REVOKERS = [role_arn("Admin"), role_arn("RotationFunctionRole"), role_arn("FleetFunctionRole"),
+                role_arn("ApiFunctionRole"), BREAK_GLASS_ARN, f"arn:aws:iam::{ACCOUNT}:user/alice",
+                # A look-alike of a revoke principal (same name, another path or kind).
+                f"arn:aws:iam::{ACCOUNT}:role/ops/KeyrotOperator", f"arn:aws:iam::{ACCOUNT}:user/oncall"]
+
+
+def revoke_requests_policy(translated, principals):
+    """RevokeRequestsSecretPolicy as deployed with RevokePrincipalArns = principals."""
+    policy = translated["Resources"]["RevokeRequestsSecretPolicy"]["Properties"]
+    assert policy["SecretId"] == {"Ref": "RevokeRequestsSecret"} and policy["BlockPublicPolicy"] is True
+    return _resolve(policy["ResourcePolicy"], refs={"RevokePrincipalArns": ",".join(principals)},
+                    false_conditions=() if principals else ("HasRevokePrincipals",))
+
+
+def request_decisions(translated, principals, cases):
+    """cases: (principal, action) -> decision on keyrot/revoke-requests, with SECRETS_ADMIN as
+    the principal's own policy (the rotation role: its own policies)."""
+    resource_policy = revoke_requests_policy(translated, principals)
+    rotation_policies = role_policies(translated, "RotationFunctionRole")
+    requests = [{"identityPolicies": rotation_policies if principal == role_arn("RotationFunctionRole")
+                 else [SECRETS_ADMIN], "principal": principal, "action": action,
+                 "resource": REVOKE_REQUESTS, "accountId": ACCOUNT,
+                 "context": {"aws:PrincipalArn": principal}, "resourcePolicy": resource_policy}
+                for principal, action in cases]
+    return simulate(requests)
+
+
+def test_revoke_requests_are_written_by_revoke_principals_only(translated):
+    cases = [(principal, action) for principal in [*REVOKE_PRINCIPALS, *NOT_REVOKERS] for action in REQUEST_WRITES]
+    decisions = request_decisions(translated, REVOKE_PRINCIPALS, cases)
+    # The rotation role is refused by its own policies as well; the others by the resource policy.
+    expected = ["Allowed" if principal in REVOKE_PRINCIPALS else "ExplicitlyDenied" for principal, _ in cases]
+    wrong = [(case, decision) for case, decision, e in zip(cases, decisions, expected) if decision != e]
+    assert not wrong, wrong
+
+
+def test_revoke_requests_are_read_by_the_rotation_role_and_revoke_principals_only(translated):
+    readers = [role_arn("RotationFunctionRole"), *REVOKE_PRINCIPALS]
+    cases = [(principal, "secretsmanager:GetSecretValue")
+             for principal in [*readers, *(p for p in NOT_REVOKERS if p not in readers)]]
+    decisions = request_decisions(translated, REVOKE_PRINCIPALS, cases)
+    expected = ["Allowed" if principal in readers else "ExplicitlyDenied" for principal, _ in cases]
+    assert decisions == expected, list(zip(cases, decisions))
+
+
+def test_without_revoke_principals_nobody_writes_a_revoke_request(translated):
+    # RevokePrincipalArns empty (the default): the write statement applies to every principal,
+    # the would-be operators too; the rotation role still reads (and finds no request).
+    policy = revoke_requests_policy(translated, [])
+    [write] = [s for s in policy["Statement"] if "secretsmanager:PutSecretValue" in s["Action"]]
+    assert "Condition" not in write
+    everyone = [*REVOKE_PRINCIPALS, *NOT_REVOKERS]
+    cases = [(principal, action) for principal in everyone for action in REQUEST_WRITES]
+    cases += [(principal, "secretsmanager:GetSecretValue") for principal in everyone]
+    decisions = request_decisions(translated, [], cases)
+    expected = ["Allowed" if (principal, action) == (role_arn("RotationFunctionRole"), "secretsmanager:GetSecretValue")
+                else "ExplicitlyDenied" for principal, action in cases]
+    wrong = [(case, decision) for case, decision, e in zip(cases, decisions, expected) if decision != e]
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("principals", [REVOKE_PRINCIPALS, []], ids=["with-revokers", "without"])
+def test_revoke_requests_policy_leaves_the_stack_its_own_operations(translated, principals):
+    # CloudFormation (as the deployer, who need not be a revoke principal) deletes the secret
+    # with the stack and rewrites this policy when RevokePrincipalArns changes; the metadata
+    # stays readable (keyrot status, doctor).
+    actions = ["secretsmanager:DeleteSecret", "secretsmanager:PutResourcePolicy",
+               "secretsmanager:DeleteResourcePolicy", "secretsmanager:DescribeSecret",
+               "secretsmanager:GetResourcePolicy"]
+    decisions = request_decisions(translated, principals, [(role_arn("Admin"), action) for action in actions])
+    assert decisions == ["Allowed"] * len(actions), list(zip(actions, decisions))
+
+
+def test_rotation_role_reads_the_revoke_request_and_cannot_write_one(translated):
+    # Read: this secret only, by its ARN: a secret deleted and re-created under the same name
+    # (another suffix, no resource policy) is not read, so the revoke fails closed. No write:
+    # the function cannot make up the request it checks.
+    recreated = REVOKE_REQUESTS.replace("-AbCdEf", "-ZyXwVu")
+    decide(translated, "RotationFunctionRole", [
+        (("secretsmanager:GetSecretValue", REVOKE_REQUESTS, {}), True),
+        (("secretsmanager:GetSecretValue", recreated, {}), False),
+        *[((action, REVOKE_REQUESTS, {}), False) for action in REQUEST_WRITES],
+        (("secretsmanager:CreateSecret", recreated, {}), False),
+        (("secretsmanager:DeleteSecret", REVOKE_REQUESTS, {}), False),
+    ])
+
+
 # ------------------------------------------------------------------ every call of the code
 # Every AWS API call the functions' code makes (keyrot/src, the function crates), with the role
 # that makes it and the request IAM sees, simulated as Allowed. moto checks no IAM: a call the
@@ -345,6 +466,10 @@ CALLS = {
         *[("secretsmanager:RotateSecret", secret, {}) for secret in MANAGED_SECRETS],
         ("lambda:InvokeFunction", ROTATION_FN, {}),
         ("ssm:GetParametersByPath", CLIENTS_PATH, {}),
+        # revoke/: first the operator's request (KEYROT_REVOKE_REQUESTS_SECRET), which it must
+        # name; RevokeRequestsSecretPolicy does not deny this role the read
+        # (test_revoke_requests_are_written_by_revoke_principals_only).
+        ("secretsmanager:GetSecretValue", REVOKE_REQUESTS, {}),
         # notify.rs: failure mail, as the configured sender only.
         ("ses:SendEmail", SENDER_IDENTITY, {"ses:FromAddress": "keyrot@example.com"}),
     ],
@@ -362,6 +487,7 @@ CALLS = {
             ("secretsmanager:CreateSecret", FLEET_TAG),
             ("secretsmanager:TagResource", FLEET_TAG),
             ("secretsmanager:PutResourcePolicy", {"secretsmanager:BlockPublicPolicy": "true"}),
+            ("secretsmanager:TagResource", {**FLEET_OWNED, "aws:TagKeys": ["keyrot:policy"]}),
             ("secretsmanager:RotateSecret", {"secretsmanager:RotationLambdaARN": ROTATION_FN}),
             ("secretsmanager:RotateSecret", {}),
             ("secretsmanager:DeleteSecret", FLEET_OWNED),

@@ -22,6 +22,8 @@ ENV_CONTRACT = {
         "KEYROT_PUBLIC_KEYS_PARAMETER": "/keyrot/signing-public-keys",
         "KEYROT_SENDER_EMAIL": {"Ref": "SenderEmail"},
         "KEYROT_ADMIN_EMAIL": {"Ref": "AdminEmail"},
+        # The emergency revoke's gate (RevokeRequestsSecret).
+        "KEYROT_REVOKE_REQUESTS_SECRET": "keyrot/revoke-requests",
     },
     "FleetFunction": {
         "RUST_LOG": "info",
@@ -328,7 +330,7 @@ def test_outputs(raw):
         "--query SecretString --output text"
     )
     for name in ["ApiUrl", "DashboardUrl", "DefaultClientSecretArn", "SigningKeySecretArn", "ClientUsagePlanId",
-                 "FleetFunctionName", "FleetFunctionArn"]:
+                 "FleetFunctionName", "FleetFunctionArn", "RevokeRequestsSecretName"]:
         assert name in outputs
 
 
@@ -665,8 +667,9 @@ def test_customer_managed_key_is_optional_and_used_only_through_secrets_manager(
     secrets = of_type(raw, "AWS::SecretsManager::Secret")
     keyed = {k for k, s in secrets.items() if props(s).get("KmsKeyId") ==
              {"Fn::If": ["UsesSecretsKey", {"Ref": "ManagedSecretsKey"}, {"Ref": "AWS::NoValue"}]}}
-    # Issue 19, item 3: the client secrets too (keyrot clients add: the SecretsKmsKeyArn output).
-    assert keyed == {"SigningKeySecret", "DefaultClientSecret"} == set(secrets)
+    # Issue 19, item 3: the client secrets too (keyrot clients add: the SecretsKmsKeyArn output);
+    # and the emergency revoke's requests.
+    assert keyed == {"SigningKeySecret", "DefaultClientSecret", "RevokeRequestsSecret"} == set(secrets)
     assert raw["Outputs"]["SecretsKmsKeyArn"] == {
         "Condition": "UsesSecretsKey", "Description": raw["Outputs"]["SecretsKmsKeyArn"]["Description"],
         "Value": {"Fn::GetAtt": ["ManagedSecretsKey", "Arn"]}}
@@ -885,3 +888,80 @@ def test_only_aws_services_are_granted_invocation_by_the_stack(translated):
         assert translated["Outputs"][f"{role}Arn"]["Value"] == {"Fn::GetAtt": [role, "Arn"]}
     for function in ("RotationFunction", "FleetFunction", "AuthorizerFunction", "ApiFunction"):
         assert translated["Outputs"][f"{function}Arn"]["Value"] == {"Fn::GetAtt": [function, "Arn"]}
+
+
+# ------------------------------------------------------------------ the emergency revoke's gate
+
+REVOKE_REQUESTS_SECRET = "keyrot/revoke-requests"
+REQUEST_WRITES = {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret",
+                  "secretsmanager:UpdateSecretVersionStage", "secretsmanager:RestoreSecret",
+                  "secretsmanager:TagResource", "secretsmanager:UntagResource"}
+
+
+def test_emergency_revoke_is_gated_on_a_request_only_revoke_principals_write(raw):
+    # Security issue, item 2: rotation-fn revokes only on a fresh request in
+    # keyrot/revoke-requests naming the same secret and key. What the policy decides is
+    # simulated in test_policy_simulation.py; here the wiring.
+    resources = raw["Resources"]
+    secret = props(resources["RevokeRequestsSecret"])
+    assert secret["Name"] == REVOKE_REQUESTS_SECRET and secret["Description"]
+    # Written by CloudFormation once, at creation (before the policy that would deny the
+    # deployer exists): a constant, never generated, so stack updates leave it alone.
+    assert secret["SecretString"] == "{}" and "GenerateSecretString" not in secret
+    # rotation-fn reads it by name; the fleet (the same binary) does not revoke.
+    env = props(resources["RotationFunction"])["Environment"]["Variables"]
+    assert env["KEYROT_REVOKE_REQUESTS_SECRET"] == REVOKE_REQUESTS_SECRET
+    fleet_env = props(resources["FleetFunction"])["Environment"]["Variables"]
+    assert "KEYROT_REVOKE_REQUESTS_SECRET" not in fleet_env
+    # Only the rotation role's revoke policy reads it, by the secret's ARN (Ref), and nothing
+    # of the stack writes it.
+    readers = roles_reading(raw, "RevokeRequestsSecret") | roles_reading(raw, "revoke-requests")
+    assert readers == {"RotationRevokeAccess"}
+    assert props(resources["RotationRevokeAccess"])["RoleName"] == {"Ref": "RotationFunctionRole"}
+    [read] = [s for s in props(resources["RotationRevokeAccess"])["PolicyDocument"]["Statement"]
+              if s.get("Sid") == "ReadRevokeRequests"]
+    assert (read["Effect"], read["Action"], read["Resource"]) == (
+        "Allow", "secretsmanager:GetSecretValue", {"Ref": "RevokeRequestsSecret"})
+    for logical_id, document in iam_policy_documents(raw):
+        for statement in as_list(document["Statement"]):
+            if statement["Effect"] == "Allow" and re.search(r"revoke-?requests", json.dumps(statement), re.I):
+                assert not REQUEST_WRITES & set(as_list(statement["Action"])), logical_id
+    # Under the stack's KMS key, the rotation role decrypts it through Secrets Manager.
+    [use] = [s for s in props(resources["ManagedSecretsKey"])["KeyPolicy"]["Statement"]
+             if s["Sid"] == "KeyrotUsesThroughSecretsManager"]
+    assert {"Fn::GetAtt": ["RotationFunctionRole", "Arn"]} in use["Principal"]["AWS"]
+    # The policy: writes denied to all but RevokePrincipalArns, to everyone when it is empty
+    # (no condition at all); never the stack's own operations on the secret.
+    policy = props(resources["RevokeRequestsSecretPolicy"])
+    assert policy["SecretId"] == {"Ref": "RevokeRequestsSecret"} and policy["BlockPublicPolicy"] is True
+    write, read = policy["ResourcePolicy"]["Statement"]
+    assert (write["Effect"], write["Principal"], write["Resource"]) == ("Deny", "*", "*")
+    assert set(write["Action"]) == REQUEST_WRITES
+    assert write["Condition"] == {"Fn::If": [
+        "HasRevokePrincipals",
+        {"StringNotEquals": {"aws:PrincipalArn": {"Fn::Split": [",", {"Ref": "RevokePrincipalArns"}]}}},
+        {"Ref": "AWS::NoValue"}]}
+    assert raw["Conditions"]["HasRevokePrincipals"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "RevokePrincipalArns"}, ""]}]}
+    assert (read["Effect"], read["Principal"], read["Action"]) == ("Deny", "*", "secretsmanager:GetSecretValue")
+    denied = {a for s in policy["ResourcePolicy"]["Statement"] for a in as_list(s["Action"])}
+    assert not denied & {"secretsmanager:DeleteSecret", "secretsmanager:PutResourcePolicy",
+                         "secretsmanager:DeleteResourcePolicy", "secretsmanager:DescribeSecret"}
+    assert raw["Outputs"]["RevokeRequestsSecretName"]["Value"] == REVOKE_REQUESTS_SECRET
+
+
+def test_revoke_principals_are_exact_role_or_user_arns_and_default_to_nobody(raw):
+    parameter = raw["Parameters"]["RevokePrincipalArns"]
+    assert parameter["Type"] == "String" and parameter["Default"] == ""
+    pattern = parameter["AllowedPattern"]
+    role = "arn:aws:iam::123456789012:role/KeyrotOperator"
+    user = "arn:aws:iam::123456789012:user/ops/oncall"
+    sso = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123abcd"
+    for good in ["", role, user, sso, f"{role},{user}", f"{role},{user},{sso}",
+                 "arn:aws-us-gov:iam::210987654321:role/Responder"]:
+        assert re.fullmatch(pattern, good), good
+    for bad in [",", f"{role},", f",{role}", f"{role},,{user}", f"{role}, {user}", f" {role}", "*",
+                "arn:aws:iam::123456789012:role/*", "arn:aws:iam::123456789012:root",
+                "arn:aws:iam::123456789012:group/ops", "KeyrotOperator",
+                "arn:aws:sts::123456789012:assumed-role/KeyrotOperator/alice"]:
+        assert not re.fullmatch(pattern, bad), bad

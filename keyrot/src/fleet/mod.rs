@@ -55,6 +55,9 @@ pub struct Fleet<R, S, I> {
 /// One unit of work of a run, in the order the run takes them.
 enum Work<'a> {
     Offboard(&'a ListedSecret),
+    /// A managed secret whose resource policy is not (stamped as) the one the stack asks for:
+    /// an adopted secret's own, or one naming readers the stack no longer names.
+    Repolicy(&'a ListedSecret),
     /// Confirmed with DescribeSecret before acting: the listing may be stale.
     Onboard(&'a str, Slot),
     Rotate(&'a ListedSecret, SystemTime),
@@ -135,6 +138,8 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             ..RunReport::default()
         };
         report.registry_entries_unreadable = registry.unreadable.len() as u64;
+        let policy = policy::readers_only(&self.config.secret_readers);
+        let policy_stamp = policy::stamp(&policy);
         let mut work = Vec::new();
         for secret in &listed {
             let user = self.user_of(&secret.name);
@@ -169,6 +174,9 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                         if secret.fleet && secret.rotation_enabled && secret.deleted.is_none() =>
                     {
                         self.check_stale(secret, now, &mut report);
+                        if secret.policy_stamp.as_deref() != Some(policy_stamp.as_str()) {
+                            work.push(Work::Repolicy(secret));
+                        }
                         let due = slots::due_at(
                             &self.config.managed_prefix,
                             &secret.name,
@@ -214,12 +222,13 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         let (overdue, upcoming): (Vec<_>, Vec<_>) = rotations
             .into_iter()
             .partition(|item| matches!(item, Work::Rotate(_, due) if *due <= now));
-        // Offboarding first (few, and it frees budget), then late slots and onboarding taking
-        // turns, so that neither starves the other when the budgets are the bound, then the
-        // slots still to come in this run.
+        // Offboarding and policy repairs first (few; the first frees budget, the second closes
+        // access the stack no longer grants), then late slots and onboarding taking turns, so
+        // that neither starves the other when the budgets are the bound, then the slots still
+        // to come in this run.
         let (offboarding, onboarding): (Vec<_>, Vec<_>) = work
             .into_iter()
-            .partition(|item| matches!(item, Work::Offboard(_)));
+            .partition(|item| matches!(item, Work::Offboard(_) | Work::Repolicy(_)));
         let mut queue: Vec<Work> = offboarding;
         let (mut late, mut new) = (overdue.into_iter(), onboarding.into_iter());
         loop {
@@ -241,11 +250,28 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 match item {
                     Work::Onboard(..) => report.onboarding_pending += 1,
                     Work::Offboard(_) => report.offboarding_pending += 1,
-                    Work::Rotate(..) => {}
+                    Work::Repolicy(_) | Work::Rotate(..) => {}
                 }
                 continue;
             }
             match item {
+                Work::Repolicy(listed) => {
+                    // The listing may be minutes behind a rewrite already made.
+                    match self.confirm(&listed.name, &mut report).await {
+                        Some(Some(secret))
+                            if secret.policy_stamp.as_deref() != Some(policy_stamp.as_str()) => {}
+                        _ => continue,
+                    }
+                    pacer.pay(Cost::SECRETS_WRITE).await;
+                    pacer.pay(Cost::SECRETS_WRITE).await;
+                    match self.secrets.put_policy(&listed.name, &policy).await {
+                        Ok(()) => {
+                            report.policies_rewritten += 1;
+                            info!(decision = "policy_rewritten", secret = %listed.name, "resource policy put back to the stack's");
+                        }
+                        Err(error) => self.failed(&listed.name, &error, &mut report),
+                    }
+                }
                 Work::Offboard(listed) => match self.confirm(&listed.name, &mut report).await {
                     Some(Some(secret)) if secret.fleet => {
                         self.offboard(&secret, &mut pacer, &mut report).await
@@ -287,7 +313,13 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                     }
                     if self.may_rotate(&secret.name, due, &mut report).await {
                         pacer.pay(Cost::ROTATION).await;
-                        starts.rotate(secret.name.clone(), &mut report).await;
+                        starts
+                            .rotate(
+                                secret.name.clone(),
+                                self.config.rotation_function_arn.clone(),
+                                &mut report,
+                            )
+                            .await;
                     }
                 }
             }

@@ -154,6 +154,8 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         starts: &mut Starts<S>,
         report: &mut RunReport,
     ) -> Result<(), AwsCallError> {
+        // The policy and its stamp.
+        pacer.pay(Cost::SECRETS_WRITE).await;
         pacer.pay(Cost::SECRETS_WRITE).await;
         self.secrets
             .put_policy(secret, &readers_only(&self.config.secret_readers))

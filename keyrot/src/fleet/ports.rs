@@ -21,6 +21,8 @@ pub struct ListedSecret {
     pub deleted: Option<SystemTime>,
     /// A version holds AWSPENDING without AWSCURRENT: a rotation is in progress.
     pub rotating: bool,
+    /// The [`super::policy::stamp`] of the resource policy the fleet last put on it.
+    pub policy_stamp: Option<String>,
 }
 
 /// What starting a rotation came to.
@@ -91,6 +93,7 @@ pub trait FleetSecrets: Send + Sync {
         fleet_tag: &str,
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 
+    /// PutResourcePolicy, then the policy's stamp as the [`super::policy::POLICY_TAG`] tag.
     fn put_policy(
         &self,
         name: &str,
@@ -105,10 +108,12 @@ pub trait FleetSecrets: Send + Sync {
         function_arn: &str,
     ) -> impl Future<Output = Result<RotationStart, AwsCallError>> + Send;
 
-    /// RotateSecret with the configured function.
+    /// RotateSecret naming `function_arn` and the longest native schedule: each rotation the
+    /// fleet starts also puts the rotation configuration back to what the stack says.
     fn rotate(
         &self,
         name: &str,
+        function_arn: &str,
     ) -> impl Future<Output = Result<RotationStart, AwsCallError>> + Send;
 
     /// DeleteSecret with the shortest recovery window (7 days): the secret can no longer be

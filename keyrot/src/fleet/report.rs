@@ -28,6 +28,8 @@ pub struct RunReport {
     /// Registry entries that exist but do not parse (each one logged); their users are kept
     /// as they are until the entry is fixed or deleted.
     pub registry_entries_unreadable: u64,
+    /// Managed secrets whose resource policy was put back to the stack's (each one logged).
+    pub policies_rewritten: u64,
     /// Every slot up to this time (whole seconds) was due in this run: the next run takes the
     /// slots after it.
     #[serde(skip)]

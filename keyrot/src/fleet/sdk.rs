@@ -1,5 +1,6 @@
 //! The fleet's ports on the AWS SDK: the registry in SSM, fleet calls on Secrets Manager.
 
+use super::policy::{stamp, POLICY_TAG};
 use super::ports::{
     FleetSecrets, ListedSecret, Registry, RegistryUsers, RotationStart, FLEET_SECRET_TAG,
 };
@@ -69,6 +70,13 @@ fn system_time(value: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime>
     value.and_then(|date| SystemTime::try_from(*date).ok())
 }
 
+fn policy_stamp(tags: &[Tag]) -> Option<String> {
+    tags.iter()
+        .find(|tag| tag.key() == Some(POLICY_TAG))
+        .and_then(|tag| tag.value())
+        .map(str::to_owned)
+}
+
 fn has_fleet_tag(tags: &[Tag], prefix: &str) -> bool {
     tags.iter()
         .any(|tag| tag.key() == Some(FLEET_SECRET_TAG) && tag.value() == Some(prefix))
@@ -118,6 +126,7 @@ impl FleetSecrets for SecretsManagerStore {
                     last_rotated: system_time(entry.last_rotated_date.as_ref()),
                     deleted: system_time(entry.deleted_date.as_ref()),
                     rotating: is_rotating(entry.secret_versions_to_stages.as_ref()),
+                    policy_stamp: policy_stamp(entry.tags()),
                 });
             }
             match output.next_token {
@@ -149,6 +158,7 @@ impl FleetSecrets for SecretsManagerStore {
             last_rotated: system_time(output.last_rotated_date.as_ref()),
             deleted: system_time(output.deleted_date.as_ref()),
             rotating: is_rotating(output.version_ids_to_stages.as_ref()),
+            policy_stamp: policy_stamp(output.tags()),
         }))
     }
 
@@ -212,6 +222,14 @@ impl FleetSecrets for SecretsManagerStore {
             .send()
             .await
             .map_err(|e| AwsCallError::from_sdk("PutResourcePolicy", &e))?;
+        // After the policy: a stamp never claims a policy that is not in place.
+        self.client()
+            .tag_resource()
+            .secret_id(name)
+            .tags(Tag::builder().key(POLICY_TAG).value(stamp(policy)).build())
+            .send()
+            .await
+            .map_err(|e| AwsCallError::from_sdk("TagResource", &e))?;
         Ok(())
     }
 
@@ -227,19 +245,22 @@ impl FleetSecrets for SecretsManagerStore {
             .rotation_lambda_arn(function_arn)
             // The longest native schedule: it counts from the last rotation, so the fleet's
             // dispatch always comes first (README, "The native schedule never fires").
-            .rotation_rules(
-                RotationRulesType::builder()
-                    .automatically_after_days(1000)
-                    .build(),
-            )
+            .rotation_rules(longest_native_schedule())
             .rotate_immediately(true)
             .send()
             .await;
         rotation_start(result.map(|_| ()))
     }
 
-    async fn rotate(&self, name: &str) -> Result<RotationStart, AwsCallError> {
-        let result = self.client().rotate_secret().secret_id(name).send().await;
+    async fn rotate(&self, name: &str, function_arn: &str) -> Result<RotationStart, AwsCallError> {
+        let result = self
+            .client()
+            .rotate_secret()
+            .secret_id(name)
+            .rotation_lambda_arn(function_arn)
+            .rotation_rules(longest_native_schedule())
+            .send()
+            .await;
         rotation_start(result.map(|_| ()))
     }
 
@@ -319,4 +340,13 @@ where
             }
         }
     }
+}
+
+/// The longest native schedule: it counts from the last rotation, so the fleet's dispatch
+/// always comes first (README, "The native schedule never fires"). No `ScheduleExpression`:
+/// a `rate(4 hours)` someone set is replaced.
+fn longest_native_schedule() -> RotationRulesType {
+    RotationRulesType::builder()
+        .automatically_after_days(1000)
+        .build()
 }

@@ -29,13 +29,14 @@ impl<S: FleetSecrets + Clone + 'static> Starts<S> {
         }
     }
 
-    /// RotateSecret on a managed secret (its slot has come).
-    pub async fn rotate(&mut self, secret: String, report: &mut RunReport) {
+    /// RotateSecret on a managed secret (its slot has come), with the stack's rotation
+    /// configuration.
+    pub async fn rotate(&mut self, secret: String, function_arn: String, report: &mut RunReport) {
         self.make_room(report).await;
         let secrets = self.secrets.clone();
         self.in_flight.spawn(
             async move {
-                let result = secrets.rotate(&secret).await;
+                let result = secrets.rotate(&secret, &function_arn).await;
                 Answer { secret, result }
             }
             .instrument(Span::current()),

@@ -88,6 +88,10 @@ impl Aws {
                     last_rotated,
                     deleted: None,
                     rotating: false,
+                    // Onboarding put the stack's policy.
+                    policy_stamp: Some(super::policy::stamp(&super::policy::readers_only(
+                        &readers(),
+                    ))),
                 },
             );
         }
@@ -161,6 +165,7 @@ impl FleetSecrets for Aws {
                 last_rotated: None,
                 deleted: None,
                 rotating: false,
+                policy_stamp: None,
             },
         );
         Ok(true)
@@ -174,7 +179,11 @@ impl FleetSecrets for Aws {
     }
     async fn put_policy(&self, name: &str, policy: &str) -> Result<(), AwsCallError> {
         self.mutate(format!("PutResourcePolicy {name}"))?;
-        self.world().policies.insert(name.into(), policy.into());
+        let mut world = self.world();
+        world.policies.insert(name.into(), policy.into());
+        if let Some(secret) = world.secrets.get_mut(name) {
+            secret.policy_stamp = Some(super::policy::stamp(policy));
+        }
         Ok(())
     }
     async fn enable_rotation(&self, name: &str, _: &str) -> Result<RotationStart, AwsCallError> {
@@ -185,7 +194,7 @@ impl FleetSecrets for Aws {
         secret.last_rotated = Some(SystemTime::now());
         Ok(RotationStart::Started)
     }
-    async fn rotate(&self, name: &str) -> Result<RotationStart, AwsCallError> {
+    async fn rotate(&self, name: &str, _: &str) -> Result<RotationStart, AwsCallError> {
         self.mutate(format!("RotateSecret {name}"))?;
         if let Some(s) = self.world().secrets.get_mut(name) {
             s.last_rotated = Some(SystemTime::now());
@@ -308,6 +317,11 @@ impl IamKeys for Aws {
     }
 }
 
+/// The fleet's secret readers in these tests.
+fn readers() -> Vec<String> {
+    vec!["arn:aws:iam::1:role/api".into()]
+}
+
 fn fleet(aws: &Aws, seed: &[&str]) -> Fleet<Aws, Aws, Aws> {
     Fleet {
         registry: aws.clone(),
@@ -318,7 +332,7 @@ fn fleet(aws: &Aws, seed: &[&str]) -> Fleet<Aws, Aws, Aws> {
             managed_prefix: PREFIX.into(),
             users_path: "/keyrot/users/".into(),
             seed_users: seed.iter().map(|s| (*s).to_owned()).collect(),
-            secret_readers: vec!["arn:aws:iam::1:role/api".into()],
+            secret_readers: readers(),
             kms_key_id: None,
             interval: Duration::from_secs(600),
             budgets: Budgets {
@@ -390,6 +404,33 @@ async fn seed_users_are_managed_and_unknown_users_are_left_pending() {
     assert_eq!((report.onboarded, report.onboarding_pending), (1, 3));
     assert!(aws.world().secrets.contains_key("keyrot/iam/bob"));
     assert!(!aws.world().secrets.contains_key("keyrot/iam/ghost"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_the_stack_no_longer_asks_for_is_put_back_once() {
+    // Security issue, item 4: an adopted secret's own policy, or one naming a break-glass
+    // principal the stack no longer names, used to stay as it was.
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    aws.set_secret("keyrot/iam/alice/b", |secret| {
+        secret.policy_stamp = Some("stale".into())
+    });
+    aws.set_secret("keyrot/iam/alice", |secret| secret.policy_stamp = None);
+    aws.world().registry = vec!["alice".into()];
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.policies_rewritten, 2);
+    let expected = super::policy::readers_only(&readers());
+    for name in ["keyrot/iam/alice", "keyrot/iam/alice/b"] {
+        assert_eq!(aws.world().policies[name], expected, "{name}");
+    }
+    // Stamped now: the next run leaves them alone.
+    let calls = aws.world().calls.len();
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.policies_rewritten, 0);
+    assert!(!aws.world().calls[calls..]
+        .iter()
+        .any(|call| call.starts_with("PutResourcePolicy")));
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,9 +3,14 @@
 //! a rotation in progress that would carry it forward, starts a rotation if it was the current
 //! key, and logs and mails who is affected. Only keys keyrot made for that secret qualify.
 
+mod authority;
 mod ports;
 mod request;
 
+pub use authority::{
+    RecordedRevoke, RecordedVersion, RevokeAuthority, SecretsManagerRevokeRequests,
+    DEFAULT_REVOKE_REQUESTS_SECRET, REQUEST_VALIDITY,
+};
 pub use ports::{ClientDirectory, RotationStarter, SsmClientDirectory};
 pub use request::{MalformedRevoke, RevokeRequest, ACTION};
 
@@ -13,7 +18,7 @@ use crate::iam_key::{IamKeySecret, IamKeys, KeyLedger};
 use crate::notify::{FailureNotifier, Mail};
 use crate::rotation::{RotationError, SecretStore, Stage};
 use serde::Serialize;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RevokeError {
@@ -108,15 +113,24 @@ impl Mail for Revoked {
     }
 }
 
-pub struct Revoker<S, I, R, C> {
+pub struct Revoker<S, I, R, C, A> {
     pub store: S,
     pub iam: I,
     pub starter: R,
     pub clients: C,
+    /// Where operators record a revoke before asking for it.
+    pub authority: A,
     pub managed_prefix: String,
 }
 
-impl<S: SecretStore, I: IamKeys, R: RotationStarter, C: ClientDirectory> Revoker<S, I, R, C> {
+impl<S, I, R, C, A> Revoker<S, I, R, C, A>
+where
+    S: SecretStore,
+    I: IamKeys,
+    R: RotationStarter,
+    C: ClientDirectory,
+    A: RevokeAuthority,
+{
     /// Whether `key_id`, the AWSCURRENT key of `secret`, is the user's newest: the other slot
     /// holds no key, or an older one (IAM's creation times).
     async fn is_newest(&self, user: &str, secret: &str, key_id: &str) -> Result<bool, RevokeError> {
@@ -157,6 +171,26 @@ impl<S: SecretStore, I: IamKeys, R: RotationStarter, C: ClientDirectory> Revoker
             key_id: key_id.to_owned(),
             reason: reason.to_owned(),
         };
+        // The event proves nothing (anyone who may invoke the function can send it): only a
+        // request recorded where only the stack's revoke principals may write.
+        let recorded = self.authority.latest().await?;
+        if let Some(reason) =
+            authority::refusal(recorded.as_ref(), request, std::time::SystemTime::now())
+        {
+            return Err(refuse(
+                &request.secret_id,
+                &format!("{reason}; record it first (keyrot revoke does, as one of the stack's RevokePrincipalArns)"),
+            ));
+        }
+        if let Some(recorded) = &recorded {
+            info!(
+                decision = "revoke_authorised",
+                secret = %request.secret_id,
+                key_id,
+                request_version = %recorded.version_id,
+                "revoke recorded in the requests secret (CloudTrail's PutSecretValue names who)"
+            );
+        }
         let description = self.store.describe(&request.secret_id).await?;
         let secret = description.name.clone();
         let Some((user, _slot)) =
@@ -261,8 +295,8 @@ impl<S: SecretStore, I: IamKeys, R: RotationStarter, C: ClientDirectory> Revoker
 }
 
 /// The Lambda entry point of a revoke: parse, revoke, answer with what was done.
-pub async fn handle_revoke_event<S, I, R, C, N>(
-    revoker: &Revoker<S, I, R, C>,
+pub async fn handle_revoke_event<S, I, R, C, A, N>(
+    revoker: &Revoker<S, I, R, C, A>,
     notifier: &N,
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, RevokeError>
@@ -271,6 +305,7 @@ where
     I: IamKeys,
     R: RotationStarter,
     C: ClientDirectory,
+    A: RevokeAuthority,
     N: FailureNotifier,
 {
     use tracing::Instrument;
