@@ -77,6 +77,8 @@ fn keyrot_env(function: &str, options: &Options) -> Vec<(&'static str, String)> 
                 "arn:aws:iam::123456789012:role/keyrot-api,arn:aws:iam::123456789012:role/keyrot-rotation"
                     .to_owned(),
             ),
+            // The template's EligibleUserPath: the local users are at the root path.
+            ("KEYROT_ELIGIBLE_USER_PATH", "/".to_owned()),
             (
                 "KEYROT_FLEET_RUN_SECONDS",
                 options.reconcile_period().as_secs().to_string(),

@@ -68,6 +68,8 @@ impl FleetWorld {
                 run_time: Duration::from_secs(1),
                 offboard_grace: grace,
                 stack_id: Some(STACK_ID.to_owned()),
+                eligible_user_path: "/".into(),
+                session_deny_policy_arn: None,
             },
         };
         // The rotation function's calls go through the proxy too: its counts are the

@@ -537,3 +537,53 @@ async fn every_run_puts_back_the_stacks_policy_and_every_rotation_its_configurat
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// Security issue, item 7, through the real IAM adapter: the stack's session-deny policy is on
+/// every enrolled user, and off again once keyrot lets the user go.
+#[tokio::test]
+async fn the_session_deny_policy_is_on_enrolled_users_and_off_after_teardown() {
+    let mut world = FleetWorld::new(
+        "session-deny",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    )
+    .await;
+    let policy = world
+        .iam
+        .create_policy()
+        .policy_name(format!("{}-session-deny", world.tag))
+        .policy_document(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
+                "Action": "*", "Resource": "*",
+                "Condition": {"Null": {"aws:TokenIssueTime": "false"}}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("policy")
+        .policy
+        .and_then(|p| p.arn)
+        .expect("arn");
+    world.fleet.config.session_deny_policy_arn = Some(policy.clone());
+    let user = world.create_users(1).await.remove(0);
+    world.enrol(&user).await;
+    world.reconcile().await;
+    let attached = |user: String| {
+        let iam = world.iam.clone();
+        async move {
+            iam.list_attached_user_policies()
+                .user_name(user)
+                .send()
+                .await
+                .expect("attached policies")
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_owned))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(attached(user.clone()).await, vec![policy.clone()]);
+    let (response, _) = world.teardown_through_custom_resource().await;
+    assert_eq!(response["Status"], "SUCCESS", "{response}");
+    assert!(attached(user.clone()).await.is_empty());
+}

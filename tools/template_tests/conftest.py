@@ -21,6 +21,7 @@ DEPLOY_PARAMETERS = {
     "AdminEmail": "admin@example.com",
     "AllowedCidrs": "203.0.113.0/24,2001:db8::/32",
     "DefaultClientCidrs": "203.0.113.0/24",
+    "EligibleUserPath": "/keyrot-managed/",
 }
 
 # Users with characters IAM allows but logical ids do not.
@@ -66,7 +67,8 @@ def translate(rendered):
     # The translator wants a region for ARNs it builds; any region will do for these checks.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     # The parameters without a default: a deployment must name them (AllowedCidrs and
-    # DefaultClientCidrs too: no network is allowed by default).
+    # DefaultClientCidrs too: no network is allowed by default; EligibleUserPath: no user is
+    # eligible by default).
     parameters = dict(DEPLOY_PARAMETERS)
     template = copy.deepcopy(rendered)
     # What `sam package` does to local code paths before the transform runs.

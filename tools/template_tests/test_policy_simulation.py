@@ -20,8 +20,17 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ROTATION_FN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:keyrot-rotation"
 MANAGED = {"aws:ResourceTag/keyrot:managed": "keyrot/iam/"}
-USER = f"arn:aws:iam::{ACCOUNT}:user/alice"
-USER_WITH_PATH = f"arn:aws:iam::{ACCOUNT}:user/division/alice"
+# EligibleUserPath as the simulations deploy it: keyrot may manage the users under this IAM
+# path only. USER is directly under it, USER_WITH_PATH under a path nested in it.
+ELIGIBLE_PATH = "/keyrot-managed/"
+USER = f"arn:aws:iam::{ACCOUNT}:user/keyrot-managed/alice"
+USER_WITH_PATH = f"arn:aws:iam::{ACCOUNT}:user/keyrot-managed/division/alice"
+# Users outside it: at the root (an administrator, a break-glass user), under another path, under
+# a path that only begins like it, and a user named like the path's segment.
+OUTSIDE_USERS = [f"arn:aws:iam::{ACCOUNT}:user/admin", f"arn:aws:iam::{ACCOUNT}:user/alice",
+                 f"arn:aws:iam::{ACCOUNT}:user/other/alice",
+                 f"arn:aws:iam::{ACCOUNT}:user/keyrot-managed-not/alice",
+                 f"arn:aws:iam::{ACCOUNT}:user/keyrot-managed"]
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:keyrot/iam/alice-AbCdEf"
 OTHER_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:prod/db-AbCdEf"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -41,9 +50,21 @@ STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/keyrot/0a1b2c3d-4e5
 _NO_VALUE = object()  # AWS::NoValue: the list item or property disappears
 
 
+def _ref_values(refs):
+    """What Ref (and a ${Name} in Fn::Sub) gives in the simulations; refs adds or overrides."""
+    return {"SenderEmail": "keyrot@example.com", "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+            "AWS::Region": REGION, "EligibleUserPath": ELIGIBLE_PATH,
+            "ManagedUserSessionDenyPolicy": SESSION_DENY_POLICY,
+            "BreakGlassPrincipalArn": BREAK_GLASS_ARN,
+            "RevokeRequestsSecret": REVOKE_REQUESTS,
+            "RevokePrincipalArns": ",".join(REVOKE_PRINCIPALS),
+            "AWS::NoValue": _NO_VALUE,
+            "AWS::StackId": STACK_ID, **(refs or {})}
+
+
 def _resolve(node, refs=None, false_conditions=()):
     """Intrinsics of the policies, with every condition true (the optional statements apply)
-    except false_conditions; refs adds or overrides Ref values."""
+    except false_conditions; refs adds or overrides Ref values (in Fn::Sub too)."""
     if refs is not None or false_conditions:
         def again(item):
             return _resolve(item, refs, false_conditions)
@@ -61,8 +82,10 @@ def _resolve(node, refs=None, false_conditions=()):
         if "Fn::Sub" in node:
             text = node["Fn::Sub"]
             assert isinstance(text, str), node
-            text = (text.replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", ACCOUNT)
-                    .replace("${AWS::Region}", REGION))
+            values = _ref_values(refs)
+            text = re.sub(r"\$\{([^!}][^}]*)\}",
+                          lambda m: values[m.group(1)] if isinstance(values.get(m.group(1)), str) else m.group(0),
+                          text)
             assert "${" not in text, text
             return text
         if "Fn::GetAtt" in node:
@@ -82,27 +105,21 @@ def _resolve(node, refs=None, false_conditions=()):
             condition, if_true, if_false = node["Fn::If"]
             return again(if_false if condition in false_conditions else if_true)
         if set(node) == {"Ref"}:
-            return {"SenderEmail": "keyrot@example.com", "AWS::AccountId": ACCOUNT,
-                    "ManagedUserSessionDenyPolicy": SESSION_DENY_POLICY,
-                    "BreakGlassPrincipalArn": BREAK_GLASS_ARN,
-                    "RevokeRequestsSecret": REVOKE_REQUESTS,
-                    "RevokePrincipalArns": ",".join(REVOKE_PRINCIPALS),
-                    "AWS::NoValue": _NO_VALUE,
-                    "AWS::StackId": STACK_ID, **(refs or {})}[node["Ref"]]
+            return _ref_values(refs)[node["Ref"]]
         resolved = {k: again(v) for k, v in node.items()}
         return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
     return node
 
 
-def role_policies(translated, role):
+def role_policies(translated, role, refs=None):
     documents = []
     for policy in translated["Resources"][role]["Properties"].get("Policies", []):
         if "Fn::If" in policy:
             policy = policy["Fn::If"][1]
-        documents.append(_resolve(policy["PolicyDocument"]))
+        documents.append(_resolve(policy["PolicyDocument"], refs))
     for resource in translated["Resources"].values():
         if resource["Type"] == "AWS::IAM::RolePolicy" and resource["Properties"]["RoleName"] == {"Ref": role}:
-            documents.append(_resolve(resource["Properties"]["PolicyDocument"]))
+            documents.append(_resolve(resource["Properties"]["PolicyDocument"], refs))
     return documents
 
 
@@ -533,8 +550,8 @@ CALLS_WITHOUT_A_ROLE = {
 }
 
 
-def role_decisions(translated, role, calls):
-    policies = role_policies(translated, role)
+def role_decisions(translated, role, calls, refs=None):
+    policies = role_policies(translated, role, refs)
     return simulate([{"identityPolicies": policies, "principal": role_arn(role),
                       "action": action, "resource": resource, "accountId": ACCOUNT, "context": context}
                      for action, resource, context in calls])
@@ -554,6 +571,80 @@ def test_rotation_role_counts_versions_of_managed_secrets_only(translated):
     calls = [("secretsmanager:ListSecretVersionIds", SIGNING_KEY, {}),
              ("secretsmanager:ListSecretVersionIds", OTHER_SECRET, {})]
     assert role_decisions(translated, "RotationFunctionRole", calls) == ["ImplicitlyDenied"] * 2
+
+
+# ------------------------------------------------------------------ which users keyrot may manage
+# Security issue, item 5: whoever writes the user registry (/keyrot/users/*) chooses which users
+# keyrot mints keys for, but only among the users under EligibleUserPath, which the deployment
+# sets and keyrot's roles cannot widen. Every user call of CALLS is simulated on users inside and
+# outside that path, for several values of it.
+
+# Calls on users that may name any user: the fleet's GetUser (CheckUsers), which only reads
+# (onboarding logs a clear refusal of a user outside the path; offboarding and the teardown read
+# the keyrot:managed tag). The template says why next to the statement.
+ANY_USER_CALLS = {("FleetFunctionRole", "iam:GetUser")}
+
+
+def user_calls(role):
+    return [(action, resource, context) for action, resource, context in CALLS[role]
+            if resource.startswith(f"arn:aws:iam::{ACCOUNT}:user/")]
+
+
+def test_keyrot_acts_only_on_users_under_the_eligible_path(translated):
+    iam_user = f"arn:aws:iam::{ACCOUNT}:user"
+    cases = [
+        # EligibleUserPath, users under it (nested paths too), users outside it.
+        (ELIGIBLE_PATH, [USER, USER_WITH_PATH], OUTSIDE_USERS),
+        ("/team/ci/", [f"{iam_user}/team/ci/alice", f"{iam_user}/team/ci/nightly/alice"],
+         [f"{iam_user}/team/alice", f"{iam_user}/team/ci-old/alice", f"{iam_user}/admin", USER]),
+        # "/": every user of the account, an explicit choice.
+        ("/", [USER, *OUTSIDE_USERS], []),
+    ]
+    for role in ("RotationFunctionRole", "FleetFunctionRole"):
+        calls = user_calls(role)
+        # The table's users are under the path the other simulations deploy with.
+        assert calls and all(resource in (USER, USER_WITH_PATH) for _, resource, _ in calls), calls
+        for path, inside, outside in cases:
+            expected = []
+            for action, _, context in calls:
+                expected += [((action, user, context), "Allowed") for user in inside]
+                expected += [((action, user, context),
+                              "Allowed" if (role, action) in ANY_USER_CALLS else "ImplicitlyDenied")
+                             for user in outside]
+            decisions = role_decisions(translated, role, [call for call, _ in expected],
+                                       refs={"EligibleUserPath": path})
+            wrong = [(path, call, decision) for (call, want), decision in zip(expected, decisions)
+                     if decision != want]
+            assert not wrong, (role, wrong)
+
+
+# Actions that would create a user, move one (UpdateUser changes its path or name), or change
+# what a user may do: none of keyrot's roles may make them, on any user, inside the path or out.
+USER_ADMIN_ACTIONS = ["iam:UpdateUser", "iam:CreateUser", "iam:DeleteUser",
+                      "iam:PutUserPermissionsBoundary", "iam:DeleteUserPermissionsBoundary",
+                      "iam:PutUserPolicy", "iam:DeleteUserPolicy",
+                      "iam:CreateLoginProfile", "iam:UpdateLoginProfile"]
+
+
+def test_no_keyrot_role_can_create_or_move_users_into_the_eligible_path(translated):
+    # The parameter promises it (the administrator's boundary holds only if keyrot cannot widen it).
+    assert "EligibleUserPath" in translated["Parameters"], "no EligibleUserPath parameter"
+    parameter = translated["Parameters"]["EligibleUserPath"]
+    assert "Default" not in parameter
+    assert "cannot change a user's path" in parameter["Description"]
+    roles = sorted(logical_id for logical_id, resource in translated["Resources"].items()
+                   if resource["Type"] == "AWS::IAM::Role" and resource["Properties"].get("Policies"))
+    assert {"RotationFunctionRole", "FleetFunctionRole", "ApiFunctionRole", "AuthorizerFunctionRole",
+            "FleetScheduleRole"} <= set(roles), roles
+    users = [USER, USER_WITH_PATH, *OUTSIDE_USERS]
+    group = f"arn:aws:iam::{ACCOUNT}:group/admins"
+    for role in roles:
+        calls = [(action, user, context) for action in USER_ADMIN_ACTIONS for user in users
+                 for context in ({}, MANAGED)]
+        calls += [(action, group, {}) for action in ("iam:AddUserToGroup", "iam:RemoveUserFromGroup")]
+        allowed = [call for call, decision in zip(calls, role_decisions(translated, role, calls))
+                   if decision == "Allowed"]
+        assert not allowed, (role, allowed)
 
 
 # The code's SDK calls: every `.send()` of a fluent builder, `client.operation().setter(x)…`.

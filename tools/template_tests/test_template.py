@@ -29,6 +29,8 @@ ENV_CONTRACT = {
         "RUST_LOG": "info",
         "KEYROT_USERS_PARAMETER_PATH": "/keyrot/users/",
         "KEYROT_SEED_USERS": {"Ref": "ManagedUsers"},
+        # Security issue, item 5: the fleet refuses users outside this IAM path.
+        "KEYROT_ELIGIBLE_USER_PATH": {"Ref": "EligibleUserPath"},
         "KEYROT_MANAGED_SECRET_PREFIX": "keyrot/iam/",
         "KEYROT_ROTATION_FUNCTION_ARN": {"Fn::GetAtt": ["RotationFunction", "Arn"]},
         "KEYROT_SECRETS_KMS_KEY_ID": {"Fn::If": ["UsesSecretsKey", {"Ref": "ManagedSecretsKey"}, ""]},
@@ -472,8 +474,9 @@ def _resolved_text(node):
     text = re.sub(r'\{"Fn::Sub":("[^"]*")\}', r"\1", text)
     text = re.sub(r'\{"Fn::GetAtt":\["(\w+)","Arn"\]\}', r'"arn:aws:lambda:us-east-1:123456789012:function:keyrot-\1-ABCDEFGHIJKL"', text)
     text = re.sub(r'\{"Ref":"(\w+)"\}', r'"keyrot-\1-ABCDEFGHIJKL"', text)
+    # EligibleUserPath at its longest (512 characters): the policies must fit for any path.
     return (text.replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", "123456789012")
-            .replace("${AWS::Region}", "us-east-1"))
+            .replace("${AWS::Region}", "us-east-1").replace("${EligibleUserPath}", "/" + "p" * 510 + "/"))
 
 
 def inline_policy_chars(template):
@@ -808,7 +811,7 @@ def test_every_deploy_example_names_the_networks_and_every_required_parameter(ra
 
     root = os.path.join(os.path.dirname(__file__), "..", "..")
     required = {name for name, p in raw["Parameters"].items() if "Default" not in p}
-    assert required == {"AdminEmail", *NETWORK_PARAMETERS}
+    assert required == {"AdminEmail", *NETWORK_PARAMETERS, "EligibleUserPath"}
     examples = []
     for path, pattern in [("samconfig.toml", r"^#?\s*parameter_overrides\s*=\s*(.*)"),
                           (os.path.join("docs", "deploy.md"), r"sam deploy .*--parameter-overrides\s+(.*)")]:
@@ -965,3 +968,69 @@ def test_revoke_principals_are_exact_role_or_user_arns_and_default_to_nobody(raw
                 "arn:aws:iam::123456789012:group/ops", "KeyrotOperator",
                 "arn:aws:sts::123456789012:assumed-role/KeyrotOperator/alice"]:
         assert not re.fullmatch(pattern, bad), bad
+
+
+# ------------------------------------------------------------------ which users keyrot may manage
+
+ELIGIBLE_USERS_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user${EligibleUserPath}*"
+
+
+def test_eligible_user_path_is_required_and_an_iam_path_without_wildcards(raw):
+    # Security issue, item 5: the deployment chooses which users keyrot may manage, as it names
+    # its networks: no default, "/" (every user) only as an explicit choice. The path goes into
+    # the roles' user ARNs, so no wildcard ("*", "?") nor policy variable ("${...}") may get in.
+    parameter = raw["Parameters"].get("EligibleUserPath")
+    assert parameter, "no EligibleUserPath parameter"
+    assert parameter["Type"] == "String" and "Default" not in parameter
+    assert parameter["MaxLength"] == 512
+    pattern = parameter["AllowedPattern"]
+    for good in ["/", "/keyrot-managed/", "/keyrot-managed/team-a/", "/division_1/ci+bots@x.y=z,w/",
+                 "/" + "a" * 510 + "/"]:
+        assert re.fullmatch(pattern, good), good
+        assert len(good) <= parameter["MaxLength"]
+    for bad in ["", "keyrot-managed", "/keyrot-managed", "keyrot-managed/", "//", "/*/", "/keyrot*/",
+                "/a?/", "/${aws:username}/", "/$/", "/a b/", "/a\tb/", "/\u00e9/", "/a/\n"]:
+        assert not re.fullmatch(pattern, bad), bad
+    description = parameter["Description"]
+    for promise in ["Required.", "/keyrot-managed/", "/ means every user", "nested",
+                    "aws iam update-user --user-name U --new-path /keyrot-managed/",
+                    "cannot change a user's path"]:
+        assert promise in " ".join(description.split()), promise
+
+
+def test_every_statement_on_iam_users_is_limited_to_the_eligible_path(raw):
+    # Every Allow of an IAM action, in every policy of the stack, names the users under
+    # EligibleUserPath (that path and the ones nested in it: IAM's * spans slashes), with its
+    # conditions kept. One exception, which only reads: the fleet's GetUser on every user
+    # (CheckUsers: onboarding logs a clear refusal of a user outside the path; offboarding and
+    # the teardown read the keyrot:managed tag). The simulations are in test_policy_simulation.py.
+    limited, wide = set(), set()
+    for logical_id, document in iam_policy_documents(raw):
+        for statement in as_list(document["Statement"]):
+            actions = as_list(statement["Action"])
+            if statement["Effect"] != "Allow" or not any(a.startswith("iam:") for a in actions):
+                continue
+            assert all(a.startswith("iam:") for a in actions), (logical_id, actions)
+            resources = as_list(statement["Resource"])
+            if resources == [{"Fn::Sub": ELIGIBLE_USERS_ARN}]:
+                limited.add((logical_id, statement.get("Sid")))
+            else:
+                assert (logical_id, statement.get("Sid"), actions) == ("FleetFunctionRole", "CheckUsers", ["iam:GetUser"]), (
+                    logical_id, statement.get("Sid"), resources)
+                assert resources == [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}]
+                wide.add((logical_id, statement.get("Sid")))
+    assert limited == {("RotationFunctionRole", "ManageManagedUsersKeys"), ("FleetFunctionRole", "EnrolUsers"),
+                       ("FleetFunctionRole", "ReleaseManagedUsers"),
+                       ("FleetFunctionRole", "DenyManagedUsersSessions")}, limited
+    assert wide == {("FleetFunctionRole", "CheckUsers")}
+    # Any IAM path matches user${EligibleUserPath}* only for its own users and its sub-paths.
+    arn = "arn:aws:iam::123456789012:user"
+    for path, inside, outside in [
+            ("/keyrot-managed/", ["/keyrot-managed/alice", "/keyrot-managed/a/b/alice"],
+             ["/alice", "/admin", "/keyrot-managed", "/keyrot-managed-x/alice", "/other/keyrot-managed/alice"]),
+            ("/", ["/alice", "/keyrot-managed/alice"], [])]:
+        pattern = ELIGIBLE_USERS_ARN.replace("arn:${AWS::Partition}:iam::${AWS::AccountId}:user", arn).replace(
+            "${EligibleUserPath}", path)
+        assert all(iam_arn_matches(pattern, arn + user) for user in inside), path
+        assert not any(iam_arn_matches(pattern, arn + user) for user in outside), path
+

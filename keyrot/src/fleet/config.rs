@@ -20,6 +20,8 @@ pub const ROTATE_SECRET_PER_SECOND: &str = "KEYROT_ROTATE_SECRET_PER_SECOND";
 pub const RUN_SECONDS: &str = "KEYROT_FLEET_RUN_SECONDS";
 pub const OFFBOARD_GRACE_SECONDS: &str = "KEYROT_OFFBOARD_GRACE_SECONDS";
 pub const STACK_ID: &str = "KEYROT_STACK_ID";
+pub const ELIGIBLE_USER_PATH: &str = "KEYROT_ELIGIBLE_USER_PATH";
+pub const SESSION_DENY_POLICY_ARN: &str = "KEYROT_SESSION_DENY_POLICY_ARN";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetConfig {
@@ -45,6 +47,12 @@ pub struct FleetConfig {
     /// The stack whose teardown custom resource this function serves (its `AWS::StackId`);
     /// `None` (no stack, as locally): every custom-resource event is refused.
     pub stack_id: Option<String>,
+    /// Only IAM users under this path may be enrolled (the administrator's boundary, which the
+    /// registry's writers cannot widen; template.yaml `EligibleUserPath`).
+    pub eligible_user_path: String,
+    /// The managed policy that ends a managed user's temporary-credential sessions: attached
+    /// on enrolment, detached when keyrot lets the user go; `None`: not managed by the fleet.
+    pub session_deny_policy_arn: Option<String>,
 }
 
 impl FleetConfig {
@@ -101,7 +109,31 @@ impl FleetConfig {
                 1..=3600,
             )?),
             stack_id: Some(text_or(&lookup, STACK_ID, "")).filter(|id| !id.is_empty()),
+            eligible_user_path: eligible_user_path(&lookup)?,
+            session_deny_policy_arn: Some(text_or(&lookup, SESSION_DENY_POLICY_ARN, ""))
+                .filter(|arn| !arn.is_empty()),
         }))
+    }
+}
+
+/// An IAM path: `/`, or `/` + segments + `/`.
+fn eligible_user_path(lookup: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let path = text_or(lookup, ELIGIBLE_USER_PATH, "/");
+    let valid = path.starts_with('/')
+        && path.ends_with('/')
+        && path.len() <= 512
+        && !path.contains("//")
+        && path
+            .chars()
+            .all(|c| ('\u{21}'..='\u{7e}').contains(&c) && !"*?$".contains(c));
+    if valid {
+        Ok(path)
+    } else {
+        Err(ConfigError {
+            variable: ELIGIBLE_USER_PATH,
+            value: path,
+            reason: "must be an IAM path: / or /segments/ (printable ASCII, no * ? $ or //)".into(),
+        })
     }
 }
 
@@ -145,6 +177,37 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         FleetConfig::from_lookup(move |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn the_eligible_user_path_must_be_an_iam_path_without_wildcards() {
+        let with_path = |path: &str| {
+            config(&[
+                (
+                    ROTATION_FUNCTION_ARN,
+                    "arn:aws:lambda:us-east-1:1:function:rot",
+                ),
+                (SECRET_READER_ARNS, "arn:aws:iam::1:role/api"),
+                (ELIGIBLE_USER_PATH, path),
+            ])
+        };
+        for good in ["/", "/keyrot-managed/", "/team/ci/"] {
+            let fleet = with_path(good).expect("valid").expect("fleet");
+            assert_eq!(fleet.eligible_user_path, good);
+        }
+        for bad in [
+            "",
+            "keyrot/",
+            "/keyrot",
+            "/a*/",
+            "/a?/",
+            "/${aws:username}/",
+            "//",
+            "/a b/",
+        ] {
+            let error = with_path(bad).expect_err(bad);
+            assert_eq!(error.variable, ELIGIBLE_USER_PATH, "{bad}");
+        }
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub async fn handle_fleet_event<R, S, I, C, T>(
 where
     R: Registry,
     S: FleetSecrets + Clone + 'static,
-    I: IamKeys,
+    I: IamKeys + super::ports::UserPolicies,
     C: CustomResourceResponder,
     T: StackStatus,
 {
@@ -103,7 +103,7 @@ async fn run<R, S, I, C, T>(
 where
     R: Registry,
     S: FleetSecrets + Clone + 'static,
-    I: IamKeys,
+    I: IamKeys + super::ports::UserPolicies,
     C: CustomResourceResponder,
     T: StackStatus,
 {

@@ -28,8 +28,8 @@ pub use custom_resource::CustomResourceResponder;
 pub use handler::{handle_fleet_event, is_fleet_event, FleetError, StackPorts};
 pub use pacer::{Budgets, Cost, Pacer, IAM_WRITES_PER_ROTATION, SECRETS_WRITES_PER_ROTATION};
 pub use ports::{
-    FleetSecrets, ListedSecret, Registry, RegistryUsers, RotationStart, FLEET_SECRET_TAG,
-    MANAGED_USER_TAG,
+    FleetSecrets, ListedSecret, Registry, RegistryUsers, RotationStart, UserPolicies,
+    FLEET_SECRET_TAG, MANAGED_USER_TAG,
 };
 pub use report::RunReport;
 pub use sdk::{entry_user, SsmRegistry};
@@ -63,9 +63,39 @@ enum Work<'a> {
     Rotate(&'a ListedSecret, SystemTime),
 }
 
-impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> {
+impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> Fleet<R, S, I> {
     fn secret_name(&self, user: &str, slot: Slot) -> String {
         key_slots::secret_name(&self.config.managed_prefix, user, slot)
+    }
+
+    /// The resource policy the stack asks for on every managed secret, and the stamp that
+    /// records it there together with the session-deny policy put on its user.
+    fn stack_policy(&self) -> (String, String) {
+        let policy = policy::readers_only(&self.config.secret_readers);
+        let session = self.config.session_deny_policy_arn.as_deref().unwrap_or("");
+        let stamp = policy::stamp(&format!("{policy}\n{session}"));
+        (policy, stamp)
+    }
+
+    /// Releases `user`: the session-deny policy first (the right to detach it depends on the
+    /// enrolment tag, which the release removes), then keyrot's keys and tags.
+    async fn release_user(
+        &self,
+        keys: &user_keys::UserKeys,
+        user: &str,
+        pacer: &mut pacer::Pacer,
+    ) -> Result<usize, AwsCallError> {
+        let detach = self.config.session_deny_policy_arn.as_deref();
+        pacer
+            .pay(pacer::Cost {
+                iam_writes: keys.release_writes() + u64::from(detach.is_some()),
+                ..pacer::Cost::default()
+            })
+            .await;
+        if let Some(policy) = detach {
+            self.iam.detach_user_policy(user, policy).await?;
+        }
+        keys.release(&self.iam, user).await
     }
 
     /// Whether `user` still carries keyrot's enrolment tag. The fleet's rights to read a
@@ -138,8 +168,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             ..RunReport::default()
         };
         report.registry_entries_unreadable = registry.unreadable.len() as u64;
-        let policy = policy::readers_only(&self.config.secret_readers);
-        let policy_stamp = policy::stamp(&policy);
+        let (policy, policy_stamp) = self.stack_policy();
         let mut work = Vec::new();
         for secret in &listed {
             let user = self.user_of(&secret.name);
@@ -262,9 +291,25 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                             if secret.policy_stamp.as_deref() != Some(policy_stamp.as_str()) => {}
                         _ => continue,
                     }
+                    // The session-deny policy first (an upgrade from before it, or a new one):
+                    // the stamp below then claims both.
+                    if let (Some(arn), Some(user)) = (
+                        self.config.session_deny_policy_arn.as_deref(),
+                        self.user_of(&listed.name),
+                    ) {
+                        pacer.pay(Cost::IAM_WRITE).await;
+                        if let Err(error) = self.iam.attach_user_policy(user, arn).await {
+                            self.failed(&listed.name, &error, &mut report);
+                            continue;
+                        }
+                    }
                     pacer.pay(Cost::SECRETS_WRITE).await;
                     pacer.pay(Cost::SECRETS_WRITE).await;
-                    match self.secrets.put_policy(&listed.name, &policy).await {
+                    match self
+                        .secrets
+                        .put_policy(&listed.name, &policy, &policy_stamp)
+                        .await
+                    {
                         Ok(()) => {
                             report.policies_rewritten += 1;
                             info!(decision = "policy_rewritten", secret = %listed.name, "resource policy put back to the stack's");

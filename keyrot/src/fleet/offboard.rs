@@ -4,7 +4,7 @@
 //! has run out, then delete the keys keyrot made, its tags on the user, and the secret.
 
 use super::pacer::{Cost, Pacer};
-use super::ports::{FleetSecrets, ListedSecret, Registry};
+use super::ports::{FleetSecrets, ListedSecret, Registry, UserPolicies};
 use super::report::RunReport;
 use super::user_keys::UserKeys;
 use super::Fleet;
@@ -22,7 +22,7 @@ pub(super) enum Offboarding {
     Done,
 }
 
-impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> {
+impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> Fleet<R, S, I> {
     pub(super) async fn offboard(
         &self,
         secret: &ListedSecret,
@@ -143,13 +143,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 );
                 return Ok(Offboarding::Waiting);
             }
-            pacer
-                .pay(Cost {
-                    iam_writes: keys.release_writes(),
-                    ..Cost::default()
-                })
-                .await;
-            let deleted_keys = keys.release(&self.iam, user).await?;
+            let deleted_keys = self.release_user(keys, user, pacer).await?;
             info!(decision = "keys_released", user, secret = %secret.name, deleted_keys, "keyrot's keys and tags removed");
         }
         pacer.pay(Cost::SECRETS_WRITE).await;

@@ -3,8 +3,7 @@
 //! step is repeated harmlessly by the next run if the run stops after it.
 
 use super::pacer::{Cost, Pacer};
-use super::policy::readers_only;
-use super::ports::{FleetSecrets, ListedSecret, Registry, MANAGED_USER_TAG};
+use super::ports::{FleetSecrets, ListedSecret, Registry, UserPolicies, MANAGED_USER_TAG};
 use super::report::RunReport;
 use super::starts::Starts;
 use super::user_keys::UserKeys;
@@ -22,7 +21,7 @@ enum Onboarded {
     Pending,
 }
 
-impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> {
+impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> Fleet<R, S, I> {
     pub(super) async fn onboard(
         &self,
         user: &str,
@@ -71,6 +70,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 pacer.pay(Cost::SECRETS_WRITE).await;
                 self.secrets.tag_fleet(secret, prefix).await?;
                 if !listed.rotation_enabled {
+                    self.end_sessions(user, pacer).await?;
                     self.lock_and_enable(secret, pacer, starts, report).await?;
                 }
                 info!(
@@ -81,6 +81,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             }
             Some(_) => {
                 // Created by an earlier run that stopped before enabling rotation.
+                self.end_sessions(user, pacer).await?;
                 self.lock_and_enable(secret, pacer, starts, report).await?;
             }
             None if slot == Slot::B => {
@@ -106,15 +107,29 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                 self.secrets
                     .create(secret, &value, prefix, self.config.kms_key_id.as_deref())
                     .await?;
+                self.end_sessions(user, pacer).await?;
                 self.lock_and_enable(secret, pacer, starts, report).await?;
             }
             None => {
-                if self.iam.get_user(user).await?.is_none() {
+                let Some(found) = self.iam.get_user(user).await? else {
                     warn!(
                         decision = "user_not_found",
                         user,
                         "registry names an IAM user that does not exist; create it or remove the entry"
                     );
+                    return Ok(Onboarded::Pending);
+                };
+                let eligible = self.config.eligible_user_path.as_str();
+                if !found.is_under(eligible) {
+                    // The registry's writers choose users only inside the administrator's path.
+                    warn!(
+                        decision = "user_not_eligible",
+                        user,
+                        path = found.path().unwrap_or(""),
+                        eligible_path = eligible,
+                        "registry names a user outside EligibleUserPath; move it (aws iam update-user --new-path) or remove the entry"
+                    );
+                    report.users_not_eligible += 1;
                     return Ok(Onboarded::Pending);
                 }
                 self.tag_user(user, pacer).await?;
@@ -127,6 +142,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
                         .create(name, &value, prefix, self.config.kms_key_id.as_deref())
                         .await?;
                 }
+                self.end_sessions(user, pacer).await?;
                 self.lock_and_enable(secret, pacer, starts, report).await?;
             }
         }
@@ -135,6 +151,16 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
             user, secret, "user onboarded; first rotation started"
         );
         Ok(Onboarded::Done)
+    }
+
+    /// Attaches the session-deny policy (when the stack has one) before the slot's first key:
+    /// temporary credentials made from a managed user's keys would outlive them.
+    async fn end_sessions(&self, user: &str, pacer: &mut Pacer) -> Result<(), AwsCallError> {
+        let Some(policy) = self.config.session_deny_policy_arn.as_deref() else {
+            return Ok(());
+        };
+        pacer.pay(Cost::IAM_WRITE).await;
+        self.iam.attach_user_policy(user, policy).await
     }
 
     async fn tag_user(&self, user: &str, pacer: &mut Pacer) -> Result<(), AwsCallError> {
@@ -157,9 +183,8 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         // The policy and its stamp.
         pacer.pay(Cost::SECRETS_WRITE).await;
         pacer.pay(Cost::SECRETS_WRITE).await;
-        self.secrets
-            .put_policy(secret, &readers_only(&self.config.secret_readers))
-            .await?;
+        let (policy, stamp) = self.stack_policy();
+        self.secrets.put_policy(secret, &policy, &stamp).await?;
         pacer.pay(Cost::ROTATION).await;
         starts
             .enable(

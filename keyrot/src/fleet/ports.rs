@@ -61,6 +61,23 @@ pub trait Registry: Send + Sync {
     fn remove(&self, user: &str) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 }
 
+/// The session-deny policy on a managed user (docs/deploy.md, "Sessions outlive deleted keys").
+pub trait UserPolicies: Send + Sync {
+    /// AttachUserPolicy; attaching an attached policy is no change.
+    fn attach_user_policy(
+        &self,
+        user: &str,
+        policy_arn: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+
+    /// DetachUserPolicy; succeeds when it is not attached (or the user is gone).
+    fn detach_user_policy(
+        &self,
+        user: &str,
+        policy_arn: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
 pub trait FleetSecrets: Send + Sync {
     /// Every secret whose name starts with `prefix`, those scheduled for deletion included.
     fn list(
@@ -93,11 +110,12 @@ pub trait FleetSecrets: Send + Sync {
         fleet_tag: &str,
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 
-    /// PutResourcePolicy, then the policy's stamp as the [`super::policy::POLICY_TAG`] tag.
+    /// PutResourcePolicy, then `stamp` as the [`super::policy::POLICY_TAG`] tag.
     fn put_policy(
         &self,
         name: &str,
         policy: &str,
+        stamp: &str,
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 
     /// RotateSecret configuring `function_arn` with the longest native schedule: enables

@@ -30,6 +30,8 @@ pub struct RunReport {
     pub registry_entries_unreadable: u64,
     /// Managed secrets whose resource policy was put back to the stack's (each one logged).
     pub policies_rewritten: u64,
+    /// Registry users outside `EligibleUserPath`, refused (each one logged).
+    pub users_not_eligible: u64,
     /// Every slot up to this time (whole seconds) was due in this run: the next run takes the
     /// slots after it.
     #[serde(skip)]
@@ -88,6 +90,11 @@ impl RunReport {
                     Unit::Count,
                 ),
                 ("FleetErrors", count(self.errors), Unit::Count),
+                (
+                    "FleetUsersNotEligible",
+                    count(self.users_not_eligible),
+                    Unit::Count,
+                ),
                 (
                     "FleetRegistryEntriesUnreadable",
                     count(self.registry_entries_unreadable),

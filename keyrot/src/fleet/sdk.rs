@@ -1,8 +1,9 @@
 //! The fleet's ports on the AWS SDK: the registry in SSM, fleet calls on Secrets Manager.
 
-use super::policy::{stamp, POLICY_TAG};
+use super::policy::POLICY_TAG;
 use super::ports::{
-    FleetSecrets, ListedSecret, Registry, RegistryUsers, RotationStart, FLEET_SECRET_TAG,
+    FleetSecrets, ListedSecret, Registry, RegistryUsers, RotationStart, UserPolicies,
+    FLEET_SECRET_TAG,
 };
 use crate::rotation::SecretsManagerStore;
 use crate::AwsCallError;
@@ -213,7 +214,7 @@ impl FleetSecrets for SecretsManagerStore {
         Ok(())
     }
 
-    async fn put_policy(&self, name: &str, policy: &str) -> Result<(), AwsCallError> {
+    async fn put_policy(&self, name: &str, policy: &str, stamp: &str) -> Result<(), AwsCallError> {
         self.client()
             .put_resource_policy()
             .secret_id(name)
@@ -226,7 +227,7 @@ impl FleetSecrets for SecretsManagerStore {
         self.client()
             .tag_resource()
             .secret_id(name)
-            .tags(Tag::builder().key(POLICY_TAG).value(stamp(policy)).build())
+            .tags(Tag::builder().key(POLICY_TAG).value(stamp).build())
             .send()
             .await
             .map_err(|e| AwsCallError::from_sdk("TagResource", &e))?;
@@ -349,4 +350,28 @@ fn longest_native_schedule() -> RotationRulesType {
     RotationRulesType::builder()
         .automatically_after_days(1000)
         .build()
+}
+
+impl UserPolicies for crate::iam_key::IamSdk {
+    async fn attach_user_policy(&self, user: &str, policy_arn: &str) -> Result<(), AwsCallError> {
+        self.client()
+            .attach_user_policy()
+            .user_name(user)
+            .policy_arn(policy_arn)
+            .send()
+            .await
+            .map_err(|e| AwsCallError::from_sdk("AttachUserPolicy", &e))?;
+        Ok(())
+    }
+
+    async fn detach_user_policy(&self, user: &str, policy_arn: &str) -> Result<(), AwsCallError> {
+        let result = self
+            .client()
+            .detach_user_policy()
+            .user_name(user)
+            .policy_arn(policy_arn)
+            .send()
+            .await;
+        gone_is_done(result, "DetachUserPolicy", "NoSuchEntity")
+    }
 }

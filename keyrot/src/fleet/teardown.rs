@@ -4,7 +4,7 @@
 //! registry first and wait one interval (docs/deploy.md, "Removing keyrot").
 
 use super::pacer::{Cost, Pacer};
-use super::ports::{FleetSecrets, Registry};
+use super::ports::{FleetSecrets, Registry, UserPolicies};
 use super::user_keys::UserKeys;
 use super::Fleet;
 use crate::iam_key::IamKeys;
@@ -28,7 +28,7 @@ pub struct TeardownReport {
     pub complete: bool,
 }
 
-impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> {
+impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> Fleet<R, S, I> {
     pub async fn teardown(&self, deadline: Instant) -> TeardownReport {
         let mut report = TeardownReport::default();
         let mut pacer = Pacer::new(self.config.budgets);
@@ -131,13 +131,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys> Fleet<R, S, I> 
         let Some(keys) = UserKeys::read(&self.iam, user, secrets).await? else {
             return Ok(0);
         };
-        pacer
-            .pay(Cost {
-                iam_writes: keys.release_writes(),
-                ..Cost::default()
-            })
-            .await;
-        let deleted = keys.release(&self.iam, user).await?;
+        let deleted = self.release_user(&keys, user, pacer).await?;
         info!(
             decision = "user_removed",
             user,

@@ -89,8 +89,9 @@ impl Aws {
                     deleted: None,
                     rotating: false,
                     // Onboarding put the stack's policy.
-                    policy_stamp: Some(super::policy::stamp(&super::policy::readers_only(
-                        &readers(),
+                    policy_stamp: Some(super::policy::stamp(&format!(
+                        "{}\n",
+                        super::policy::readers_only(&readers())
                     ))),
                 },
             );
@@ -103,6 +104,28 @@ impl Aws {
 
     fn set_secret(&self, name: &str, change: impl FnOnce(&mut ListedSecret)) {
         change(self.world().secrets.get_mut(name).unwrap());
+    }
+}
+
+impl UserPolicies for Aws {
+    async fn attach_user_policy(&self, user: &str, policy: &str) -> Result<(), AwsCallError> {
+        self.mutate(format!("AttachUserPolicy {user} {policy}"))
+    }
+    async fn detach_user_policy(&self, user: &str, policy: &str) -> Result<(), AwsCallError> {
+        // The fleet role may detach it from enrolled users only (template.yaml).
+        let enrolled = self
+            .world()
+            .users
+            .get(user)
+            .is_some_and(|(_, tags)| tags.contains_key(MANAGED_USER_TAG));
+        if !enrolled {
+            return Err(AwsCallError {
+                operation: "DetachUserPolicy",
+                code: Some("AccessDenied".into()),
+                message: "not authorized: the user has no keyrot:managed tag".into(),
+            });
+        }
+        self.mutate(format!("DetachUserPolicy {user} {policy}"))
     }
 }
 
@@ -177,12 +200,12 @@ impl FleetSecrets for Aws {
         }
         Ok(())
     }
-    async fn put_policy(&self, name: &str, policy: &str) -> Result<(), AwsCallError> {
+    async fn put_policy(&self, name: &str, policy: &str, stamp: &str) -> Result<(), AwsCallError> {
         self.mutate(format!("PutResourcePolicy {name}"))?;
         let mut world = self.world();
         world.policies.insert(name.into(), policy.into());
         if let Some(secret) = world.secrets.get_mut(name) {
-            secret.policy_stamp = Some(super::policy::stamp(policy));
+            secret.policy_stamp = Some(stamp.to_owned());
         }
         Ok(())
     }
@@ -343,6 +366,8 @@ fn fleet(aws: &Aws, seed: &[&str]) -> Fleet<Aws, Aws, Aws> {
             run_time: Duration::from_secs(50),
             offboard_grace: Duration::from_secs(120),
             stack_id: None,
+            eligible_user_path: "/".into(),
+            session_deny_policy_arn: None,
         },
     }
 }
@@ -431,6 +456,102 @@ async fn a_policy_the_stack_no_longer_asks_for_is_put_back_once() {
     assert!(!aws.world().calls[calls..]
         .iter()
         .any(|call| call.starts_with("PutResourcePolicy")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_registry_user_outside_the_eligible_path_is_refused_and_never_tagged() {
+    // Security issue, item 5: a registry writer could get keys minted for any IAM user.
+    let aws = Aws::default();
+    aws.add_user("admin", &[]);
+    aws.world().registry = vec!["admin".into()];
+    let mut fleet = fleet(&aws, &[]);
+    fleet.config.eligible_user_path = "/keyrot-managed/".into();
+    let report = fleet.reconcile().await.unwrap();
+    assert_eq!(report.users_not_eligible, 1);
+    assert_eq!(report.onboarded, 0);
+    assert!(aws.world().calls.is_empty(), "{:?}", aws.world().calls);
+    // The same user with the whole account eligible ("/") is enrolled.
+    fleet.config.eligible_user_path = "/".into();
+    let report = fleet.reconcile().await.unwrap();
+    assert_eq!((report.users_not_eligible, report.onboarded), (0, 1));
+}
+
+#[test]
+fn a_users_path_comes_from_its_arn() {
+    let user = |arn: &str| IamUser {
+        name: "alice".into(),
+        arn: arn.into(),
+        tags: Vec::new(),
+    };
+    let root = user("arn:aws:iam::123456789012:user/alice");
+    assert_eq!(root.path(), Some("/"));
+    let nested = user("arn:aws:iam::123456789012:user/keyrot-managed/ci/alice");
+    assert_eq!(nested.path(), Some("/keyrot-managed/ci/"));
+    assert!(nested.is_under("/keyrot-managed/"));
+    assert!(nested.is_under("/"));
+    assert!(!root.is_under("/keyrot-managed/"));
+    assert!(!user("arn:aws:iam::1:user/keyrot-managed-not/alice").is_under("/keyrot-managed/"));
+    assert_eq!(user("not an arn").path(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_session_deny_policy_is_attached_on_enrolment_and_detached_before_the_tag_goes() {
+    // Security issue, item 7: sessions made from a managed user's keys outlive the keys.
+    let policy = "arn:aws:iam::1:policy/keyrot/session-deny";
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.world().registry = vec!["alice".into()];
+    let mut fleet = fleet(&aws, &[]);
+    fleet.config.session_deny_policy_arn = Some(policy.into());
+    fleet.reconcile().await.unwrap();
+    let calls = aws.world().calls.clone();
+    let position = |prefix: &str| calls.iter().position(|call| call.starts_with(prefix));
+    let attach = position("AttachUserPolicy alice").expect("attached");
+    assert!(position("TagUser alice keyrot:managed").is_some_and(|tag| tag < attach));
+    assert!(attach < position("EnableRotation").expect("rotation enabled"));
+
+    // Teardown releases the user: detach first, while the tag still grants it.
+    aws.mark("alice", "AKIAALICE", None);
+    aws.world().calls.clear();
+    let report = fleet
+        .teardown(Instant::now() + Duration::from_secs(60))
+        .await;
+    assert!(report.complete, "{report:?}");
+    let calls = aws.world().calls.clone();
+    let position = |prefix: &str| calls.iter().position(|call| call.starts_with(prefix));
+    let detach = position("DetachUserPolicy alice").expect("detached");
+    assert!(
+        detach < position("UntagUser alice").expect("untagged"),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn users_managed_before_the_session_deny_policy_get_it_at_the_next_run() {
+    let policy = "arn:aws:iam::1:policy/keyrot/session-deny";
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    aws.world().registry = vec!["alice".into()];
+    let mut fleet = fleet(&aws, &[]);
+    fleet.config.session_deny_policy_arn = Some(policy.into());
+    let report = fleet.reconcile().await.unwrap();
+    assert_eq!(report.policies_rewritten, 2);
+    let calls = aws.world().calls.clone();
+    let attach = calls
+        .iter()
+        .position(|call| call.starts_with("AttachUserPolicy alice"))
+        .expect("attached");
+    let stamped = calls
+        .iter()
+        .position(|call| call.starts_with("PutResourcePolicy"))
+        .expect("stamped");
+    assert!(
+        attach < stamped,
+        "the stamp claims only what is in place: {calls:?}"
+    );
+    let report = fleet.reconcile().await.unwrap();
+    assert_eq!(report.policies_rewritten, 0, "stamped: nothing to do");
 }
 
 #[tokio::test(start_paused = true)]

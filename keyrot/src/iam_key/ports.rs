@@ -13,6 +13,18 @@ pub struct IamUser {
 }
 
 impl IamUser {
+    /// The user's IAM path (`/`, `/division/`), from its ARN.
+    pub fn path(&self) -> Option<&str> {
+        let (_, name_with_path) = self.arn.split_once(":user")?;
+        let (path, _) = name_with_path.rsplit_once('/')?;
+        Some(&name_with_path[..=path.len()])
+    }
+
+    /// Whether the user's path is `eligible` or under it.
+    pub fn is_under(&self, eligible: &str) -> bool {
+        self.path().is_some_and(|path| path.starts_with(eligible))
+    }
+
     /// Whether keyrot enrolled the user (its `keyrot:managed` tag).
     pub fn is_enrolled(&self) -> bool {
         self.tags

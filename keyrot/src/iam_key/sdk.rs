@@ -18,6 +18,10 @@ impl IamSdk {
     pub fn new(client: IamClient) -> Self {
         Self { client }
     }
+
+    pub fn client(&self) -> &IamClient {
+        &self.client
+    }
 }
 
 fn to_system_time(value: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
