@@ -1,5 +1,6 @@
 //! Property tests of the parsers that take hostile input (issue 12, item 8): the authorizer's
-//! header, source IP and token handling, and the rotation event parser. Each property holds
+//! header, source IP and token handling, and the rotation event parser; since the security
+//! issue also user registry entries, custom-resource response URLs and recorded revokes. Each property holds
 //! for every generated input: no panic, and nothing is let in that should not be. The same
 //! entry points are fuzzed by the targets in fuzz/ (see fuzz/README.md).
 
@@ -240,5 +241,75 @@ proptest! {
             prop_assert_eq!(request.secret_id, secret_id);
             prop_assert_eq!(request.token, token);
         }
+    }
+
+    /// Any registry parameter: a user only when its value names the parameter's own last path
+    /// segment, a valid IAM user name; never a panic (anything else is held, not released).
+    #[test]
+    fn registry_entries_name_their_own_user_or_none(
+        segment in prop_oneof!["[A-Za-z0-9+=,.@_-]{1,64}", any::<String>()],
+        named in prop_oneof!["[A-Za-z0-9+=,.@_-]{1,64}", any::<String>()],
+        same in any::<bool>(),
+        raw in any::<String>(),
+        shape in 0u8..3,
+    ) {
+        let path = "/keyrot/users/";
+        let named = if same { segment.clone() } else { named };
+        let value = match shape {
+            0 => json!({"UserName": named}).to_string(),
+            1 => json!({"UserName": [named]}).to_string(),
+            _ => raw,
+        };
+        let name = format!("{path}{segment}");
+        if let Some(user) = keyrot::fleet::entry_user(path, &name, &value) {
+            prop_assert_eq!(&user, &segment);
+            let parsed: Value = serde_json::from_str(&value).expect("accepted values are JSON");
+            prop_assert_eq!(parsed["UserName"].as_str(), Some(segment.as_str()));
+            prop_assert!(keyrot::api::endpoints::is_valid_user_name(&user));
+        }
+    }
+
+    /// Any text as a custom resource's ResponseURL: accepted only on CloudFormation's response
+    /// buckets over HTTPS, never a panic.
+    #[test]
+    fn response_urls_are_cloudformations_buckets_or_refused(
+        text in prop_oneof![
+            any::<String>(),
+            "https://cloudformation-custom-resource-response-[a-z0-9]{0,12}\\.[a-z0-9.@:-]{0,40}/[ -~]{0,20}",
+        ],
+    ) {
+        if keyrot::fleet::is_cloudformation_response_url(&text) {
+            prop_assert!(text.starts_with("https://cloudformation-custom-resource-response-"));
+            let host = text["https://".len()..].split('/').next().unwrap_or("");
+            prop_assert!(!host.contains('@') && !host.contains(':'), "{}", host);
+            prop_assert!(host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"), "{}", host);
+        }
+    }
+
+    /// Any recorded revoke text: it authorises a revoke only when it names exactly that secret
+    /// and key and is recent; never a panic.
+    #[test]
+    fn recorded_revokes_authorise_only_their_own_request(
+        text in prop_oneof![any::<String>(), "\\{\"SecretId\":\"[a-z/]{0,12}\",\"AccessKeyId\":\"[A-Z0-9]{0,20}\"\\}"],
+        secret in "[a-z/]{0,12}",
+        key in "[A-Z0-9]{0,20}",
+        age_seconds in 0u64..2000,
+    ) {
+        use keyrot::revoke::{revoke_refusal, RecordedRevoke, RecordedVersion, RevokeRequest, REQUEST_VALIDITY};
+        let now = SystemTime::now();
+        let recorded = RecordedVersion {
+            request: serde_json::from_str::<RecordedRevoke>(&text).ok(),
+            version_id: "v".into(),
+            created: now.checked_sub(Duration::from_secs(age_seconds)),
+        };
+        let request = RevokeRequest {
+            action: "RevokeKey".into(),
+            secret_id: secret.clone(),
+            access_key_id: key.clone(),
+            reason: "leaked".into(),
+        };
+        let allowed = revoke_refusal(Some(&recorded), &request, now).is_none();
+        let exact = recorded.request.as_ref().is_some_and(|r| r.secret_id == secret && r.access_key_id == key);
+        prop_assert_eq!(allowed, exact && Duration::from_secs(age_seconds) <= REQUEST_VALIDITY);
     }
 }

@@ -196,7 +196,6 @@ mod tests {
             assert_eq!(fleet.eligible_user_path, good);
         }
         for bad in [
-            "",
             "keyrot/",
             "/keyrot",
             "/a*/",

@@ -24,7 +24,7 @@ mod user_keys;
 mod tests;
 
 pub use config::FleetConfig;
-pub use custom_resource::CustomResourceResponder;
+pub use custom_resource::{is_cloudformation_response_url, CustomResourceResponder};
 pub use handler::{handle_fleet_event, is_fleet_event, FleetError, StackPorts};
 pub use pacer::{Budgets, Cost, Pacer, IAM_WRITES_PER_ROTATION, SECRETS_WRITES_PER_ROTATION};
 pub use ports::{

@@ -8,8 +8,8 @@ mod ports;
 mod request;
 
 pub use authority::{
-    RecordedRevoke, RecordedVersion, RevokeAuthority, SecretsManagerRevokeRequests,
-    DEFAULT_REVOKE_REQUESTS_SECRET, REQUEST_VALIDITY,
+    refusal as revoke_refusal, RecordedRevoke, RecordedVersion, RevokeAuthority,
+    SecretsManagerRevokeRequests, DEFAULT_REVOKE_REQUESTS_SECRET, REQUEST_VALIDITY,
 };
 pub use ports::{ClientDirectory, RotationStarter, SsmClientDirectory};
 pub use request::{MalformedRevoke, RevokeRequest, ACTION};
