@@ -275,3 +275,65 @@ async fn a_tick_retires_its_key_while_the_other_slot_carries_its_own_forward() {
         .contains(old_key.as_ref().expect("old key")));
     assert_eq!(world.key_ids(&user).await.len(), 2);
 }
+
+/// A tick right after the other slot's late tick minted its key (less than the slack ago)
+/// waits out the rest of the slack and retires its key, instead of carrying it two more
+/// intervals (the consumer soak lost up to half its keys to this).
+#[tokio::test]
+async fn a_tick_right_after_the_other_slots_late_tick_waits_out_the_slack_and_retires() {
+    use keyrot::rotation::{RotationRequest, Step};
+    let interval = Duration::from_secs(5);
+    let world = FleetWorld::new("slots-late", interval, Duration::from_secs(1)).await;
+    let user = world.create_users(1).await.remove(0);
+    world.enrol(&user).await;
+    for _ in 0..3 {
+        world.reconcile().await;
+    }
+    let value = |slot| world.slot_value(&user, slot);
+    let (a, b) = (
+        value(Slot::A).await.expect("a"),
+        value(Slot::B).await.expect("b"),
+    );
+    // `late` holds the older key and ticks first; `next` ticks right after it.
+    let (late, next) = if a.created() <= b.created() {
+        (Slot::A, Slot::B)
+    } else {
+        (Slot::B, Slot::A)
+    };
+    let both_due = [a.expires(), b.expires()]
+        .into_iter()
+        .map(|at| at.expect("ExpiresAt recorded"))
+        .max()
+        .expect("two");
+    tokio::time::sleep(
+        both_due
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+            + Duration::from_millis(500),
+    )
+    .await;
+    let name = |slot| keyrot::key_slots::secret_name(&world.prefix, &user, slot);
+    // The late tick: retires the older key and mints.
+    start_rotation(&world.secrets, &name(late), true).await;
+    world.complete_rotations().await;
+    let next_key = value(next).await.expect("next").access_key_id;
+    // The next slot's tick at once, its key now the older one.
+    let token = start_rotation(&world.secrets, &name(next), true).await;
+    let started = std::time::Instant::now();
+    world
+        .run_step(RotationRequest {
+            step: Step::Create,
+            secret_id: name(next),
+            token,
+        })
+        .await
+        .expect("createSecret");
+    assert!(
+        started.elapsed() <= Duration::from_secs(3),
+        "waited at most the slack"
+    );
+    world.complete_rotations().await;
+    let after = value(next).await.expect("ticked");
+    assert_ne!(after.access_key_id, next_key, "the tick minted a new key");
+    assert_eq!(world.key_ids(&user).await.len(), 2);
+}

@@ -483,21 +483,53 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             .confirmed_ledger(&marked_for, KeyLedger::from_tags(&tags), &keys, &known)
             .await?;
         let lost = self.lost_creations(&keys, &ledger).await?;
-        let now = SystemTime::now();
-        let sibling_slot = sibling.as_ref().map(|(name, state, _)| Sibling {
+        let slack = key_slots::slack(self.settings.lifetime.interval);
+        let mut now = SystemTime::now();
+        // When their key became current, at the latest: recorded by a carry-forward, else the
+        // completion of the rotation that made their current version.
+        let their_since = sibling.as_ref().and_then(|(_, state, _)| {
+            their_value
+                .and_then(IamKeySecret::current_since)
+                .or(state.last_rotated)
+        });
+        let their_key_may_change = sibling
+            .as_ref()
+            .is_some_and(|(name, state, _)| self.may_change_their_key(name, state, their_key));
+        // The other slot's late tick minted its key moments ago: ours is retired once that key
+        // has been current for the slack (at most the slack away, at most 60 s), instead of
+        // waiting two intervals for our next tick.
+        let due = current.expires().is_some_and(|at| at <= now);
+        if let Some(settle_at) = their_since.and_then(|since| since.checked_add(slack)) {
+            let wait = settle_at.duration_since(now).unwrap_or_default();
+            if due
+                && !wait.is_zero()
+                && wait <= slack
+                && !their_key_may_change
+                && supersedes(
+                    &keys,
+                    their_key,
+                    current_key,
+                    false,
+                    their_since,
+                    slack,
+                    settle_at,
+                )
+            {
+                info!(decision = "waiting_for_takeover", user = %user.name, wait_ms = wait.as_millis() as u64, "the other slot's new key took over moments ago");
+                tokio::time::sleep(wait).await;
+                now = SystemTime::now();
+            }
+        }
+        let sibling_slot = sibling.as_ref().map(|(name, _, _)| Sibling {
             secret: name.as_str(),
             current_key: their_key,
             supersedes_ours: supersedes(
                 &keys,
                 their_key,
                 current_key,
-                self.may_change_their_key(name, state, their_key),
-                // When their key became current, at the latest: recorded by a carry-forward,
-                // else the completion of the rotation that made their current version.
-                their_value
-                    .and_then(IamKeySecret::current_since)
-                    .or(state.last_rotated),
-                key_slots::slack(self.settings.lifetime.interval),
+                their_key_may_change,
+                their_since,
+                slack,
                 now,
             ),
             our_retirement: current.expires(),
