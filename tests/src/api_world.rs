@@ -41,8 +41,32 @@ pub type Engine = RotationEngine<
 pub type Authorizer = AuthorizerService<AwsClientSource, SsmPublicKeyStore>;
 pub type Api = ApiService<SecretsManagerReader, AwsClientSource, SsmPublicKeyStore>;
 
-/// The authorizer service as authorizer-fn wires it. `names`: client parameter path, client
-/// secret prefix, public keys parameter; `token`: issuer and audience.
+/// What authorizer-fn and api-fn both check callers with. `names`: client parameter path,
+/// client secret prefix, public keys parameter; `token`: issuer and audience.
+fn caller_parts(
+    ssm: &aws_sdk_ssm::Client,
+    secrets: &aws_sdk_secretsmanager::Client,
+    names: [&str; 3],
+    token: [&str; 2],
+) -> (AuthorizerSettings, AwsClientSource, SsmPublicKeyStore) {
+    let [clients_path, client_secret_prefix, public_keys_parameter] = names;
+    (
+        AuthorizerSettings {
+            allowed_cidrs: CidrList::parse_comma_separated(ALLOWED_CIDRS).expect("cidrs"),
+            issuer: token[0].to_owned(),
+            audience: token[1].to_owned(),
+        },
+        AwsClientSource::new(
+            ssm.clone(),
+            secrets.clone(),
+            clients_path,
+            client_secret_prefix,
+        ),
+        SsmPublicKeyStore::new(ssm.clone(), public_keys_parameter),
+    )
+}
+
+/// The authorizer service as authorizer-fn wires it.
 fn authorizer_service(
     ssm: &aws_sdk_ssm::Client,
     secrets: &aws_sdk_secretsmanager::Client,
@@ -50,47 +74,20 @@ fn authorizer_service(
     token: [&str; 2],
     cache_ttl: Duration,
 ) -> Authorizer {
-    let [clients_path, client_secret_prefix, public_keys_parameter] = names;
-    AuthorizerService::new(
-        AuthorizerSettings {
-            allowed_cidrs: CidrList::parse_comma_separated(ALLOWED_CIDRS).expect("cidrs"),
-            issuer: token[0].to_owned(),
-            audience: token[1].to_owned(),
-        },
-        AwsClientSource::new(
-            ssm.clone(),
-            secrets.clone(),
-            clients_path,
-            client_secret_prefix,
-        ),
-        SsmPublicKeyStore::new(ssm.clone(), public_keys_parameter),
-        cache_ttl,
-    )
+    let (settings, clients, public_keys) = caller_parts(ssm, secrets, names, token);
+    AuthorizerService::new(settings, clients, public_keys, cache_ttl)
 }
 
-/// api-fn's own check of the caller, as api-fn wires it (the authorizer's settings).
+/// api-fn's own check of the caller, as api-fn wires it (the authorizer's settings); every
+/// call sees the registry and keys as they are now.
 fn caller_check(
     ssm: &aws_sdk_ssm::Client,
     secrets: &aws_sdk_secretsmanager::Client,
     names: [&str; 3],
     token: [&str; 2],
 ) -> CallerCheck<AwsClientSource, SsmPublicKeyStore> {
-    let [clients_path, client_secret_prefix, public_keys_parameter] = names;
-    CallerCheck::new(
-        AuthorizerSettings {
-            allowed_cidrs: CidrList::parse_comma_separated(ALLOWED_CIDRS).expect("cidrs"),
-            issuer: token[0].to_owned(),
-            audience: token[1].to_owned(),
-        },
-        AwsClientSource::new(
-            ssm.clone(),
-            secrets.clone(),
-            clients_path,
-            client_secret_prefix,
-        ),
-        SsmPublicKeyStore::new(ssm.clone(), public_keys_parameter),
-        Duration::ZERO, // every call sees the registry and keys as they are now
-    )
+    let (settings, clients, public_keys) = caller_parts(ssm, secrets, names, token);
+    CallerCheck::new(settings, clients, public_keys, Duration::ZERO)
 }
 
 pub const ALLOWED_CIDRS: &str = "127.0.0.0/8, 10.0.0.0/8, 2001:db8:1:2::/64";

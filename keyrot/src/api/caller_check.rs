@@ -9,7 +9,7 @@ use super::registry_source::ClientSource;
 use super::token::{TokenRejection, TokenVerifier};
 use crate::cache::TtlCache;
 use crate::signing_key::{KeySetError, PublicKeyStore};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::warn;
@@ -41,6 +41,20 @@ fn may_reload(last: &Mutex<Option<Instant>>) -> bool {
     }
     *last = Some(Instant::now());
     true
+}
+
+/// A forced reload's result, or what was cached: a failed reload keeps the refusal it was
+/// meant to lift, never turning it into an error.
+fn fresh_or<T>(
+    fresh: Result<Arc<T>, String>,
+    cached: Arc<T>,
+    what: &str,
+    request_id: &str,
+) -> Arc<T> {
+    fresh.unwrap_or_else(|message| {
+        warn!(request_id, error = %message, "{what} reload failed; the cached one stays");
+        cached
+    })
 }
 
 impl<C: ClientSource, K: PublicKeyStore> CallerCheck<C, K> {
@@ -101,47 +115,30 @@ impl<C: ClientSource, K: PublicKeyStore> CallerCheck<C, K> {
         );
         let mut registry = registry?;
         let mut verifier = verifier?;
-        let mut decision = decide(
-            request,
-            &registry,
-            &verifier,
-            &self.settings,
-            SystemTime::now(),
-        );
+        let decide_now = |registry: &ClientRegistry, verifier: &TokenVerifier| {
+            decide(
+                request,
+                registry,
+                verifier,
+                &self.settings,
+                SystemTime::now(),
+            )
+        };
+        let mut decision = decide_now(&registry, &verifier);
         if known_elsewhere
             && decision == Decision::Unauthorized(UNKNOWN_API_KEY)
             && may_reload(&self.last_registry_reload)
         {
-            match self.registry.reload(|| self.load_registry()).await {
-                Ok(fresh) => registry = fresh,
-                Err(message) => {
-                    warn!(request_id, error = %message, "registry reload for an unknown API key failed");
-                }
-            }
-            decision = decide(
-                request,
-                &registry,
-                &verifier,
-                &self.settings,
-                SystemTime::now(),
-            );
+            let fresh = self.registry.reload(|| self.load_registry()).await;
+            registry = fresh_or(fresh, registry, "registry", request_id);
+            decision = decide_now(&registry, &verifier);
         }
         if decision == Decision::Unauthorized(TokenRejection::UnknownKey.as_str())
             && may_reload(&self.last_kid_reload)
         {
-            match self.verifier.reload(|| self.load_verifier()).await {
-                Ok(fresh) => verifier = fresh,
-                Err(message) => {
-                    warn!(request_id, error = %message, "key set reload for an unknown kid failed");
-                }
-            }
-            decision = decide(
-                request,
-                &registry,
-                &verifier,
-                &self.settings,
-                SystemTime::now(),
-            );
+            let fresh = self.verifier.reload(|| self.load_verifier()).await;
+            verifier = fresh_or(fresh, verifier, "key set", request_id);
+            decision = decide_now(&registry, &verifier);
         }
         Ok(decision)
     }
