@@ -121,12 +121,17 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
             .collect()
     }
 
-    /// How long after a slot stops being served its keys may still be promised: a key is
+    /// How long after a slot stops being served its key may still be promised: a key is
     /// retired at the first tick of its slot an interval after it was minted or carried on,
-    /// at most three intervals after the last rotation, plus the grace. (The fleet may not
-    /// read the keys' values, where the exact tick is recorded.)
-    fn kept_after_deletion(&self) -> Duration {
-        self.config.interval.saturating_mul(3) + self.config.offboard_grace
+    /// at most three intervals after the last rotation, plus the grace. The interval is the
+    /// one the key was minted under, as its mark records, when a deploy has since shortened
+    /// the configured one. (The fleet may not read the keys' values, where the exact tick is
+    /// recorded.)
+    fn kept_after_deletion(&self, mark: &crate::iam_key::ManagedMark) -> Duration {
+        let interval = mark.interval.map_or(self.config.interval, |minted| {
+            minted.max(self.config.interval)
+        });
+        interval.saturating_mul(3) + self.config.offboard_grace
     }
 
     /// The users the fleet should manage: the registry's and the seed list. A registry that

@@ -71,11 +71,14 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
             return Ok(Offboarding::Waiting);
         }
         let recorded_at = Instant::now();
-        let until = SystemTime::now() + self.kept_after_deletion();
+        let now = SystemTime::now();
+        let mut kept_until = now;
         if let Some(keys) =
             UserKeys::read(&self.iam, user, std::slice::from_ref(&secret.name)).await?
         {
             for (key_id, mark) in &keys.managed {
+                let until = now + self.kept_after_deletion(mark);
+                kept_until = kept_until.max(until);
                 if mark.until.is_some_and(|recorded| recorded >= until) {
                     continue;
                 }
@@ -94,7 +97,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
             decision = "offboarding_started",
             user,
             secret = %secret.name,
-            keys_kept_until = %crate::time::rfc3339(until),
+            keys_kept_until = %crate::time::rfc3339(kept_until),
             "secret no longer served; keys kept until their promise runs out"
         );
         Ok(Offboarding::Started)
@@ -129,9 +132,8 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
         if let Some(keys) = &keys {
             // A key without a recorded end (a rotation finished after the record was written)
             // was served at most until the deletion.
-            let unrecorded = deleted + self.kept_after_deletion();
             if let Some(until) = keys
-                .promised_until(unrecorded)
+                .promised_until(|mark| deleted + self.kept_after_deletion(mark))
                 .filter(|until| *until > SystemTime::now())
             {
                 info!(

@@ -219,10 +219,9 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
             return Ok(Onboarded::Pending);
         }
         let keys = UserKeys::read(&self.iam, user, &self.slot_names(user)).await?;
-        let unrecorded = deleted + self.kept_after_deletion();
         let still_promised = keys
             .as_ref()
-            .and_then(|keys| keys.promised_until(unrecorded))
+            .and_then(|keys| keys.promised_until(|mark| deleted + self.kept_after_deletion(mark)))
             .is_some_and(|until| until > SystemTime::now());
         if still_promised {
             pacer.pay(Cost::SECRETS_WRITE).await;

@@ -644,6 +644,31 @@ async fn offboarding_waits_for_the_promise_then_removes_only_keyrots_keys() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn offboarding_after_a_shortening_deploy_keeps_a_key_for_the_interval_it_was_minted_under() {
+    let aws = Aws::default();
+    aws.add_user("alice", &[]);
+    aws.ready_secret("alice", Some(SystemTime::now()));
+    // Minted under an hourly interval; the stack now rotates every 10 minutes.
+    let minted_hourly = format!("{MANAGED_TAG_PREFIX}{PREFIX}alice version=v1 interval=3600");
+    {
+        let mut world = aws.world();
+        let entry = world.users.get_mut("alice").unwrap();
+        entry.0.push("AKIAHOURLY".into());
+        entry.1.insert("AKIAHOURLY".into(), minted_hourly);
+        entry.1.insert(MANAGED_USER_TAG.into(), PREFIX.into());
+    }
+    let report = fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.offboarding_started, 2, "{report:?}");
+    let mark = aws.world().users["alice"].1["AKIAHOURLY"].clone();
+    assert!(mark.contains(" interval=3600 until="), "{mark}");
+    let until: u64 = mark.rsplit_once(" until=").unwrap().1.parse().unwrap();
+    // Three of its own intervals, not of the configured one.
+    let expected =
+        crate::time::unix_seconds(SystemTime::now() + Duration::from_secs(3 * 3600 + 120));
+    assert!(until.abs_diff(expected) <= 1, "{mark}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn one_slot_is_not_cleaned_up_while_the_other_is_still_served() {
     let aws = Aws::default();
     aws.add_user("alice", &[]);

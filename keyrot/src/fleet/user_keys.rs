@@ -63,12 +63,15 @@ impl UserKeys {
         }))
     }
 
-    /// When the last promise made for any of these keys ends; keys without a recorded end
-    /// are promised until `unrecorded`.
-    pub fn promised_until(&self, unrecorded: SystemTime) -> Option<SystemTime> {
+    /// When the last promise made for any of these keys ends; a key without a recorded end
+    /// is promised until `unrecorded(its mark)`.
+    pub fn promised_until(
+        &self,
+        unrecorded: impl Fn(&ManagedMark) -> SystemTime,
+    ) -> Option<SystemTime> {
         self.managed
             .iter()
-            .map(|(_, mark)| mark.until.unwrap_or(unrecorded))
+            .map(|(_, mark)| mark.until.unwrap_or_else(|| unrecorded(mark)))
             .max()
     }
 

@@ -1,9 +1,12 @@
 //! keyrot's bookkeeping on the IAM user, kept in user tags so it survives crashes:
 //!
 //! * managed-key marks: tag key = access key id (the IAM console's convention for key
-//!   descriptions), value = `keyrot managed secret=<secret name> version=<token>`, with
-//!   ` until=<unix seconds>` appended once the key stops being AWSCURRENT: the end of the
-//!   key lifetime contract's promise to clients that fetched it (see [`Promise`]);
+//!   descriptions), value = `keyrot managed secret=<secret name> version=<token>
+//!   interval=<seconds>` (the rotation interval the key was minted under, which bounds its
+//!   promises for the fleet, which may not read the secret's value), with ` until=<unix
+//!   seconds>` appended once the key stops being AWSCURRENT: the end of the key lifetime
+//!   contract's promise to clients that fetched it (see [`Promise`]). Marks written before
+//!   the interval was recorded have none;
 //! * creation intents: tag key = `keyrot:creating:<token>`, value =
 //!   `at=<unix seconds> keys=<ids present before>`, written just before CreateAccessKey so a
 //!   key whose creation response was lost can be recognised and removed by the next attempt.
@@ -20,6 +23,7 @@ pub const MANAGED_TAG_PREFIX: &str = "keyrot managed secret=";
 pub const MANAGED_USER_TAG: &str = "keyrot:managed";
 pub const INTENT_TAG_PREFIX: &str = "keyrot:creating:";
 const VERSION_SEPARATOR: &str = " version=";
+const INTERVAL_SEPARATOR: &str = " interval=";
 const UNTIL_SEPARATOR: &str = " until=";
 const IAM_TAG_VALUE_MAX: usize = 256;
 /// Room kept in a new mark for the ` until=<unix seconds>` written when the key is retired.
@@ -83,10 +87,16 @@ impl CreationIntent {
     }
 }
 
-/// The managed-key mark for a key created for `secret` in rotation `token`; `None` when the
-/// secret name is too long to fit IAM's tag value limit.
-pub fn managed_tag_value(secret: &str, token: &str) -> Option<String> {
-    let value = format!("{MANAGED_TAG_PREFIX}{secret}{VERSION_SEPARATOR}{token}");
+/// The managed-key mark for a key created for `secret` in rotation `token`, to be handed out
+/// under `interval`; `None` when the secret name is too long to fit IAM's tag value limit.
+pub fn managed_tag_value(secret: &str, token: &str, interval: Duration) -> Option<String> {
+    let value = ManagedMark {
+        secret: secret.to_owned(),
+        version: token.to_owned(),
+        interval: Some(interval),
+        until: None,
+    }
+    .value();
     (value.len() + UNTIL_RESERVE <= IAM_TAG_VALUE_MAX).then_some(value)
 }
 
@@ -95,6 +105,9 @@ pub fn managed_tag_value(secret: &str, token: &str) -> Option<String> {
 pub struct ManagedMark {
     pub secret: String,
     pub version: String,
+    /// The rotation interval the key was minted under (a carried-forward key keeps it);
+    /// `None` on marks written before it was recorded.
+    pub interval: Option<Duration>,
     /// When the promise to clients that fetched this key ends; `None` while it is (or was
     /// never recorded as having stopped being) AWSCURRENT.
     pub until: Option<SystemTime>,
@@ -114,24 +127,45 @@ impl ManagedMark {
             }
             None => (mark, None),
         };
+        let (mark, interval) = match mark.rsplit_once(INTERVAL_SEPARATOR) {
+            // Garbled like `until=`: the whole mark is untrusted.
+            Some((rest, seconds)) => (rest, Some(Duration::from_secs(seconds.parse().ok()?))),
+            None => (mark, None),
+        };
         let (secret, version) = mark.rsplit_once(VERSION_SEPARATOR)?;
         Some(Self {
             secret: secret.to_owned(),
             version: version.to_owned(),
+            interval,
             until,
         })
     }
 
     /// The tag value with the promise's end recorded.
     pub fn with_until(&self, until: SystemTime) -> String {
-        let seconds = until
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        format!(
-            "{MANAGED_TAG_PREFIX}{}{VERSION_SEPARATOR}{}{UNTIL_SEPARATOR}{seconds}",
+        Self {
+            until: Some(until),
+            ..self.clone()
+        }
+        .value()
+    }
+
+    fn value(&self) -> String {
+        let mut value = format!(
+            "{MANAGED_TAG_PREFIX}{}{VERSION_SEPARATOR}{}",
             self.secret, self.version
-        )
+        );
+        if let Some(interval) = self.interval {
+            value.push_str(&format!("{INTERVAL_SEPARATOR}{}", interval.as_secs()));
+        }
+        if let Some(until) = self.until {
+            let seconds = until
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            value.push_str(&format!("{UNTIL_SEPARATOR}{seconds}"));
+        }
+        value
     }
 }
 
@@ -211,7 +245,8 @@ mod tests {
 
     #[test]
     fn managed_marks_round_trip_and_belong_to_one_secret() {
-        let value = managed_tag_value("keyrot/iam/alice", "tok-1").expect("fits");
+        let value =
+            managed_tag_value("keyrot/iam/alice", "tok-1", Duration::from_secs(600)).expect("fits");
         let ledger = KeyLedger::from_tags(&tags(&[
             ("AKIA1", &value),
             ("AKIA2", "laptop key"),
@@ -229,7 +264,31 @@ mod tests {
 
     #[test]
     fn managed_tag_value_respects_iam_limit() {
-        assert!(managed_tag_value(&"n".repeat(300), "tok").is_none());
+        assert!(managed_tag_value(&"n".repeat(300), "tok", Duration::from_secs(600)).is_none());
+    }
+
+    #[test]
+    fn a_mark_keeps_its_interval_when_its_promise_is_recorded() {
+        let interval = Duration::from_secs(3600);
+        let value = managed_tag_value("keyrot/iam/alice/b", "tok-2", interval).expect("fits");
+        assert!(value.ends_with(" interval=3600"), "{value}");
+        let mark = ManagedMark::parse(&value).expect("parses");
+        assert_eq!(mark.interval, Some(interval));
+        assert_eq!(mark.until, None);
+        let until = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let recorded = ManagedMark::parse(&mark.with_until(until)).expect("parses");
+        assert_eq!(
+            (recorded.interval, recorded.until),
+            (Some(interval), Some(until))
+        );
+        assert_eq!(recorded.secret, "keyrot/iam/alice/b");
+        assert_eq!(recorded.version, "tok-2");
+        // Marks written before the interval was recorded still parse, without one.
+        let old = ManagedMark::parse("keyrot managed secret=keyrot/iam/a version=t until=5")
+            .expect("parses");
+        assert_eq!((old.version.as_str(), old.interval), ("t", None));
+        // A garbled interval makes the mark untrusted, as a garbled `until=` does.
+        assert!(ManagedMark::parse("keyrot managed secret=s version=t interval=x").is_none());
     }
 
     #[test]
@@ -288,7 +347,8 @@ mod tests {
 
     #[test]
     fn the_promise_end_round_trips_through_the_mark() {
-        let value = managed_tag_value("keyrot/iam/alice", "tok").expect("fits");
+        let value =
+            managed_tag_value("keyrot/iam/alice", "tok", Duration::from_secs(600)).expect("fits");
         let mark = KeyLedger::from_tags(&tags(&[("AKIA1", &value)]))
             .mark_for("AKIA1", "keyrot/iam/alice")
             .cloned()
@@ -304,8 +364,11 @@ mod tests {
             ("tok", Some(until))
         );
         // A name that leaves no room for the promise is refused up front.
-        assert!(
-            managed_tag_value(&"n".repeat(190), "0123456789abcdef0123456789abcdef0123").is_none()
-        );
+        assert!(managed_tag_value(
+            &"n".repeat(190),
+            "0123456789abcdef0123456789abcdef0123",
+            Duration::from_secs(600)
+        )
+        .is_none());
     }
 }

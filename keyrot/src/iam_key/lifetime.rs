@@ -323,11 +323,12 @@ mod tests {
 
     /// Tags marking `id` for SECRET, with the promise ending at `until` (if any).
     fn mark(id: &str, until: Option<u64>) -> (String, String) {
-        let value = managed_tag_value(SECRET, "tok").expect("fits");
+        let value = managed_tag_value(SECRET, "tok", Duration::from_secs(600)).expect("fits");
         let value = match until {
             Some(seconds) => ManagedMark {
                 secret: SECRET.into(),
                 version: "tok".into(),
+                interval: Some(Duration::from_secs(600)),
                 until: None,
             }
             .with_until(at(seconds)),
@@ -469,11 +470,12 @@ mod tests {
         let mark = ManagedMark {
             secret: SIBLING.into(),
             version: "tok".into(),
+            interval: Some(Duration::from_secs(600)),
             until: None,
         };
         let value = match until {
             Some(seconds) => mark.with_until(at(seconds)),
-            None => managed_tag_value(SIBLING, "tok").expect("fits"),
+            None => managed_tag_value(SIBLING, "tok", Duration::from_secs(600)).expect("fits"),
         };
         (id.to_owned(), value)
     }

@@ -453,12 +453,13 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
         let previous =
             previous.and_then(|value| self.parse_value(secret, value, Stage::Previous).ok());
         let user = self.require_user(secret, &current.user_name).await?;
-        let mark = managed_tag_value(&secret.name, token).ok_or_else(|| {
+        let mark = managed_tag_value(&secret.name, token, self.settings.lifetime.interval)
+            .ok_or_else(|| {
             RotationError::invalid_value(
                 &secret.name,
                 Stage::Current.label(),
                 KIND,
-                "the secret name is too long to mark keys with (at most 170 characters)",
+                "the secret name is too long to mark keys with (an IAM tag value holds 256 characters)",
             )
         })?;
         let keys = self.iam.list_access_keys(&user.name).await?;
