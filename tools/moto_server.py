@@ -33,6 +33,12 @@ It also makes moto behave like AWS where keyrot depends on it (moto 5.2.5 differ
   sub-second: UpdateSecretVersionStage moving AWSCURRENT onto the version that holds AWSPENDING
   (finishSecret) sets it; RotateSecret itself leaves it as it was. moto sets it, in whole
   seconds, when RotateSecret is called, so a rotation still under way looked finished;
+* a rotation whose step failed is reattempted, as AWS's refusal of the next RotateSecret says
+  ("That rotation will be reattempted"): with KEYROT_MOTO_ROTATION_RETRY_SECONDS=S (and an
+  Invoke API), S seconds after a failed step all four steps run again with the same token,
+  on the pending version as the failed attempt left it, up to 5 attempts in all. AWS
+  documents neither the delay nor the count; the local stack sets S to half its interval.
+  moto never reattempts: a slot whose tick failed stayed "in progress" for good;
 * BatchGetSecretValue with a SecretIdList reads each secret's AWSCURRENT version and reports
   every secret it cannot read in `Errors` (ResourceNotFoundException for a missing secret or
   one without a value, InvalidRequestException for one scheduled for deletion, ...), answering
@@ -50,6 +56,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -91,13 +98,17 @@ class RotationFunctionInvoker:
             with urllib.request.urlopen(request, timeout=STEP_TIMEOUT_SECONDS) as response:
                 return response.read()
         except urllib.error.HTTPError as error:
-            raise InvalidRequestException(
+            raise RotationStepFailed(
                 f"rotation function {name} failed at {step}: {_describe(error.read())}"
             ) from None
         except OSError as error:
-            raise InvalidRequestException(
+            raise RotationStepFailed(
                 f"rotation function {name} could not be invoked at {step}: {error}"
             ) from None
+
+
+class RotationStepFailed(InvalidRequestException):
+    """A step of the rotation function failed (RotateSecret answers it as InvalidRequest)."""
 
 
 def _describe(payload):
@@ -130,6 +141,13 @@ VERSION_RETENTION_SECONDS = _env_number(
     lambda seconds: math.isfinite(seconds) and seconds > 0,
     "a positive number of seconds (fractions allowed), such as 86400 or 2.5",
 )
+# 0: a failed rotation is never reattempted (moto's own behaviour).
+ROTATION_RETRY_SECONDS = _env_number(
+    "KEYROT_MOTO_ROTATION_RETRY_SECONDS", 0.0, float,
+    lambda seconds: math.isfinite(seconds) and seconds >= 0,
+    "a number of seconds (fractions allowed; 0 or empty: no reattempt)",
+)
+ROTATION_ATTEMPTS = 5
 # 0: no limit, and no version is ever forgotten (moto's own behaviour).
 _max_versions = _env_number(
     "KEYROT_MOTO_MAX_VERSIONS", 0, int, lambda count: count >= 0,
@@ -180,6 +198,10 @@ def _rotate_with_configured_function(self, secret_id, client_request_token=None,
             rotation_rules=rotation_rules,
             rotate_immediately=rotate_immediately,
         )
+    except RotationStepFailed:
+        if secret is not None and rotate_immediately:
+            _reattempt_later(self, secret, attempt=2)
+        raise
     finally:
         if secret is not None:
             _stamp_new_versions(secret)  # the pending version (the version limit's clock)
@@ -191,6 +213,47 @@ def _rotate_with_configured_function(self, secret_id, client_request_token=None,
         # testSecret ran (without an Invoke API the caller runs testSecret itself, later).
         _drop_pending_labels(self.secrets[secret_id])
     return result
+
+
+def _pending_token(secret):
+    for version_id, version in secret.versions.items():
+        stages = version["version_stages"]
+        if "AWSPENDING" in stages and "AWSCURRENT" not in stages:
+            return version_id
+    return None
+
+
+def _reattempt_later(backend, secret, attempt):
+    """Runs the pending rotation's four steps again after ROTATION_RETRY_SECONDS, with its own
+    token, unless it has ended (or the secret gone) by then."""
+    token = _pending_token(secret)
+    if not ROTATION_RETRY_SECONDS or token is None or attempt > ROTATION_ATTEMPTS:
+        return
+    timer = threading.Timer(
+        ROTATION_RETRY_SECONDS, _reattempt, args=(backend, secret, token, attempt)
+    )
+    timer.daemon = True
+    timer.start()
+
+
+def _reattempt(backend, secret, token, attempt):
+    if secret.is_deleted() or _pending_token(secret) != token or not secret.rotation_lambda_arn:
+        return
+    print(f"moto_server.py: reattempting the rotation of {secret.name} ({token}), "
+          f"attempt {attempt}", file=sys.stderr, flush=True)
+    try:
+        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"]:
+            _invoker.invoke(
+                secret.rotation_lambda_arn, None,
+                json.dumps({"Step": step, "SecretId": secret.name, "ClientRequestToken": token}),
+                {}, {},
+            )
+    except RotationStepFailed as error:
+        print(f"moto_server.py: {error}", file=sys.stderr, flush=True)
+        _reattempt_later(backend, secret, attempt + 1)
+        return
+    if "AWSCURRENT" in secret.versions.get(token, {}).get("version_stages", []):
+        secret.set_default_version_id(token)
 
 
 def _drop_pending_labels(secret):

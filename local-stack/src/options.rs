@@ -86,6 +86,11 @@ pub struct Options {
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
 
+    /// AWS endpoint the functions call instead of moto's own: a test puts a fault proxy in
+    /// front of moto here (started with --aws-port, so that the proxy knows where moto is).
+    #[arg(long)]
+    pub functions_aws_endpoint: Option<String>,
+
     /// Use the Lambda Invoke API at this URL instead of starting cargo-lambda and the function
     /// binaries (the benchmark harness hosts the functions itself).
     #[arg(long)]
@@ -113,6 +118,13 @@ impl Options {
             (day.saturating_mul(self.interval().as_secs()) / DEFAULT_INTERVAL_SECONDS)
                 .clamp(1, day),
         )
+    }
+
+    /// How long after a failed rotation step Secrets Manager reattempts the rotation, which
+    /// AWS does not document: half an interval here, so that a failed tick is retried before
+    /// the other slot's next tick.
+    pub fn rotation_retry(&self) -> Duration {
+        self.interval() / 2
     }
 
     /// How often the local schedule runs the fleet's reconcile: every minute, as deployed,

@@ -197,6 +197,10 @@ impl Stack {
             .env(
                 "KEYROT_MOTO_VERSION_RETENTION_SECONDS",
                 options.version_retention().as_secs().to_string(),
+            )
+            .env(
+                "KEYROT_MOTO_ROTATION_RETRY_SECONDS",
+                options.rotation_retry().as_secs_f64().to_string(),
             );
         stack.spawn("moto", moto, None)?;
 
@@ -226,7 +230,10 @@ impl Stack {
                 )
                 .envs(function_env(
                     function,
-                    &stack.addresses.aws_endpoint,
+                    options
+                        .functions_aws_endpoint
+                        .as_deref()
+                        .unwrap_or(&stack.addresses.aws_endpoint),
                     options,
                 ));
             let log = stack.addresses.state_dir.join("functions.log");

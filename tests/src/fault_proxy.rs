@@ -68,6 +68,8 @@ enum Matcher {
     Operation(String),
     /// The n-th call (1-based) the proxy sees from now on, whatever it is.
     Ordinal(usize),
+    /// A call of this operation whose request body contains this text (a user name, say).
+    OperationWith(String, String),
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +141,16 @@ impl FaultProxy {
     pub fn inject(&self, operation: &str, fault: Fault, times: usize) {
         self.lock().rules.push(Rule {
             matcher: Matcher::Operation(operation.to_owned()),
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Applies `fault` to the next `times` calls of `operation` whose request body contains
+    /// `text` (e.g. `UserName=alice`).
+    pub fn inject_when(&self, operation: &str, text: &str, fault: Fault, times: usize) {
+        self.lock().rules.push(Rule {
+            matcher: Matcher::OperationWith(operation.to_owned(), text.to_owned()),
             fault,
             remaining: times,
         });
@@ -240,6 +252,9 @@ async fn handle(
                 && match &rule.matcher {
                     Matcher::Operation(name) => *name == operation,
                     Matcher::Ordinal(n) => *n == ordinal,
+                    Matcher::OperationWith(name, text) => {
+                        *name == operation && String::from_utf8_lossy(&body).contains(text.as_str())
+                    }
                 }
         });
         let fault = hit.map(|rule| {

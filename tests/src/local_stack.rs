@@ -63,8 +63,14 @@ impl LocalStack {
         std::fs::create_dir_all(&state_dir).expect("state dir");
         let ready_file = state_dir.join("ready.json");
         let stdout_log = state_dir.join("stack.out");
+        // Free ports, unless the caller names one (`--aws-port`, to put a proxy in front).
+        let ports: Vec<&str> = ["--aws-port", "--lambda-port", "--api-port"]
+            .into_iter()
+            .filter(|flag| !extra.contains(flag))
+            .flat_map(|flag| [flag, "0"])
+            .collect();
         let child = Command::new(bin_dir.join("keyrot-local"))
-            .args(["--aws-port", "0", "--lambda-port", "0", "--api-port", "0"])
+            .args(&ports)
             .args([
                 "--root",
                 root.to_str().expect("utf-8 path"),

@@ -38,6 +38,7 @@ ROTATION_LAMBDA_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:{ROTATION_
 LAUNCHER_VARIABLES = (
     "KEYROT_MOTO_MAX_VERSIONS",
     "KEYROT_MOTO_VERSION_RETENTION_SECONDS",
+    "KEYROT_MOTO_ROTATION_RETRY_SECONDS",
     "KEYROT_ROTATION_INVOKE_URL",
 )
 
@@ -179,7 +180,7 @@ class RotationFunction:
     does: createSecret puts the value `value-<token>` as AWSPENDING, finishSecret moves
     AWSCURRENT to the token (leaving AWSPENDING there, as AWS's templates do). A secret whose
     name contains `fails-at-<step>` makes that step fail as a Lambda function error: HTTP 500
-    with an errorType/errorMessage body."""
+    with an errorType/errorMessage body; `fails-once-at-<step>` fails only its first call."""
 
     def __init__(self):
         self.calls = []
@@ -213,6 +214,8 @@ class RotationFunction:
             return 404, {"errorType": "ResourceNotFoundException", "errorMessage": "no route"}
         if f"fails-at-{step}" in secret_id:
             return 500, {"errorType": "RotationError", "errorMessage": f"{step} refused"}
+        if f"fails-once-at-{step}" in secret_id and self.steps_for(secret_id).count(step) == 1:
+            return 500, {"errorType": "RotationError", "errorMessage": f"{step} refused once"}
         client = secrets_client(self.moto_url)
         if step == "createSecret":
             client.put_secret_value(
@@ -250,6 +253,24 @@ def rotation_stack(tmp_path_factory):
     try:
         server = start_server(
             tmp_path_factory, "moto-invoke", KEYROT_ROTATION_INVOKE_URL=function.url
+        )
+        function.moto_url = server.url
+        yield secrets_client(server.url), function
+    finally:
+        if server is not None:
+            server.stop()
+        function.stop()
+
+
+@pytest.fixture(scope="module")
+def retrying_rotation_stack(tmp_path_factory):
+    """As rotation_stack, with failed rotations reattempted after half a second."""
+    function = RotationFunction()
+    server = None
+    try:
+        server = start_server(
+            tmp_path_factory, "moto-retry", KEYROT_ROTATION_INVOKE_URL=function.url,
+            KEYROT_MOTO_ROTATION_RETRY_SECONDS="0.5",
         )
         function.moto_url = server.url
         yield secrets_client(server.url), function

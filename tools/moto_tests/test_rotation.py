@@ -1,13 +1,17 @@
 """tools/moto_server.py's RotateSecret: the rotation function invoked through a Lambda Invoke
 API (KEYROT_ROTATION_INVOKE_URL) or, without one, only the pending version staged; the
 configured function kept when a call names none; refused while a rotation is in progress and
-accepted when AWSPENDING sits on AWSCURRENT; RotateImmediately=false running only testSecret
+accepted when AWSPENDING sits on AWSCURRENT; a failed rotation reattempted with its token; RotateImmediately=false running only testSecret
 and leaving no AWSPENDING; LastRotatedDate set when a rotation completes, not when it starts."""
+
+import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROTATION_FUNCTION, ROTATION_LAMBDA_ARN, stages, unique_name, version_with
+from conftest import (
+    ROTATION_FUNCTION, ROTATION_LAMBDA_ARN, run_launcher, stages, unique_name, version_with,
+)
 
 STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
 RULES = {"AutomaticallyAfterDays": 1}
@@ -52,6 +56,40 @@ def test_a_failed_step_fails_rotate_secret_with_its_error(rotation_stack):
     assert error["Code"] == "InvalidRequestException"
     assert "failed at setSecret: RotationError: setSecret refused" in error["Message"]
     assert function.steps_for(name) == ["createSecret", "setSecret"]
+    assert current_value(sm, name) == "first"
+
+
+def test_a_failed_rotation_is_reattempted_with_its_token_and_completes(retrying_rotation_stack):
+    sm, function = retrying_rotation_stack
+    name = unique_name("fails-once-at-testSecret")
+    sm.create_secret(Name=name, SecretString="first")
+    error = error_of(
+        sm.rotate_secret, SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN,
+        RotationRules=RULES,
+    )
+    assert "failed at testSecret" in error["Message"]
+    # Until the reattempt, the rotation is in progress (AWS refuses another one).
+    assert "will be reattempted" in error_of(sm.rotate_secret, SecretId=name)["Message"]
+    deadline = time.time() + 10
+    while time.time() < deadline and function.steps_for(name)[-1:] != ["finishSecret"]:
+        time.sleep(0.1)
+    assert function.steps_for(name) == ["createSecret", "setSecret", "testSecret"] + STEPS
+    tokens = {event["ClientRequestToken"] for _, event in function.calls
+              if event["SecretId"] == name}
+    assert len(tokens) == 1, "the same rotation, not a new one"
+    assert current_value(sm, name) == f"value-{tokens.pop()}"
+    assert sm.rotate_secret(SecretId=name)["VersionId"], "no rotation left in progress"
+
+
+def test_a_rotation_failing_every_time_is_reattempted_at_most_five_times(
+        retrying_rotation_stack):
+    sm, function = retrying_rotation_stack
+    name = unique_name("fails-at-createSecret")
+    sm.create_secret(Name=name, SecretString="first")
+    error_of(sm.rotate_secret, SecretId=name, RotationLambdaARN=ROTATION_LAMBDA_ARN,
+             RotationRules=RULES)
+    time.sleep(4)
+    assert function.steps_for(name) == ["createSecret"] * 5
     assert current_value(sm, name) == "first"
 
 
@@ -187,3 +225,12 @@ def test_last_rotated_date_is_the_completion_not_the_start(sm):
         RemoveFromVersionId=token,
     )
     assert sm.describe_secret(SecretId=name)["LastRotatedDate"].timestamp() == completed
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
+def test_a_bad_retry_delay_stops_the_launcher_with_a_message_naming_it(value):
+    result = run_launcher(KEYROT_MOTO_ROTATION_RETRY_SECONDS=value)
+    assert result.returncode != 0
+    assert "KEYROT_MOTO_ROTATION_RETRY_SECONDS" in result.stderr
+    assert repr(value) in result.stderr
+    assert "Traceback" not in result.stderr
