@@ -39,6 +39,9 @@ It also makes moto behave like AWS where keyrot depends on it (moto 5.2.5 differ
   on the pending version as the failed attempt left it, up to 5 attempts in all. AWS
   documents neither the delay nor the count; the local stack sets S to half its interval.
   moto never reattempts: a slot whose tick failed stayed "in progress" for good;
+* with KEYROT_MOTO_STS_ACCEPTANCE_DELAY_SECONDS=S, STS GetCallerIdentity refuses an IAM access
+  key younger than S seconds with InvalidClientTokenId, as AWS does while a new key propagates
+  ("typically ~5–15 s"); moto accepts a key the moment it exists. Default 0: at once;
 * BatchGetSecretValue with a SecretIdList reads each secret's AWSCURRENT version and reports
   every secret it cannot read in `Errors` (ResourceNotFoundException for a missing secret or
   one without a value, InvalidRequestException for one scheduled for deletion, ...), answering
@@ -52,6 +55,7 @@ An invalid KEYROT_MOTO_MAX_VERSIONS or KEYROT_MOTO_VERSION_RETENTION_SECONDS sto
 with a message naming the variable (exit status 2). Tests: tools/moto_tests.
 """
 
+import datetime
 import json
 import math
 import os
@@ -67,7 +71,10 @@ from moto.secretsmanager.exceptions import (
     SecretsManagerClientError,
     ValidationException,
 )
+from moto.core.exceptions import InvalidClientTokenIdError
+from moto.iam.models import iam_backends
 from moto.secretsmanager.models import SecretsManagerBackend
+from moto.sts.models import STSBackend
 from moto.server import main
 
 # Longest a step may take: Lambda's maximum timeout.
@@ -148,6 +155,12 @@ ROTATION_RETRY_SECONDS = _env_number(
     "a number of seconds (fractions allowed; 0 or empty: no reattempt)",
 )
 ROTATION_ATTEMPTS = 5
+# 0: STS accepts a new key at once (moto's own behaviour).
+STS_ACCEPTANCE_DELAY_SECONDS = _env_number(
+    "KEYROT_MOTO_STS_ACCEPTANCE_DELAY_SECONDS", 0.0, float,
+    lambda seconds: math.isfinite(seconds) and seconds >= 0,
+    "a number of seconds (fractions allowed; 0 or empty: at once)",
+)
 # 0: no limit, and no version is ever forgotten (moto's own behaviour).
 _max_versions = _env_number(
     "KEYROT_MOTO_MAX_VERSIONS", 0, int, lambda count: count >= 0,
@@ -393,6 +406,33 @@ def _batch_get_current_values(self, secret_id_list=None, filters=None, max_resul
 
 
 SecretsManagerBackend.batch_get_secret_value = _batch_get_current_values
+
+_moto_get_caller_identity = STSBackend.get_caller_identity
+
+
+def _key_age_seconds(backend, access_key_id):
+    """How long ago IAM made this access key; None for a key IAM does not know."""
+    iam = iam_backends[backend.account_id][backend.partition]
+    user = iam.get_user_from_access_key_id(access_key_id)
+    if user is None:
+        return None
+    for key in iam.list_access_keys(user.name):
+        if key.access_key_id == access_key_id:
+            created = key.create_date.replace(tzinfo=datetime.timezone.utc).timestamp()
+            return time.time() - created
+    return None
+
+
+def _get_caller_identity_once_accepted(self, access_key_id, region):
+    """AWS: a new access key is refused until it has propagated (module docstring)."""
+    if STS_ACCEPTANCE_DELAY_SECONDS:
+        age = _key_age_seconds(self, access_key_id)
+        if age is not None and age < STS_ACCEPTANCE_DELAY_SECONDS:
+            raise InvalidClientTokenIdError()
+    return _moto_get_caller_identity(self, access_key_id, region)
+
+
+STSBackend.get_caller_identity = _get_caller_identity_once_accepted
 
 _invoker = RotationFunctionInvoker(os.environ.get("KEYROT_ROTATION_INVOKE_URL"))
 # moto.secretsmanager imports get_backend at call time, so replacing it here is enough.

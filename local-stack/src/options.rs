@@ -45,6 +45,12 @@ pub struct Options {
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10000))]
     pub max_versions: Option<u32>,
 
+    /// STS refuses a new access key for this many seconds, as AWS does while it propagates
+    /// (typically 5–15 s); default: accepted at once, as moto does. With a delay, rotation-fn
+    /// waits for STS as deployed (the template's KEYROT_VERIFY_* settings).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_delay_seconds)]
+    pub sts_acceptance_delay_seconds: f64,
+
     /// Port of the AWS endpoint (moto); 0 picks a free one.
     #[arg(long, default_value_t = 4566)]
     pub aws_port: u16,
@@ -98,6 +104,13 @@ pub struct Options {
     /// Directory of the function binaries.
     #[arg(long, env = "KEYROT_BIN_DIR", default_value = "target/debug")]
     pub bin_dir: PathBuf,
+}
+
+fn parse_delay_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && (0.0..=600.0).contains(&seconds) => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds from 0 to 600")),
+    }
 }
 
 impl Options {
@@ -163,6 +176,20 @@ mod tests {
         let compressed = Options::parse_from(["keyrot-local", "--interval-seconds", "20"]);
         // 20 s stands for 10 minutes: 30 times faster, so 24 h become 48 minutes.
         assert_eq!(compressed.version_retention(), Duration::from_secs(2_880));
+    }
+
+    #[test]
+    fn the_sts_delay_is_a_bounded_number_of_seconds() {
+        let delayed = Options::parse_from(["keyrot-local", "--sts-acceptance-delay-seconds", "15"]);
+        assert_eq!(delayed.sts_acceptance_delay_seconds, 15.0);
+        for bad in ["-1", "NaN", "inf", "soon", "601"] {
+            let flag = format!("--sts-acceptance-delay-seconds={bad}");
+            let error = Options::try_parse_from(["keyrot-local", flag.as_str()]).expect_err(bad);
+            assert!(
+                error.to_string().contains("seconds from 0 to 600"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -53,10 +53,18 @@ fn keyrot_env(function: &str, options: &Options) -> Vec<(&'static str, String)> 
         ("KEYROT_TOKEN_AUDIENCE", LOCAL_AUDIENCE.to_owned()),
     ];
     match function {
-        // moto accepts new keys at once; keep the propagation wait short.
+        // moto accepts new keys at once: keep the propagation wait short, unless the stack
+        // delays STS as AWS does (then the template's settings).
         "rotation-fn" => vec![
-            ("KEYROT_VERIFY_INITIAL_DELAY_MS", "100".to_owned()),
-            ("KEYROT_VERIFY_MAX_WAIT_MS", "2000".to_owned()),
+            (
+                "KEYROT_VERIFY_INITIAL_DELAY_MS",
+                if options.sts_acceptance_delay_seconds > 0.0 { "1000" } else { "100" }.to_owned(),
+            ),
+            (
+                "KEYROT_VERIFY_MAX_WAIT_MS",
+                if options.sts_acceptance_delay_seconds > 0.0 { "60000" } else { "2000" }
+                    .to_owned(),
+            ),
             interval_seconds(options),
             (
                 "KEYROT_VERSION_RETENTION_SECONDS",
@@ -201,6 +209,10 @@ impl Stack {
             .env(
                 "KEYROT_MOTO_ROTATION_RETRY_SECONDS",
                 options.rotation_retry().as_secs_f64().to_string(),
+            )
+            .env(
+                "KEYROT_MOTO_STS_ACCEPTANCE_DELAY_SECONDS",
+                options.sts_acceptance_delay_seconds.to_string(),
             );
         stack.spawn("moto", moto, None)?;
 
