@@ -32,6 +32,8 @@ pub struct RotationConfig {
     pub failure_mail: Option<(String, String)>,
     /// Versions younger than this count against the version quota.
     pub version_retention: Duration,
+    /// How many kept versions a secret may hold before a rotation is refused up front.
+    pub version_limit: usize,
     /// The secret operators record an emergency revoke in before asking for it.
     pub revoke_requests_secret: String,
 }
@@ -46,6 +48,8 @@ pub const PROMISE_WAIT_MAX_MS: &str = "KEYROT_PROMISE_WAIT_MAX_MS";
 /// How long Secrets Manager keeps every version, for the version count: AWS's 24 hours, or
 /// less in the local stack's compressed time.
 pub const VERSION_RETENTION_SECONDS: &str = "KEYROT_VERSION_RETENTION_SECONDS";
+/// Secrets Manager's version quota per secret (about 100 on AWS); the local stack sets its own.
+pub const VERSION_LIMIT: &str = "KEYROT_VERSION_LIMIT";
 pub const CLIENTS_PARAMETER_PATH: &str = "KEYROT_CLIENTS_PARAMETER_PATH";
 pub const REVOKE_REQUESTS_SECRET: &str = "KEYROT_REVOKE_REQUESTS_SECRET";
 pub const DEFAULT_CLIENTS_PARAMETER_PATH: &str = "/keyrot/clients/";
@@ -193,6 +197,13 @@ impl RotationConfig {
                 crate::rotation::VERSION_RETENTION.as_secs(),
                 1..=crate::rotation::VERSION_RETENTION.as_secs(),
             )?),
+            version_limit: usize::try_from(number_or(
+                &lookup,
+                VERSION_LIMIT,
+                crate::rotation::VERSION_LIMIT as u64,
+                2..=10_000,
+            )?)
+            .unwrap_or(crate::rotation::VERSION_LIMIT),
         })
     }
 }

@@ -70,6 +70,15 @@ fn keyrot_env(function: &str, options: &Options) -> Vec<(&'static str, String)> 
                 "KEYROT_VERSION_RETENTION_SECONDS",
                 options.version_retention().as_secs().to_string(),
             ),
+            // moto's own limit, when the stack sets one (none: AWS's quota, which moto never
+            // reaches in a run).
+            (
+                "KEYROT_VERSION_LIMIT",
+                options
+                    .max_versions
+                    .unwrap_or(keyrot::rotation::VERSION_LIMIT as u32)
+                    .to_string(),
+            ),
         ],
         // The template's FleetFunction settings; moto enforces no resource policy, the readers
         // only have to be well formed.

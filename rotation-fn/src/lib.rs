@@ -48,7 +48,8 @@ pub async fn serve() -> Result<(), Error> {
         store.clone(),
         ByName::new(iam_keys, signing_key, config.signing_key_secret),
     )
-    .with_version_retention(config.version_retention);
+    .with_version_retention(config.version_retention)
+    .with_version_limit(config.version_limit);
     let fleet = fleet_config.map(|fleet_config| Fleet {
         registry: SsmRegistry::new(ssm.clone(), fleet_config.users_path.clone()),
         secrets: store.clone(),

@@ -175,6 +175,14 @@ impl World {
         }
     }
 
+    /// The engine refusing rotations up front once the secret keeps `limit` versions.
+    pub fn with_version_limit(self, limit: usize) -> Self {
+        Self {
+            engine: self.engine.with_version_limit(limit),
+            ..self
+        }
+    }
+
     /// What Secrets Manager does on RotateSecret: enable rotation and stage a new, empty
     /// AWSPENDING version. Returns its id, the token of the rotation.
     pub async fn start_rotation(&self) -> String {
@@ -433,7 +441,7 @@ impl World {
                     .await
                     .into_iter()
                     .filter(|(key, value)| {
-                        ids.contains(key.as_str()) && value.ends_with(&format!("version={token}"))
+                        ids.contains(key.as_str()) && crate::world::marks_version(value, token)
                     })
                     .map(|(key, _)| key)
                     .collect();
@@ -501,4 +509,11 @@ impl World {
         );
         assert_eq!(self.caller_arn(&previous).await, self.user_arn);
     }
+}
+
+/// Whether a managed-key mark (an IAM tag value) names rotation `token`, whatever follows it
+/// (` interval=`, ` until=`).
+pub fn marks_version(mark: &str, token: &str) -> bool {
+    mark.split(' ')
+        .any(|word| word == format!("version={token}"))
 }

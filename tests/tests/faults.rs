@@ -13,7 +13,9 @@ async fn keys_created_for(world: &World, token: &str) -> usize {
         .tags()
         .await
         .iter()
-        .filter(|(key, value)| ids.contains(*key) && value.ends_with(&format!("version={token}")))
+        .filter(|(key, value)| {
+            ids.contains(*key) && keyrot_integration_tests::world::marks_version(value, token)
+        })
         .count()
 }
 

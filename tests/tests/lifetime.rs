@@ -154,12 +154,89 @@ async fn rotate_secret_is_refused_while_a_rotation_is_in_progress() {
     world.assert_invariants(None).await;
 }
 
-/// PutSecretValue refused for too many versions (the launcher's KEYROT_MOTO_MAX_VERSIONS, set
-/// to 60 by scripts/test): the step fails with its own code and message, and AWSCURRENT's key
-/// keeps working.
+/// Failure mail counted instead of sent.
+#[derive(Default)]
+struct CountedMail(std::sync::atomic::AtomicUsize);
+
+impl keyrot::notify::FailureNotifier for CountedMail {
+    async fn notify<M: keyrot::notify::Mail>(&self, _mail: &M) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// One step as Secrets Manager invokes rotation-fn: through the handler, which mails.
+async fn invoke(
+    world: &World,
+    mail: &CountedMail,
+    step: Step,
+    token: &str,
+) -> Result<(), RotationError> {
+    let event = lambda_runtime::LambdaEvent::new(
+        serde_json::json!({"Step": step.as_str(), "SecretId": world.secret_id, "ClientRequestToken": token}),
+        lambda_runtime::Context::default(),
+    );
+    keyrot::rotation::handle_rotation_event(&world.engine, mail, event).await
+}
+
+/// At the version limit (here 50 kept versions, as the local stack's `--max-versions` sets it
+/// for rotation-fn) createSecret refuses before it makes anything: no key is created or
+/// deleted and no tag written, AWSCURRENT's key keeps working, the refusal is mailed once,
+/// and Secrets Manager's reattempts of the same rotation are refused again without mail.
 #[tokio::test]
-async fn the_version_limit_fails_the_step_with_its_cause_and_loses_no_working_key() {
-    let world = World::new("versions").await;
+async fn the_version_limit_refuses_the_rotation_before_any_key_and_mails_once() {
+    let world = World::new("versions").await.with_version_limit(50);
+    let mail = CountedMail::default();
+    let refused = loop {
+        let keys = world.key_ids().await;
+        let tags = world.tags().await;
+        let token = world.start_rotation().await;
+        let mut outcome = Ok(());
+        for step in [Step::Create, Step::Set, Step::Test, Step::Finish] {
+            outcome = invoke(&world, &mail, step, &token).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        match outcome {
+            Ok(()) => assert!(world.versions().await.len() <= 50, "never past the limit"),
+            Err(error) => break (token, error, keys, tags),
+        }
+    };
+    let (token, error, keys_before, tags_before) = refused;
+    assert_eq!(error.code(), "VersionLimitReached", "{error}");
+    assert!(!error.already_reported(), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&world.secret_id) && message.contains("at most 50"),
+        "{message}"
+    );
+    assert_eq!(world.key_ids().await, keys_before, "no key made or deleted");
+    assert_eq!(world.tags().await, tags_before, "no tag written");
+    assert_eq!(mail.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Secrets Manager reattempts the same rotation: refused again, logged, not mailed.
+    for _ in 0..3 {
+        let again = invoke(&world, &mail, Step::Create, &token)
+            .await
+            .expect_err("still at the limit");
+        assert!(again.already_reported(), "{again}");
+    }
+    assert_eq!(
+        mail.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one mail"
+    );
+    assert_eq!(world.key_ids().await, keys_before, "no key made or deleted");
+    // The rotation is open (its AWSPENDING has no value); the current key works.
+    world.assert_invariants(Some(&token)).await;
+}
+
+/// Should Secrets Manager refuse PutSecretValue before keyrot's own count says so (moto's
+/// KEYROT_MOTO_MAX_VERSIONS=60, set by scripts/test, against keyrot's default of AWS's 100):
+/// the step fails with its own code and message, and AWSCURRENT's key keeps working.
+#[tokio::test]
+async fn a_refused_put_fails_the_step_with_its_cause_and_loses_no_working_key() {
+    let world = World::new("versions-put").await;
     let mut refused = None;
     for _ in 0..100 {
         let token = world.start_rotation().await;
@@ -175,14 +252,9 @@ async fn the_version_limit_fails_the_step_with_its_cause_and_loses_no_working_ke
         "moto must refuse PutSecretValue at the version limit (start it with KEYROT_MOTO_MAX_VERSIONS=60, as scripts/test does)",
     );
     assert_eq!(error.code(), "VersionLimitReached", "{error}");
-    let message = error.to_string();
-    assert!(
-        message.contains(&world.secret_id) && message.contains("interval"),
-        "{message}"
-    );
+    assert!(error.to_string().contains(&world.secret_id), "{error}");
     let versions = world.versions().await.len();
     assert!((59..=61).contains(&versions), "{versions} versions");
-    // The rotation is open (its AWSPENDING has no value); the current key works.
     world.assert_invariants(Some(&token)).await;
 }
 

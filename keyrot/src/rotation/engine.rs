@@ -35,11 +35,14 @@ impl StepOutcome {
 
 /// How long Secrets Manager keeps every version of a secret, whatever its number.
 pub const VERSION_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Secrets Manager's quota of versions per secret ("Versions of a secret: ~100").
+pub const VERSION_LIMIT: usize = 100;
 
 pub struct RotationEngine<S, R> {
     pub(super) store: S,
     rotator: R,
     version_retention: Duration,
+    version_limit: usize,
 }
 
 impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
@@ -48,7 +51,15 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
             store,
             rotator,
             version_retention: VERSION_RETENTION,
+            version_limit: VERSION_LIMIT,
         }
+    }
+
+    /// Refuses a rotation before it makes anything once the secret keeps `limit` versions
+    /// (the local stack's own limit, where moto stands for AWS).
+    pub fn with_version_limit(mut self, limit: usize) -> Self {
+        self.version_limit = limit;
+        self
     }
 
     /// Counts versions kept for `retention` instead of AWS's 24 hours (compressed local time,
@@ -110,7 +121,7 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
             });
         }
         match request.step {
-            Step::Create => self.create(id, &secret, token).await,
+            Step::Create => self.create(id, &secret, token, &description).await,
             Step::Set => self.set(id, &secret, token).await,
             Step::Test => self.test(id, &secret, token).await,
             Step::Finish => self.finish(id, &secret, token, &description).await,
@@ -122,6 +133,7 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
         id: &str,
         secret: &SecretRef,
         token: &str,
+        description: &SecretDescription,
     ) -> Result<StepOutcome, RotationError> {
         if self
             .store
@@ -134,6 +146,14 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
                 "pending version already has a value"
             );
             return Ok(StepOutcome::PendingAlreadyCreated);
+        }
+        // Counted before anything is made: at the limit PutSecretValue would be refused after
+        // the new key exists, and every reattempt would make (and mail about) another.
+        let kept = self.kept_versions(id, secret).await;
+        if let Some(kept) = kept.filter(|kept| *kept >= self.version_limit) {
+            return Err(self
+                .refuse_at_version_limit(id, secret, token, description, kept)
+                .await);
         }
         let current = self.current_value(id, secret).await?;
         let previous = self.store.get_value(id, None, Stage::Previous).await?;
@@ -149,6 +169,7 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
                     RotationError::VersionLimitReached {
                         secret: secret.name.clone(),
                         aws_message: error.to_string(),
+                        reattempt: false,
                     }
                 } else {
                     RotationError::Aws(error)
@@ -158,7 +179,54 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
             decision = "pending_stored",
             "stored the new value as AWSPENDING"
         );
+        if let Some(kept) = kept {
+            // This rotation's version is one more.
+            report_version_count(kept.saturating_add(1));
+        }
         Ok(StepOutcome::Created)
+    }
+
+    /// The refusal at the version limit, made before any key exists. The first refusal of a
+    /// rotation marks its version (a staging label: no new version) and is mailed; Secrets
+    /// Manager's reattempts of the same rotation find the mark and are only logged.
+    async fn refuse_at_version_limit(
+        &self,
+        id: &str,
+        secret: &SecretRef,
+        token: &str,
+        description: &SecretDescription,
+        kept: usize,
+    ) -> RotationError {
+        let already_refused = description.has_stage(token, Stage::VersionLimitRefused);
+        if !already_refused {
+            let marked_elsewhere = description
+                .versions_with(Stage::VersionLimitRefused)
+                .first()
+                .map(|version| (*version).to_owned());
+            if let Err(error) = self
+                .store
+                .move_stage(
+                    id,
+                    Stage::VersionLimitRefused,
+                    Some(token),
+                    marked_elsewhere.as_deref(),
+                )
+                .await
+            {
+                // Unmarked, a reattempt is mailed again: noisy, not unsafe.
+                warn!(decision = "version_limit_not_marked", secret = %secret.name, error = %error);
+            }
+        }
+        report_version_count(kept);
+        RotationError::VersionLimitReached {
+            secret: secret.name.clone(),
+            aws_message: format!(
+                "{kept} versions kept (labelled, or younger than {} s), at most {}",
+                self.version_retention.as_secs(),
+                self.version_limit
+            ),
+            reattempt: already_refused,
+        }
     }
 
     async fn set(
@@ -224,39 +292,32 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
         );
         self.complete_finish(id, secret, token, description, Some(&superseded))
             .await?;
-        self.report_version_count(id, secret).await;
+        if description.has_stage(token, Stage::VersionLimitRefused) {
+            // A reattempt got through once versions aged out: the mark has done its work, and
+            // a labelled version is one Secrets Manager never removes.
+            self.store
+                .move_stage(id, Stage::VersionLimitRefused, None, Some(token))
+                .await?;
+        }
         Ok(StepOutcome::Finished)
     }
 
     /// Every rotation adds a version, and Secrets Manager keeps each one for 24 hours: the
-    /// count of versions it may not remove yet is reported, so that an alarm fires well
-    /// before PutSecretValue is refused.
-    async fn report_version_count(&self, id: &str, secret: &SecretRef) {
+    /// versions it may not remove yet, counted before a rotation makes anything; `None` when
+    /// this kind does not count or the count failed (the rotation goes on; Secrets Manager
+    /// still refuses at its limit).
+    async fn kept_versions(&self, id: &str, secret: &SecretRef) -> Option<usize> {
         if !self.rotator.counts_versions(&secret.name) {
-            return;
+            return None;
         }
         let kept_since = SystemTime::now()
             .checked_sub(self.version_retention)
             .unwrap_or(UNIX_EPOCH);
         match self.store.count_kept_versions(id, kept_since).await {
-            Ok(count) => {
-                info!(
-                    decision = "versions_counted",
-                    versions = count,
-                    "versions Secrets Manager keeps: labelled, or younger than its retention"
-                );
-                crate::metrics::emit(
-                    &[],
-                    &[&[]],
-                    &[(
-                        "SecretVersionCount",
-                        count as f64,
-                        crate::metrics::Unit::Count,
-                    )],
-                );
-            }
+            Ok(count) => Some(count),
             Err(error) => {
                 warn!(decision = "versions_not_counted", secret = %secret.name, error = %error);
+                None
             }
         }
     }
@@ -337,4 +398,23 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
                 stage: Stage::Pending.label(),
             })
     }
+}
+
+/// The versions Secrets Manager keeps for this secret, so that an alarm fires well before
+/// rotations are refused.
+fn report_version_count(count: usize) {
+    info!(
+        decision = "versions_counted",
+        versions = count,
+        "versions Secrets Manager keeps: labelled, or younger than its retention"
+    );
+    crate::metrics::emit(
+        &[],
+        &[&[]],
+        &[(
+            "SecretVersionCount",
+            count as f64,
+            crate::metrics::Unit::Count,
+        )],
+    );
 }

@@ -63,8 +63,13 @@ pub enum RotationError {
         prefix: String,
     },
 
-    #[error("secret {secret} has reached Secrets Manager's limit on versions ({aws_message}): Secrets Manager keeps every version younger than 24 hours, so each rotation adds one; lengthen the rotation interval (RotationIntervalMinutes 15 or more keeps under 100 versions a day) and avoid extra manual rotations. AWSCURRENT is unchanged and its key keeps working")]
-    VersionLimitReached { secret: String, aws_message: String },
+    #[error("secret {secret} has reached Secrets Manager's limit on versions ({aws_message}): Secrets Manager keeps every version younger than 24 hours, and each rotation adds one (72 a day per slot secret at a 10-minute interval); avoid extra manual rotations until versions age out. Nothing was changed: AWSCURRENT and its key keep working{}", if *reattempt { " (a reattempt of a rotation already reported)" } else { "" })]
+    VersionLimitReached {
+        secret: String,
+        aws_message: String,
+        /// Secrets Manager's reattempt of a rotation already refused (and mailed) for this.
+        reattempt: bool,
+    },
 
     #[error("AWSPENDING of secret {secret} names IAM user {pending} but AWSCURRENT names {current}: refusing to mix users")]
     UserMismatch {
@@ -118,6 +123,18 @@ impl RotationError {
     }
 
     /// A stable, machine-readable name for alarms and metrics.
+    /// Whether this failure repeats one already mailed for the same rotation (Secrets
+    /// Manager's reattempt of a rotation refused at the version limit).
+    pub fn already_reported(&self) -> bool {
+        matches!(
+            self,
+            Self::VersionLimitReached {
+                reattempt: true,
+                ..
+            }
+        )
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedEvent(_) => "MalformedEvent",

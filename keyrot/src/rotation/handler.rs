@@ -55,14 +55,21 @@ pub async fn handle_rotation_event<S: SecretStore, R: Rotator, N: FailureNotifie
                     duration_ms = started.elapsed().as_millis() as u64,
                     "rotation step failed"
                 );
-                notifier
-                    .notify(&FailureReport {
-                        secret_name: secret_name_of(&request.secret_id).to_owned(),
-                        step: request.step.as_str().to_owned(),
-                        error_code: failure.code().to_owned(),
-                        message: failure.to_string(),
-                    })
-                    .await;
+                if failure.already_reported() {
+                    info!(
+                        decision = "failure_not_mailed_again",
+                        "a reattempt of a rotation whose refusal was mailed"
+                    );
+                } else {
+                    notifier
+                        .notify(&FailureReport {
+                            secret_name: secret_name_of(&request.secret_id).to_owned(),
+                            step: request.step.as_str().to_owned(),
+                            error_code: failure.code().to_owned(),
+                            message: failure.to_string(),
+                        })
+                        .await;
+                }
                 Err(failure)
             }
         }

@@ -12,7 +12,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{RotationEngine, StepOutcome, VERSION_RETENTION};
+pub use engine::{RotationEngine, StepOutcome, VERSION_LIMIT, VERSION_RETENTION};
 pub use error::{parse_secret_json, RotationError};
 pub use event::{RotationRequest, Step};
 pub use handler::handle_rotation_event;

@@ -11,6 +11,9 @@ pub enum Stage {
     Current,
     Pending,
     Previous,
+    /// keyrot's own mark on a rotation's version once createSecret refused it at the version
+    /// limit, so that Secrets Manager's reattempts of the same rotation are not mailed again.
+    VersionLimitRefused,
 }
 
 impl Stage {
@@ -19,6 +22,7 @@ impl Stage {
             Self::Current => "AWSCURRENT",
             Self::Pending => "AWSPENDING",
             Self::Previous => "AWSPREVIOUS",
+            Self::VersionLimitRefused => "KEYROT_VERSION_LIMIT",
         }
     }
 }
