@@ -42,6 +42,9 @@ It also makes moto behave like AWS where keyrot depends on it (moto 5.2.5 differ
 * with KEYROT_MOTO_STS_ACCEPTANCE_DELAY_SECONDS=S, STS GetCallerIdentity refuses an IAM access
   key younger than S seconds with InvalidClientTokenId, as AWS does while a new key propagates
   ("typically ~5–15 s"); moto accepts a key the moment it exists. Default 0: at once;
+* ListSecretVersionIds reports each version's CreatedDate (exact, from the stamps above);
+  moto reports the time of the listing for every version, so a count of versions younger
+  than 24 hours counted them all;
 * BatchGetSecretValue with a SecretIdList reads each secret's AWSCURRENT version and reports
   every secret it cannot read in `Errors` (ResourceNotFoundException for a missing secret or
   one without a value, InvalidRequestException for one scheduled for deletion, ...), answering
@@ -406,6 +409,21 @@ def _batch_get_current_values(self, secret_id_list=None, filters=None, max_resul
 
 
 SecretsManagerBackend.batch_get_secret_value = _batch_get_current_values
+
+
+def _list_versions_with_creation(self, secret_id, *args, **kwargs):
+    """AWS: each version's own CreatedDate (module docstring)."""
+    listing = json.loads(_moto_list_secret_version_ids(self, secret_id, *args, **kwargs))
+    versions = self.secrets[secret_id].versions
+    for entry in listing.get("Versions", []):
+        version = versions.get(entry["VersionId"])
+        if version is not None:
+            entry["CreatedDate"] = _created(version)
+    return json.dumps(listing)
+
+
+_moto_list_secret_version_ids = SecretsManagerBackend.list_secret_version_ids
+SecretsManagerBackend.list_secret_version_ids = _list_versions_with_creation
 
 _moto_get_caller_identity = STSBackend.get_caller_identity
 

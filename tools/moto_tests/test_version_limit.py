@@ -200,3 +200,22 @@ def test_bad_max_versions_stops_the_launcher_with_a_message_naming_it():
     assert result.returncode != 0
     assert "KEYROT_MOTO_MAX_VERSIONS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_each_version_is_listed_with_its_own_creation_time(sm):
+    name = unique_name("created-dates")
+    before = time.time()
+    sm.create_secret(Name=name, SecretString="first")
+    time.sleep(0.3)
+    middle = time.time()
+    second = put(sm, name, "second")
+    after = time.time()
+    time.sleep(0.3)
+    created = {
+        v["VersionId"]: v["CreatedDate"].timestamp()
+        for v in sm.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]
+    }
+    assert len(created) == 2
+    first = next(version for version in created if version != second)
+    assert before - 0.01 <= created[first] <= middle, created
+    assert middle <= created[second] <= after + 0.01, created
