@@ -37,13 +37,17 @@ pub struct FleetWorld {
 impl FleetWorld {
     /// A fleet rotating every `interval`, keeping offboarded keys `grace` beyond it.
     pub async fn new(name: &str, interval: Duration, grace: Duration) -> Self {
+        Self::on(&moto_url(), name, interval, grace).await
+    }
+
+    /// As [`FleetWorld::new`], on the moto server at `moto` (one with settings of its own).
+    pub async fn on(moto: &str, name: &str, interval: Duration, grace: Duration) -> Self {
         let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
         let tag = format!("f{}{n}{name}", std::process::id() % 10_000);
         let prefix = format!("keyrot/{tag}/");
         let users_path = format!("/keyrot-test/{tag}/users/");
-        let moto = moto_url();
-        let direct = sdk_config(&moto).await;
-        let proxy = FaultProxy::start(&moto).await;
+        let direct = sdk_config(moto).await;
+        let proxy = FaultProxy::start(moto).await;
         let through_proxy = sdk_config(proxy.url()).await;
         let fleet = Fleet {
             registry: SsmRegistry::new(
@@ -100,6 +104,18 @@ impl FleetWorld {
             secrets: aws_sdk_secretsmanager::Client::new(&direct),
             ssm: aws_sdk_ssm::Client::new(&direct),
             engine,
+        }
+    }
+
+    /// The rotation function counting versions kept for `retention` and refusing rotations
+    /// at `limit` of them (as the local stack configures it for compressed time).
+    pub fn with_version_rules(self, retention: Duration, limit: usize) -> Self {
+        Self {
+            engine: self
+                .engine
+                .with_version_retention(retention)
+                .with_version_limit(limit),
+            ..self
         }
     }
 

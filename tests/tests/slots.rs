@@ -337,3 +337,87 @@ async fn a_tick_right_after_the_other_slots_late_tick_waits_out_the_slack_and_re
     assert_ne!(after.access_key_id, next_key, "the tick minted a new key");
     assert_eq!(world.key_ids(&user).await.len(), 2);
 }
+
+/// Ticks alone for `windows` compressed days on a moto server of the test's own, with the
+/// version rules at a tenth of AWS's scale: 10 versions kept (AWS: about 100) for 14.4
+/// intervals (AWS: 24 h = 144 intervals of the default 10 minutes), in both moto and
+/// rotation-fn's own count. Returns the refused steps' error codes, the new keys and the
+/// intervals run, checking meanwhile that no promised key goes and IAM's limit holds.
+async fn compressed_days(limit: usize, windows: f64) -> (Vec<String>, usize, f64) {
+    use keyrot::rotation::RotationRequest;
+    let interval = Duration::from_secs(2);
+    let retention = interval.mul_f64(14.4);
+    let moto = keyrot_integration_tests::moto::OwnMoto::start(&[
+        ("KEYROT_MOTO_MAX_VERSIONS", limit.to_string()),
+        (
+            "KEYROT_MOTO_VERSION_RETENTION_SECONDS",
+            retention.as_secs_f64().to_string(),
+        ),
+    ]);
+    let world = FleetWorld::on(&moto.url, "day", interval, Duration::from_secs(1))
+        .await
+        .with_version_rules(retention, limit);
+    let user = world.create_users(1).await.remove(0);
+    world.enrol(&user).await;
+    let mut observed = Observed::default();
+    let mut refused = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < retention.mul_f64(windows) {
+        world.reconcile_only().await;
+        // The four steps of each rotation started, as Secrets Manager runs them (and reruns
+        // a refused one: its reattempts).
+        for (name, versions) in world.versions_by_secret().await {
+            let Some((token, _)) = versions.iter().find(|(_, stages)| {
+                stages.iter().any(|s| s == "AWSPENDING")
+                    && !stages.iter().any(|s| s == "AWSCURRENT")
+            }) else {
+                continue;
+            };
+            for step in keyrot_integration_tests::world::STEPS {
+                let request = RotationRequest {
+                    step,
+                    secret_id: name.clone(),
+                    token: token.clone(),
+                };
+                if let Err(error) = world.run_step(request).await {
+                    refused.push(error.code().to_owned());
+                    break;
+                }
+            }
+        }
+        observed.check(&world, &user).await;
+    }
+    assert!(observed.most_keys <= 2, "IAM's limit");
+    let new_keys = observed.promised_until.len().saturating_sub(2);
+    (
+        refused,
+        new_keys,
+        started.elapsed().as_secs_f64() / interval.as_secs_f64(),
+    )
+}
+
+/// The slots' 72 versions per secret per 24 h stay under the quota: over more than two
+/// compressed days no tick is refused, and a new key still comes nearly every interval.
+#[tokio::test]
+async fn ticks_never_reach_the_version_limit_over_compressed_days() {
+    let (refused, new_keys, intervals) = compressed_days(10, 2.2).await;
+    eprintln!("{new_keys} new keys in {intervals:.1} intervals, refused: {refused:?}");
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(
+        new_keys as f64 >= intervals.floor() - 4.0,
+        "{new_keys} in {intervals:.1}"
+    );
+}
+
+/// The same run with a limit below what the ticks need (6 of 10): the limit is reached, and
+/// the refusals are VersionLimitReached before any key is made, deleting no promised key
+/// (checked throughout); so the test above can fail.
+#[tokio::test]
+async fn a_limit_below_the_ticks_needs_refuses_rotations_and_loses_no_key() {
+    let (refused, _, _) = compressed_days(6, 1.2).await;
+    assert!(!refused.is_empty(), "the limit was never reached");
+    assert!(
+        refused.iter().all(|code| code == "VersionLimitReached"),
+        "{refused:?}"
+    );
+}
