@@ -7,6 +7,7 @@ pub mod invoke;
 pub mod options;
 pub mod processes;
 pub mod provision;
+pub mod runtime_proxy;
 pub mod scheduler;
 pub mod throttle;
 pub mod usage_plans;

@@ -102,16 +102,55 @@ async fn run(options: Options) -> Result<(), LocalError> {
     };
     // Any child dying (a function crashing at start, moto failing) ends the stack with its
     // log named, rather than leaving a request hanging.
-    let outcome = tokio::select! {
-        result = serve => result,
-        exit = stack.any_exited() => Err(exit),
-        () = shutdown_signal() => {
-            eprintln!("keyrot-local: stopping");
-            Ok(())
+    tokio::pin!(serve);
+    let mut redeploys = redeploy_signals();
+    let outcome = loop {
+        tokio::select! {
+            result = &mut serve => break result,
+            exit = stack.any_exited() => break Err(exit),
+            () = shutdown_signal() => {
+                eprintln!("keyrot-local: stopping");
+                break Ok(());
+            }
+            Some(()) = redeploys.recv() => match options.redeployed() {
+                Ok(deployed) => {
+                    if let Err(error) = stack.redeploy(&deployed).await {
+                        break Err(error);
+                    }
+                    println!(
+                        "keyrot-local: deployed again, interval {} s",
+                        deployed.interval().as_secs()
+                    );
+                }
+                // A bad deploy file leaves the running deployment as it is, as a failed
+                // stack update rolls back.
+                Err(message) => println!("keyrot-local: deploy refused: {message}"),
+            },
         }
     };
     stack.stop().await;
     outcome
+}
+
+/// SIGHUP, one message each: deploy again (`--deploy-file`).
+fn redeploy_signals() -> tokio::sync::mpsc::Receiver<()> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if sender.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(sender);
+    receiver
 }
 
 async fn shutdown_signal() {

@@ -97,6 +97,12 @@ pub struct Options {
     #[arg(long)]
     pub functions_aws_endpoint: Option<String>,
 
+    /// On SIGHUP, deploy again: read the changed settings from this JSON file (today
+    /// `{"interval_seconds": N}`) and restart the functions with them, as a stack update
+    /// that changes RotationIntervalMinutes does. The reconcile schedule keeps its period.
+    #[arg(long)]
+    pub deploy_file: Option<PathBuf>,
+
     /// Use the Lambda Invoke API at this URL instead of starting cargo-lambda and the function
     /// binaries (the benchmark harness hosts the functions itself).
     #[arg(long)]
@@ -113,7 +119,37 @@ fn parse_delay_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The settings a redeploy may change (`--deploy-file`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Deploy {
+    interval_seconds: u64,
+}
+
 impl Options {
+    /// These options with the changes in `--deploy-file`; a clear error naming the file for
+    /// anything unreadable or out of range.
+    pub fn redeployed(&self) -> Result<Options, String> {
+        let Some(path) = &self.deploy_file else {
+            return Err("no --deploy-file was given".into());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("deploy file {}: {error}", path.display()))?;
+        let deploy: Deploy = serde_json::from_str(&text)
+            .map_err(|error| format!("deploy file {}: {error}", path.display()))?;
+        if !(5..=86_400).contains(&deploy.interval_seconds) {
+            return Err(format!(
+                "deploy file {}: interval_seconds must be 5 to 86400, not {}",
+                path.display(),
+                deploy.interval_seconds
+            ));
+        }
+        Ok(Options {
+            interval_seconds: Some(deploy.interval_seconds),
+            ..self.clone()
+        })
+    }
+
     pub fn interval(&self) -> Duration {
         match self.interval_seconds {
             Some(seconds) => Duration::from_secs(seconds),
@@ -190,6 +226,35 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn a_deploy_file_changes_the_interval_or_is_refused_naming_itself() {
+        let dir = std::env::temp_dir().join(format!("keyrot-deploy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("deploy.json");
+        let options = Options::parse_from([
+            "keyrot-local",
+            "--interval-seconds",
+            "8",
+            "--deploy-file",
+            file.to_str().expect("utf-8"),
+        ]);
+        std::fs::write(&file, r#"{"interval_seconds": 5}"#).expect("write");
+        let deployed = options.redeployed().expect("deployed");
+        assert_eq!(deployed.interval(), Duration::from_secs(5));
+        for bad in [
+            r#"{"interval_seconds": 4}"#,
+            r#"{"interval_seconds": "5"}"#,
+            r#"{"interval": 5}"#,
+            "not json",
+        ] {
+            std::fs::write(&file, bad).expect("write");
+            let error = options.redeployed().expect_err(bad);
+            assert!(error.contains("deploy.json"), "{error}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(Options::parse_from(["keyrot-local"]).redeployed().is_err());
     }
 
     #[test]

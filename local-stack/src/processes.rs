@@ -2,6 +2,7 @@
 //! the real function binaries. All are children of this process and stop with it.
 
 use crate::options::Options;
+use crate::runtime_proxy::RuntimeProxy;
 use crate::LocalError;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -149,6 +150,8 @@ struct Managed {
     name: String,
     log: PathBuf,
     child: Child,
+    /// A function process's Runtime API proxy (a deploy drains it before the stop).
+    runtime: Option<RuntimeProxy>,
 }
 
 /// Where the stack's services listen.
@@ -169,6 +172,10 @@ pub async fn listen(port: u16) -> Result<TcpListener, LocalError> {
 pub struct Stack {
     pub addresses: Addresses,
     children: Vec<Managed>,
+    /// The Lambda emulator's port; `None` when an external Invoke API hosts the functions.
+    lambda_port: Option<u16>,
+    /// Function processes a deploy replaced, finishing their last invocation.
+    retiring: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Stack {
@@ -194,6 +201,8 @@ impl Stack {
                 state_dir,
             },
             children: Vec::new(),
+            lambda_port: None,
+            retiring: Vec::new(),
         };
         let venv_bin = options.root.join(".venv").join("bin");
 
@@ -239,28 +248,71 @@ impl Stack {
 
         stack.wait_ready("moto", aws_port).await?;
         stack.wait_ready("lambda-emulator", lambda_port).await?;
+        stack.lambda_port = Some(lambda_port);
+        stack.spawn_functions(options).await?;
+        Ok(stack)
+    }
 
+    /// The functions' processes, each polling its own Runtime API at the Lambda emulator.
+    async fn spawn_functions(&mut self, options: &Options) -> Result<(), LocalError> {
+        let Some(lambda_port) = self.lambda_port else {
+            return Ok(());
+        };
         for (function, binary) in FUNCTIONS {
+            let runtime = RuntimeProxy::start(&format!("http://127.0.0.1:{lambda_port}"))
+                .await
+                .map_err(|source| LocalError::Spawn {
+                    what: format!("{function}'s Runtime API proxy"),
+                    source,
+                })?;
             let mut command = Command::new(options.bin_dir.join(binary));
             command
                 .env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
                 .env(
                     "AWS_LAMBDA_RUNTIME_API",
-                    format!("http://127.0.0.1:{lambda_port}/.rt/{function}"),
+                    format!("http://{}/.rt/{function}", runtime.address),
                 )
                 .envs(function_env(
                     function,
                     options
                         .functions_aws_endpoint
                         .as_deref()
-                        .unwrap_or(&stack.addresses.aws_endpoint),
+                        .unwrap_or(&self.addresses.aws_endpoint),
                     options,
                 ));
-            let log = stack.addresses.state_dir.join("functions.log");
-            stack.spawn(function, command, Some(log))?;
+            let log = self.addresses.state_dir.join("functions.log");
+            self.spawn(function, command, Some(log))?;
+            if let Some(managed) = self.children.last_mut() {
+                managed.runtime = Some(runtime);
+            }
         }
-        Ok(stack)
+        Ok(())
+    }
+
+    /// A deploy: the functions start again with `options` (new settings, as CloudFormation
+    /// updating their configuration makes Lambda start new instances). The new instances
+    /// poll first; each old one finishes the invocation it holds, takes no new one, and
+    /// stops (after at most 30 s of waiting for an invocation it was already waiting for).
+    pub async fn redeploy(&mut self, options: &Options) -> Result<(), LocalError> {
+        const PATIENCE: Duration = Duration::from_secs(30);
+        let function_names: Vec<&str> = FUNCTIONS.iter().map(|(name, _)| *name).collect();
+        let (old, kept): (Vec<Managed>, Vec<Managed>) = self
+            .children
+            .drain(..)
+            .partition(|managed| function_names.contains(&managed.name.as_str()));
+        self.children = kept;
+        self.spawn_functions(options).await?;
+        for mut managed in old {
+            self.retiring.push(tokio::spawn(async move {
+                if let Some(runtime) = &managed.runtime {
+                    runtime.drain(PATIENCE).await;
+                }
+                let _ = managed.child.start_kill();
+                let _ = managed.child.wait().await;
+            }));
+        }
+        Ok(())
     }
 
     fn spawn(
@@ -292,6 +344,7 @@ impl Stack {
             name: name.to_owned(),
             log,
             child,
+            runtime: None,
         });
         Ok(())
     }
@@ -348,6 +401,9 @@ impl Stack {
     }
 
     pub async fn stop(&mut self) {
+        for retiring in self.retiring.drain(..) {
+            retiring.abort();
+        }
         for managed in self.children.iter_mut().rev() {
             let _ = managed.child.start_kill();
             let _ = managed.child.wait().await;

@@ -79,6 +79,10 @@ impl LocalStack {
             ])
             .args(["--state-dir", state_dir.to_str().expect("utf-8 path")])
             .args(["--ready-file", ready_file.to_str().expect("utf-8 path")])
+            .args([
+                "--deploy-file",
+                state_dir.join("deploy.json").to_str().expect("utf-8 path"),
+            ])
             .args(extra)
             .stdout(std::fs::File::create(&stdout_log).expect("stdout log"))
             .stderr(Stdio::inherit())
@@ -111,6 +115,18 @@ impl LocalStack {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Deploys again with `settings` (e.g. `{"interval_seconds": 4}`): the functions restart
+    /// with them, as after a stack update. Returns once keyrot-local has been told.
+    pub fn redeploy(&self, settings: &Value) {
+        std::fs::write(self.state_dir.join("deploy.json"), settings.to_string())
+            .expect("deploy file");
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success(), "SIGHUP to keyrot-local");
     }
 
     /// Ctrl-C, as a user stops it; falls back to SIGKILL after 15 s.
