@@ -87,31 +87,39 @@ impl KeyDestination {
         }
     }
 
-    /// Hands the key over; the text for the operator and whether it was printed.
-    fn deliver(mut self, key: &Sensitive) -> Result<(String, bool), CliError> {
+    /// Writes the key to the file, if one was asked for, before anything changes in AWS: a
+    /// write that fails then leaves AWS as it was, and a key in place in AWS is never one
+    /// nobody holds.
+    fn stage(&mut self, key: &Sensitive) -> Result<(), CliError> {
         use std::io::Write;
-        match (&mut self.file, &self.path) {
-            (Some(file), Some(path)) => {
-                file.write_all(key.expose().as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(|error| {
-                        CliError::refused(
-                            format!("writing the API key to {} failed: {error}", path.display()),
-                            "the key is in the client's secret; run keyrot clients rotate-key to make a new one",
-                        )
-                    })?;
-                Ok((
-                    format!("API key written to {} (mode 0600)", path.display()),
-                    false,
-                ))
-            }
-            _ => Ok((
+        if let (Some(file), Some(path)) = (&mut self.file, &self.path) {
+            file.write_all(key.expose().as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|error| {
+                    CliError::refused(
+                        format!("writing the API key to {} failed: {error}", path.display()),
+                        "nothing was changed in AWS; fix the path and run the command again",
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Once AWS holds the key: the text for the operator and whether the key was printed
+    /// (without a file, it is shown once, now).
+    fn finish(self, key: &Sensitive) -> (String, bool) {
+        match &self.path {
+            Some(path) => (
+                format!("API key written to {} (mode 0600)", path.display()),
+                false,
+            ),
+            None => (
                 format!(
                     "API key (shown only this once; give it to the client now): {}",
                     key.expose()
                 ),
                 true,
-            )),
+            ),
         }
     }
 }
@@ -157,20 +165,23 @@ pub async fn add<C: Cloud>(
         client,
         users,
         cidrs,
-        destination,
+        mut destination,
     } = request;
-    let result = add_inner(cloud, deployment, client, users, cidrs).await;
+    let api_key = Sensitive::new(random_alphanumeric(API_KEY_LENGTH)?);
+    // The key file first, as for rotate-key: a client whose key nobody holds is useless.
+    let result = match destination.stage(&api_key) {
+        Ok(()) => add_inner(cloud, deployment, client, users, cidrs, &api_key).await,
+        Err(error) => Err(error),
+    };
     match result {
-        Ok((api_key, json_value, text)) => match destination.deliver(&api_key) {
-            Ok((line, printed)) => {
-                let mut json_value = json_value;
-                if printed {
-                    json_value["api_key"] = json!(api_key.expose());
-                }
-                Ok(Report::ok(format!("{text}{line}\n"), json_value))
+        Ok((json_value, text)) => {
+            let (line, printed) = destination.finish(&api_key);
+            let mut json_value = json_value;
+            if printed {
+                json_value["api_key"] = json!(api_key.expose());
             }
-            Err(error) => Err(error),
-        },
+            Ok(Report::ok(format!("{text}{line}\n"), json_value))
+        }
         Err(error) => {
             destination.discard();
             Err(error)
@@ -184,7 +195,8 @@ async fn add_inner<C: Cloud>(
     client: &str,
     users: Vec<String>,
     cidrs: Vec<String>,
-) -> Result<(Sensitive, serde_json::Value, String), CliError> {
+    api_key: &Sensitive,
+) -> Result<(serde_json::Value, String), CliError> {
     names::client(client)?;
     if users.is_empty() {
         return Err(CliError::Usage(
@@ -212,7 +224,6 @@ async fn add_inner<C: Cloud>(
             ),
         ));
     }
-    let api_key = Sensitive::new(random_alphanumeric(API_KEY_LENGTH)?);
     let usage_key = format!("keyrot-{client}-usage-{}", random_alphanumeric(20)?);
     let mut made = Vec::new();
     let steps = async {
@@ -231,7 +242,20 @@ async fn add_inner<C: Cloud>(
         let value = Sensitive::new(serde_json::to_string(&value).unwrap_or_default());
         // Recorded before the call: a lost response may still have created it.
         made.push(Made::Secret(secret.clone()));
-        cloud.create_secret(&secret, &value).await?;
+        cloud
+            .create_secret(&secret, &value, deployment.secrets_kms_key.as_deref())
+            .await?;
+        // Whoever holds the API key can ask for the client's users' keys: only the readers
+        // the stack names (keyrot's API-key checkers and the break-glass principal) may read
+        // it, as the default client's secret (DefaultClientSecretPolicy).
+        if !deployment.client_secret_readers.is_empty() {
+            cloud
+                .put_secret_policy(
+                    &secret,
+                    &keyrot::fleet::readers_only(&deployment.client_secret_readers),
+                )
+                .await?;
+        }
         let settings = ClientSettings {
             users: users.clone(),
             cidrs: cidrs.clone(),
@@ -266,8 +290,14 @@ async fn add_inner<C: Cloud>(
             });
         }
     };
+    let readers = &deployment.client_secret_readers;
+    let policy = if readers.is_empty() {
+        "no reader policy: the stack's ClientSecretReaderArns is unknown (no stack); pass --client-secret-readers to put one".to_owned()
+    } else {
+        format!("readable only by {}", readers.join(", "))
+    };
     let text = format!(
-        "client {client} added: users {}, CIDRs {}; usage key {key_id} in plan {plan}. The authorizer sees it within its registry cache (30 s).\n",
+        "client {client} added: users {}, CIDRs {}; usage key {key_id} in plan {plan}; API key secret {secret} {policy}. The authorizer sees it within its registry cache (30 s).\n",
         users.join(","),
         if cidrs.is_empty() { "global allowlist".to_owned() } else { cidrs.join(",") },
     );
@@ -277,8 +307,9 @@ async fn add_inner<C: Cloud>(
         "cidrs": cidrs,
         "usage_key_id": key_id,
         "usage_plan_id": plan,
+        "secret_readers": readers,
     });
-    Ok((api_key, json_value, text))
+    Ok((json_value, text))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -445,9 +476,21 @@ pub async fn show<C: Cloud>(
             "keyrot clients list shows the clients",
         ));
     };
-    // The secret is read to check it, never shown.
+    // The secret is read to check it, never shown. Its policy lets only keyrot's API-key
+    // checkers and the break-glass principal read it: anyone else sees the rest.
     let secret = deployment.names.client_secret(client);
-    if let Some(value) = cloud.current_value(&secret).await? {
+    let value = match cloud.current_value(&secret).await {
+        Ok(value) => value,
+        Err(error) if is_access_denied(&error) => {
+            view.problems.push(format!(
+                "the API key secret was not checked: {}",
+                ONLY_READERS
+            ));
+            None
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if let Some(value) = value {
         match serde_json::from_str::<ClientKey>(value.expose()) {
             Ok(key) if key.api_key.is_empty() => view.problems.push("the API key is empty".into()),
             Ok(key) => {
@@ -549,48 +592,80 @@ pub async fn set<C: Cloud>(
     ))
 }
 
+/// Who may read a client's API key secret, for an operator refused by its policy.
+const ONLY_READERS: &str = "its resource policy lets only keyrot's API-key checkers and the stack's BreakGlassPrincipalArn read it (docs/cli.md, \"Client API keys\")";
+
+fn is_access_denied(error: &keyrot::AwsCallError) -> bool {
+    error.has_code("AccessDeniedException") || error.has_code("AccessDenied")
+}
+
 pub async fn rotate_key<C: Cloud>(
     cloud: &C,
     deployment: &Deployment,
     client: &str,
     grace: Duration,
     force: bool,
-    destination: KeyDestination,
+    mut destination: KeyDestination,
 ) -> Result<Report, CliError> {
-    let result = rotate_key_inner(cloud, deployment, client, grace, force).await;
-    match result {
-        Ok((key, until)) => {
-            let (line, printed) = destination.deliver(&key)?;
-            let mut json_value = json!({
-                "client": client,
-                "previous_key_valid_until": rfc3339(until),
-            });
-            if printed {
-                json_value["api_key"] = json!(key.expose());
-            }
-            Ok(Report::ok(
-                format!(
-                    "client {client}: new API key in place; the previous one keeps working until {} ({} from now), then is refused\n{line}\n",
-                    rfc3339(until),
-                    crate::output::human_duration(grace)
-                ),
-                json_value,
-            ))
-        }
+    let rotation = match prepare_rotate_key(cloud, deployment, client, grace, force).await {
+        Ok(rotation) => rotation,
         Err(error) => {
             destination.discard();
-            Err(error)
+            return Err(error);
         }
+    };
+    // The key file first: a key written nowhere would lock the client out once the grace
+    // of its previous key ends.
+    if let Err(error) = destination.stage(&rotation.new_key) {
+        destination.discard();
+        return Err(error);
     }
+    let lost_answer = match write_rotated_key(cloud, &rotation).await {
+        Ok(lost_answer) => lost_answer,
+        Err(error) => {
+            destination.discard();
+            return Err(error);
+        }
+    };
+    let (line, printed) = destination.finish(&rotation.new_key);
+    let until = rotation.previous_valid_until;
+    let mut json_value = json!({
+        "client": client,
+        "previous_key_valid_until": rfc3339(until),
+    });
+    if printed {
+        json_value["api_key"] = json!(rotation.new_key.expose());
+    }
+    let note = if lost_answer {
+        "(the write's answer was lost; reading the secret back shows the new key in place) "
+    } else {
+        ""
+    };
+    Ok(Report::ok(
+        format!(
+            "client {client}: new API key in place {note}; the previous one keeps working until {} ({} from now), then is refused\n{line}\n",
+            rfc3339(until),
+            crate::output::human_duration(grace)
+        ),
+        json_value,
+    ))
 }
 
-async fn rotate_key_inner<C: Cloud>(
+/// A new API key for a client, not written yet.
+struct KeyRotation {
+    secret: String,
+    value: Sensitive,
+    new_key: Sensitive,
+    previous_valid_until: SystemTime,
+}
+
+async fn prepare_rotate_key<C: Cloud>(
     cloud: &C,
     deployment: &Deployment,
     client: &str,
     grace: Duration,
     force: bool,
-) -> Result<(Sensitive, SystemTime), CliError> {
+) -> Result<KeyRotation, CliError> {
     names::client(client)?;
     if grace.as_secs() > MAX_GRACE_SECONDS {
         return Err(CliError::Usage(format!(
@@ -598,7 +673,17 @@ async fn rotate_key_inner<C: Cloud>(
         )));
     }
     let secret = deployment.names.client_secret(client);
-    let Some(value) = cloud.current_value(&secret).await? else {
+    let value = match cloud.current_value(&secret).await {
+        Ok(value) => value,
+        Err(error) if is_access_denied(&error) => {
+            return Err(CliError::refused(
+                format!("cannot read the API key secret of {client} ({secret}): {ONLY_READERS}"),
+                "run keyrot clients rotate-key as the break-glass principal; nothing was changed",
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let Some(value) = value else {
         return Err(CliError::not_found(
             format!("no API key secret for client {client} ({secret})"),
             "keyrot clients add creates the client",
@@ -630,13 +715,55 @@ async fn rotate_key_inner<C: Cloud>(
         previous_api_key: Some(current.api_key),
         previous_api_key_valid_until: Some(rfc3339(until)),
     };
-    cloud
-        .put_secret_value(
-            &secret,
-            &Sensitive::new(serde_json::to_string(&value).unwrap_or_default()),
-        )
-        .await?;
-    Ok((new_key, until))
+    Ok(KeyRotation {
+        secret,
+        value: Sensitive::new(serde_json::to_string(&value).unwrap_or_default()),
+        new_key,
+        previous_valid_until: until,
+    })
+}
+
+/// PutSecretValue of the new key. When its answer is an error, the secret is read back: a
+/// write whose answer was lost has still put the new key in place (then `Ok(true)`), and
+/// the key handed over must stay; otherwise nothing changed.
+async fn write_rotated_key<C: Cloud>(cloud: &C, rotation: &KeyRotation) -> Result<bool, CliError> {
+    let Err(error) = cloud
+        .put_secret_value(&rotation.secret, &rotation.value)
+        .await
+    else {
+        return Ok(false);
+    };
+    let in_place = cloud
+        .current_value(&rotation.secret)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|value| serde_json::from_str::<ClientKey>(value.expose()).ok())
+        .is_some_and(|key| key.api_key == rotation.new_key.expose());
+    if in_place {
+        return Ok(true);
+    }
+    Err(CliError::refused(
+        format!("writing the new API key failed: {error}"),
+        "nothing was changed: the current API key keeps working; run the command again",
+    ))
+}
+
+/// The usage keys (their values) that other clients' registry entries name.
+async fn usage_keys_of_others<C: Cloud>(
+    cloud: &C,
+    deployment: &Deployment,
+    client: &str,
+) -> Result<Vec<String>, CliError> {
+    let own = deployment.names.client_parameter(client);
+    Ok(cloud
+        .list_parameters(&deployment.names.clients_path)
+        .await?
+        .into_iter()
+        .filter(|(name, _)| *name != own)
+        .filter_map(|(_, value)| ClientSettings::parse(&value).ok())
+        .filter_map(|(settings, _)| settings.usage_key)
+        .collect())
 }
 
 pub async fn remove<C: Cloud>(
@@ -655,7 +782,10 @@ pub async fn remove<C: Cloud>(
         .and_then(|value| ClientSettings::parse(&value).ok())
         .and_then(|(settings, _)| settings.usage_key);
     let key_name = format!("keyrot-{client}");
-    let key_ids: Vec<String> = match &deployment.usage_plan_id {
+    // A usage key another client's entry also names (an operator may have shared one) stays:
+    // removing it would cut that client off too.
+    let shared = usage_keys_of_others(cloud, deployment, client).await?;
+    let (key_ids, kept_shared): (Vec<_>, Vec<_>) = match &deployment.usage_plan_id {
         Some(plan) => cloud
             .plan_keys(plan)
             .await?
@@ -664,10 +794,10 @@ pub async fn remove<C: Cloud>(
                 (usage_key.is_some() && k.value == usage_key)
                     || k.name.as_deref() == Some(key_name.as_str())
             })
-            .map(|k| k.id)
-            .collect(),
-        None => Vec::new(),
+            .partition(|k| k.value.as_ref().is_none_or(|value| !shared.contains(value))),
+        None => (Vec::new(), Vec::new()),
     };
+    let key_ids: Vec<String> = key_ids.into_iter().map(|k| k.id).collect();
     // First the entry: from then on the authorizer refuses the client.
     let parameter_removed = cloud.delete_parameter(&parameter).await?;
     let mut keys_removed = 0;
@@ -691,15 +821,27 @@ pub async fn remove<C: Cloud>(
         ));
     }
     let said = |done: bool| if done { "removed" } else { "absent" };
-    let text = format!(
+    let mut text = format!(
         "client {client} removed: registry entry {}, usage key {}, API key secret {}. The authorizer refuses it within its registry cache (30 s).\n",
         said(parameter_removed),
-        if keys_removed > 0 { "removed" } else if deployment.usage_plan_id.is_none() { "unknown (no usage plan found)" } else { "absent" },
+        if keys_removed > 0 { "removed" } else if !kept_shared.is_empty() { "kept (another client's entry names it too)" } else if deployment.usage_plan_id.is_none() { "unknown (no usage plan found)" } else { "absent" },
         said(secret_removed),
     );
+    // What removing a client does not undo (docs/rotation.md, the lifetime contract).
+    text.push_str(&format!(
+        "IAM keys it already fetched keep working until the Expiration each came with: at most three intervals ({}) from now. To cut one short: keyrot revoke USER --key KEY.\n",
+        crate::output::human_duration(deployment.interval().saturating_mul(3))
+    ));
     Ok(Report::ok(
         text,
-        json!({"client": client, "parameter_removed": parameter_removed, "usage_keys_removed": keys_removed, "secret_removed": secret_removed}),
+        json!({
+            "client": client,
+            "parameter_removed": parameter_removed,
+            "usage_keys_removed": keys_removed,
+            "usage_keys_kept_shared": kept_shared.len(),
+            "secret_removed": secret_removed,
+            "fetched_keys_valid_for_at_most_seconds": deployment.interval().saturating_mul(3).as_secs(),
+        }),
     ))
 }
 

@@ -95,7 +95,15 @@ pub trait Cloud: IamKeys {
     /// The AWSCURRENT value; `None` when there is none.
     async fn current_value(&self, id: &str) -> Result<Option<Sensitive>, AwsCallError>;
     async fn secret_versions(&self, id: &str) -> Result<Vec<VersionInfo>, AwsCallError>;
-    async fn create_secret(&self, name: &str, value: &Sensitive) -> Result<(), AwsCallError>;
+    /// CreateSecret, under `kms_key` when given (else Secrets Manager's own key).
+    async fn create_secret(
+        &self,
+        name: &str,
+        value: &Sensitive,
+        kms_key: Option<&str>,
+    ) -> Result<(), AwsCallError>;
+    /// PutResourcePolicy, refusing a policy that would make the secret public.
+    async fn put_secret_policy(&self, id: &str, policy: &str) -> Result<(), AwsCallError>;
     /// PutSecretValue as AWSCURRENT.
     async fn put_secret_value(&self, id: &str, value: &Sensitive) -> Result<(), AwsCallError>;
     /// DeleteSecret without a recovery window; `false` when it did not exist.

@@ -90,6 +90,13 @@ pub struct Deployment {
     pub local: bool,
     /// The stack's `ManagedUsers` seed list.
     pub seed_users: Vec<String>,
+    /// Who may read client API key secrets (the stack's `ClientSecretReaderArns`): the
+    /// resource policy `clients add` puts on a new client's secret. Empty when unknown.
+    pub client_secret_readers: Vec<String>,
+    /// The customer managed key client secrets are created under (`SecretsKmsKeyArn`).
+    pub secrets_kms_key: Option<String>,
+    /// The IAM path of the users keyrot may manage (`EligibleUserPath`), if known.
+    pub eligible_user_path: Option<String>,
     /// Why a piece could not be found (shown by doctor).
     pub notes: Vec<String>,
 }
@@ -144,6 +151,11 @@ pub async fn discover<C: Cloud>(
                             .collect()
                     })
                     .unwrap_or_default(),
+                client_secret_readers: output("ClientSecretReaderArns")
+                    .map(|list| split_list(&list))
+                    .unwrap_or_default(),
+                secrets_kms_key: output("SecretsKmsKeyArn"),
+                eligible_user_path: facts.parameters.get("EligibleUserPath").cloned(),
                 names,
                 notes: Vec::new(),
             }
@@ -157,10 +169,22 @@ pub async fn discover<C: Cloud>(
             interval_seconds: DEFAULT_INTERVAL_SECONDS,
             local: false,
             seed_users: Vec::new(),
+            client_secret_readers: Vec::new(),
+            secrets_kms_key: None,
+            eligible_user_path: None,
             names,
             notes: Vec::new(),
         },
     };
+    if !overrides.client_secret_readers.is_empty() {
+        deployment.client_secret_readers = overrides.client_secret_readers.clone();
+    }
+    if let Some(key) = &overrides.secrets_kms_key {
+        deployment.secrets_kms_key = Some(key.clone());
+    }
+    if let Some(path) = &overrides.eligible_user_path {
+        deployment.eligible_user_path = Some(path.clone());
+    }
     if let Some(function) = &overrides.rotation_function {
         deployment.rotation_function = Some(function.clone());
     }
@@ -218,6 +242,18 @@ pub struct Overrides {
     pub usage_plan_id: Option<String>,
     pub schedule_group: Option<String>,
     pub interval_seconds: Option<u64>,
+    pub client_secret_readers: Vec<String>,
+    pub secrets_kms_key: Option<String>,
+    pub eligible_user_path: Option<String>,
+}
+
+/// A comma-separated list, without blanks.
+fn split_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The function name to invoke: the last part of an ARN (`…:function:NAME[:qualifier]`).

@@ -89,6 +89,24 @@ pub struct Global {
     /// The rotation interval, when the stack does not say (default 600).
     #[arg(long, global = true, env = "KEYROT_ROTATION_INTERVAL_SECONDS")]
     pub interval_seconds: Option<u64>,
+    /// Who may read client API key secrets, comma-separated, when the stack does not say
+    /// (its ClientSecretReaderArns output): clients add puts this reader list in the policy
+    /// of each secret it creates.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYROT_CLIENT_SECRET_READER_ARNS",
+        value_delimiter = ','
+    )]
+    pub client_secret_readers: Vec<String>,
+    /// The KMS key client secrets are created under, when the stack does not say (its
+    /// SecretsKmsKeyArn output).
+    #[arg(long, global = true, env = "KEYROT_SECRETS_KMS_KEY_ID")]
+    pub secrets_kms_key: Option<String>,
+    /// The IAM path of the users keyrot may manage, when the stack does not say (its
+    /// EligibleUserPath parameter): users add refuses users outside it.
+    #[arg(long, global = true, env = "KEYROT_ELIGIBLE_USER_PATH")]
+    pub eligible_user_path: Option<String>,
     /// Concurrent users checked at once (status, doctor).
     #[arg(long, global = true, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,

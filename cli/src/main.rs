@@ -73,6 +73,15 @@ async fn main_async(cli: Cli) -> ExitCode {
         usage_plan_id: cli.global.usage_plan_id.clone(),
         schedule_group: cli.global.schedule_group.clone(),
         interval_seconds: cli.global.interval_seconds,
+        client_secret_readers: cli
+            .global
+            .client_secret_readers
+            .iter()
+            .map(|reader| reader.trim().to_owned())
+            .filter(|reader| !reader.is_empty())
+            .collect(),
+        secrets_kms_key: cli.global.secrets_kms_key.clone(),
+        eligible_user_path: cli.global.eligible_user_path.clone(),
     };
     let deployment = deployment::discover(&sdk, &cli.global.stack, stack, &overrides).await;
     match run(&sdk, &deployment, &cli, style).await {

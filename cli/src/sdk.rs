@@ -237,14 +237,32 @@ impl Cloud for Sdk {
         }
     }
 
-    async fn create_secret(&self, name: &str, value: &Sensitive) -> Result<(), AwsCallError> {
+    async fn create_secret(
+        &self,
+        name: &str,
+        value: &Sensitive,
+        kms_key: Option<&str>,
+    ) -> Result<(), AwsCallError> {
         self.secrets
             .create_secret()
             .name(name)
             .secret_string(value.expose())
+            .set_kms_key_id(kms_key.map(str::to_owned))
             .send()
             .await
             .map_err(|e| AwsCallError::from_sdk("CreateSecret", &e))?;
+        Ok(())
+    }
+
+    async fn put_secret_policy(&self, id: &str, policy: &str) -> Result<(), AwsCallError> {
+        self.secrets
+            .put_resource_policy()
+            .secret_id(id)
+            .resource_policy(policy)
+            .block_public_policy(true)
+            .send()
+            .await
+            .map_err(|e| AwsCallError::from_sdk("PutResourcePolicy", &e))?;
         Ok(())
     }
 

@@ -130,11 +130,24 @@ pub async fn add<C: Cloud>(
     user: &str,
 ) -> Result<Report, CliError> {
     names::user(user)?;
-    if cloud.get_user(user).await?.is_none() {
+    let Some(iam_user) = cloud.get_user(user).await? else {
         return Err(CliError::not_found(
             format!("IAM user {user} does not exist"),
             format!("create it first (aws iam create-user --user-name {user}) or check the name"),
         ));
+    };
+    // The fleet refuses users outside the stack's EligibleUserPath (docs/security.md, 19.9):
+    // say so now rather than leave a registry entry nobody serves.
+    if let Some(eligible) = &deployment.eligible_user_path {
+        if !iam_user.is_under(eligible) {
+            return Err(CliError::refused(
+                format!(
+                    "IAM user {user} is at path {}, outside the stack's EligibleUserPath {eligible}: keyrot may not manage it",
+                    iam_user.path().unwrap_or("(unknown)")
+                ),
+                "pick a user under that path, or deploy with the EligibleUserPath that covers it (docs/deploy.md)",
+            ));
+        }
     }
     let parameter = deployment.names.user_parameter(user);
     let value = json!({ "UserName": user }).to_string();

@@ -710,3 +710,243 @@ impl FakeLambda {
         *self.policy.lock().expect("lock") = Some(policy.to_owned());
     }
 }
+
+/// The policy on a client's API key secret, as Secrets Manager holds it.
+async fn secret_policy(config: &aws_config::SdkConfig, id: &str) -> Option<Value> {
+    aws_sdk_secretsmanager::Client::new(config)
+        .get_resource_policy()
+        .secret_id(id)
+        .send()
+        .await
+        .expect("GetResourcePolicy")
+        .resource_policy
+        .map(|text| serde_json::from_str(&text).expect("policy JSON"))
+}
+
+/// clients add puts the stack's reader policy on the new secret; rotate-key run by someone
+/// that policy refuses changes nothing and leaves no key file; a write whose answer is lost
+/// is read back and its key kept; a write that fails changes nothing and leaves no file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secrets_get_the_reader_policy_and_no_rotate_key_loses_a_key() {
+    let moto = moto_url();
+    let region = "sa-east-1";
+    let config = config_in(&moto, region).await;
+    usage_plan(&config).await;
+    let readers = [
+        "arn:aws:iam::123456789012:role/keyrot-api",
+        "arn:aws:iam::123456789012:role/keyrot-authorizer",
+    ];
+    let joined = readers.join(",");
+    let env = [("KEYROT_CLIENT_SECRET_READER_ARNS", joined.as_str())];
+    let add = keyrot(
+        &moto,
+        region,
+        &env,
+        &["clients", "add", "guarded", "--users", "alice"],
+    );
+    assert_eq!(add.code, 0, "{}{}", add.stdout, add.stderr);
+    assert!(add.stdout.contains("readable only by"), "{}", add.stdout);
+    let policy = secret_policy(&config, "keyrot/clients/guarded")
+        .await
+        .expect("a policy");
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert_eq!(statement["Action"], "secretsmanager:GetSecretValue");
+    assert_eq!(
+        statement["Condition"]["StringNotEquals"]["aws:PrincipalArn"],
+        serde_json::json!(readers)
+    );
+    // Without a reader list (no stack, no flag): no policy, and the output says so.
+    let open = keyrot(
+        &moto,
+        region,
+        &[],
+        &["clients", "add", "open", "--users", "alice"],
+    );
+    assert_eq!(open.code, 0, "{}{}", open.stdout, open.stderr);
+    assert!(open.stdout.contains("no reader policy"), "{}", open.stdout);
+    assert!(secret_policy(&config, "keyrot/clients/open")
+        .await
+        .is_none());
+
+    let dir = std::env::temp_dir().join(format!("keyrot-cli-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key_file = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
+    let proxy = FaultProxy::start(&moto).await;
+    let before = client_api_key(&config, "guarded").await;
+
+    // Refused by the policy: nothing changes, and no key file is left behind.
+    proxy.inject(
+        "GetSecretValue",
+        Fault::Reject {
+            status: 400,
+            code: "AccessDeniedException",
+        },
+        100,
+    );
+    let denied_file = key_file("denied");
+    let denied = keyrot(
+        proxy.url(),
+        region,
+        &env,
+        &[
+            "clients",
+            "rotate-key",
+            "guarded",
+            "--api-key-file",
+            &denied_file,
+        ],
+    );
+    assert_ne!(denied.code, 0, "{}", denied.stdout);
+    assert!(
+        denied.stderr.contains("BreakGlassPrincipalArn"),
+        "{}",
+        denied.stderr
+    );
+    assert!(!std::path::Path::new(&denied_file).exists());
+    assert_eq!(client_api_key(&config, "guarded").await, before);
+    // show still shows the client, and says what it could not check.
+    let shown = keyrot(proxy.url(), region, &env, &["clients", "show", "guarded"]);
+    assert!(shown.stdout.contains("was not checked"), "{}", shown.stdout);
+
+    // The write's answer is lost (every attempt): read back, the new key is in place; the
+    // file holding it stays.
+    proxy.clear_faults();
+    proxy.inject("PutSecretValue", Fault::FailAfterForward, 100);
+    let lost_file = key_file("lost");
+    let lost = keyrot(
+        proxy.url(),
+        region,
+        &env,
+        &[
+            "clients",
+            "rotate-key",
+            "guarded",
+            "--api-key-file",
+            &lost_file,
+        ],
+    );
+    assert_eq!(lost.code, 0, "{}{}", lost.stdout, lost.stderr);
+    assert!(lost.stdout.contains("answer was lost"), "{}", lost.stdout);
+    let in_place = client_api_key(&config, "guarded").await;
+    assert_eq!(
+        std::fs::read_to_string(&lost_file).expect("key file"),
+        in_place["ApiKey"].as_str().expect("key")
+    );
+    assert_eq!(in_place["PreviousApiKey"], before["ApiKey"]);
+
+    // The write fails outright: nothing changes, no file is left.
+    proxy.clear_faults();
+    proxy.inject(
+        "PutSecretValue",
+        Fault::Reject {
+            status: 400,
+            code: "InvalidRequestException",
+        },
+        100,
+    );
+    let failed_file = key_file("failed");
+    let failed = keyrot(
+        proxy.url(),
+        region,
+        &env,
+        &[
+            "clients",
+            "rotate-key",
+            "guarded",
+            "--force",
+            "--api-key-file",
+            &failed_file,
+        ],
+    );
+    assert_ne!(failed.code, 0, "{}", failed.stdout);
+    assert!(
+        failed.stderr.contains("nothing was changed"),
+        "{}",
+        failed.stderr
+    );
+    assert!(!std::path::Path::new(&failed_file).exists());
+    assert_eq!(client_api_key(&config, "guarded").await, in_place);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A usage key two clients' entries name survives the removal of one of them, which says how
+/// long its fetched keys stay valid; users outside the stack's EligibleUserPath are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_share_nothing_they_do_not_own_and_users_stay_under_the_eligible_path() {
+    let moto = moto_url();
+    let region = "ca-central-1";
+    let config = config_in(&moto, region).await;
+    let plan = usage_plan(&config).await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let outside = format!("cli-root-{}", std::process::id());
+    let inside = format!("cli-path-{}", std::process::id());
+    iam_user(&config, &outside).await;
+    iam.create_user()
+        .user_name(&inside)
+        .path("/keyrot-managed/")
+        .send()
+        .await
+        .expect("user under the path");
+    let env = [("KEYROT_ELIGIBLE_USER_PATH", "/keyrot-managed/")];
+    let refused = keyrot(&moto, region, &env, &["users", "add", &outside]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .contains("outside the stack's EligibleUserPath"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!parameter_exists(&config, &format!("/keyrot/users/{outside}")).await);
+    let accepted = keyrot(&moto, region, &env, &["users", "add", &inside]);
+    assert_eq!(accepted.code, 0, "{}{}", accepted.stdout, accepted.stderr);
+
+    for client in ["one", "two"] {
+        let added = keyrot(
+            &moto,
+            region,
+            &[],
+            &["clients", "add", client, "--users", &inside],
+        );
+        assert_eq!(added.code, 0, "{}{}", added.stdout, added.stderr);
+    }
+    // An operator pointed two's entry at one's usage key.
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let one_entry = ssm
+        .get_parameter()
+        .name("/keyrot/clients/one")
+        .send()
+        .await
+        .expect("one's entry")
+        .parameter
+        .and_then(|p| p.value)
+        .expect("value");
+    let shared_key = serde_json::from_str::<Value>(&one_entry).expect("entry")["usage_key"]
+        .as_str()
+        .expect("usage key")
+        .to_owned();
+    ssm.put_parameter()
+        .name("/keyrot/clients/two")
+        .value(&one_entry)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("two names one's usage key");
+    let removed = keyrot(&moto, region, &[], &["clients", "remove", "one"]);
+    assert_eq!(removed.code, 0, "{}{}", removed.stdout, removed.stderr);
+    assert!(
+        removed
+            .stdout
+            .contains("another client's entry names it too"),
+        "{}",
+        removed.stdout
+    );
+    assert!(
+        removed.stdout.contains("at most three intervals"),
+        "{}",
+        removed.stdout
+    );
+    assert!(plan_key_values(&config, &plan).await.contains(&shared_key));
+}

@@ -77,6 +77,8 @@ struct Rule {
     matcher: Matcher,
     fault: Fault,
     remaining: usize,
+    /// The rule stops applying at this moment (`None`: only `remaining` counts).
+    until: Option<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -143,6 +145,7 @@ impl FaultProxy {
             matcher: Matcher::Operation(operation.to_owned()),
             fault,
             remaining: times,
+            until: None,
         });
     }
 
@@ -153,6 +156,24 @@ impl FaultProxy {
             matcher: Matcher::OperationWith(operation.to_owned(), text.to_owned()),
             fault,
             remaining: times,
+            until: None,
+        });
+    }
+
+    /// Applies `fault` to every call of `operation` whose request body contains `text`, for
+    /// `period` from now (eventual consistency: a change not visible for a while).
+    pub fn inject_for(
+        &self,
+        operation: &str,
+        text: &str,
+        fault: Fault,
+        period: std::time::Duration,
+    ) {
+        self.lock().rules.push(Rule {
+            matcher: Matcher::OperationWith(operation.to_owned(), text.to_owned()),
+            fault,
+            remaining: usize::MAX,
+            until: Some(std::time::Instant::now() + period),
         });
     }
 
@@ -165,6 +186,7 @@ impl FaultProxy {
             matcher: Matcher::Ordinal(n),
             fault,
             remaining: 1,
+            until: None,
         });
     }
 
@@ -249,6 +271,9 @@ async fn handle(
         let ordinal = state.calls.len() - state.ordinal_base;
         let hit = state.rules.iter_mut().find(|rule| {
             rule.remaining > 0
+                && rule
+                    .until
+                    .is_none_or(|until| std::time::Instant::now() < until)
                 && match &rule.matcher {
                     Matcher::Operation(name) => *name == operation,
                     Matcher::Ordinal(n) => *n == ordinal,

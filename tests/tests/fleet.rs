@@ -624,3 +624,57 @@ async fn the_session_deny_policy_is_on_enrolled_users_and_off_after_teardown() {
     assert_eq!(response["Status"], "SUCCESS", "{response}");
     assert!(attached(user.clone()).await.is_empty());
 }
+
+/// IAM is eventually consistent: just after the fleet tags a new user, GetUser and ListUserTags
+/// may not show the tag yet (the fault proxy hides it for 3 s), and the rotation function
+/// refuses a user without it. The fleet starts the first rotation only once GetUser shows the
+/// tag, a run later here, and no step of it fails.
+#[tokio::test]
+async fn the_first_rotation_waits_until_iam_shows_the_users_tag() {
+    use keyrot_integration_tests::fault_proxy::Fault;
+    let world = FleetWorld::new("tagdelay", Duration::from_secs(60), Duration::from_secs(1)).await;
+    let user = world.create_users(1).await.remove(0);
+    let without_tag: &'static str = Box::leak(
+        format!(
+            "<GetUserResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><GetUserResult><User><Path>/</Path><UserName>{user}</UserName><UserId>AIDAKEYROTFAULT</UserId><Arn>arn:aws:iam::123456789012:user/{user}</Arn><CreateDate>2026-01-01T00:00:00Z</CreateDate></User></GetUserResult><ResponseMetadata><RequestId>keyrot-fault</RequestId></ResponseMetadata></GetUserResponse>"
+        )
+        .into_boxed_str(),
+    );
+    let no_tags: &'static str = "<ListUserTagsResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ListUserTagsResult><IsTruncated>false</IsTruncated><Tags/></ListUserTagsResult><ResponseMetadata><RequestId>keyrot-fault</RequestId></ResponseMetadata></ListUserTagsResponse>";
+    world.enrol(&user).await;
+    // From now on for 3 s, IAM's replicas show the user without keyrot's tag.
+    let name = format!("UserName={user}");
+    let lag = Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    world
+        .proxy
+        .inject_for("GetUser", &name, Fault::Respond { body: without_tag }, lag);
+    world
+        .proxy
+        .inject_for("ListUserTags", &name, Fault::Respond { body: no_tags }, lag);
+    let mut first_rotation_run = None;
+    let mut run = 0;
+    while first_rotation_run.is_none() && started.elapsed() < Duration::from_secs(30) {
+        run += 1;
+        let report = world.reconcile_only().await;
+        assert_eq!(report.errors, 0, "{report:?}");
+        if run == 1 {
+            assert_eq!(world.proxy.count("TagUser"), 1, "run 1 tags the user");
+        }
+        // Secrets Manager runs the rotations started; any failed step panics.
+        if world.complete_rotations().await > 0 {
+            first_rotation_run = Some(run);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let first = first_rotation_run.expect("a first rotation within 30 s");
+    assert!(
+        first >= 2,
+        "the first rotation waited for the tag: run {first}"
+    );
+    assert!(
+        started.elapsed() >= lag,
+        "it started only after the tag showed"
+    );
+    assert_eq!(world.key_ids(&user).await.len(), 1, "the user's first key");
+}

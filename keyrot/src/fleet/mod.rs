@@ -27,6 +27,7 @@ pub use config::FleetConfig;
 pub use custom_resource::{is_cloudformation_response_url, CustomResourceResponder};
 pub use handler::{handle_fleet_event, is_fleet_event, FleetError, StackPorts};
 pub use pacer::{Budgets, Cost, Pacer, IAM_WRITES_PER_ROTATION, SECRETS_WRITES_PER_ROTATION};
+pub use policy::readers_only;
 pub use ports::{
     FleetSecrets, ListedSecret, Registry, RegistryUsers, RotationStart, UserPolicies,
     FLEET_SECRET_TAG, MANAGED_USER_TAG,
@@ -195,9 +196,11 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
         let mut rotations = Vec::new();
         for user in &desired {
             let mut user_managed = true;
-            let slot_a_listed = by_name
+            // Slot A rotating: its first rotation (started once IAM showed the user's tag)
+            // mints the user's first key, before slot B's mints the second.
+            let slot_a_enabled = by_name
                 .get(self.secret_name(user, Slot::A).as_str())
-                .is_some_and(|a| a.fleet && a.deleted.is_none());
+                .is_some_and(|a| a.fleet && a.deleted.is_none() && a.rotation_enabled);
             // At most one of the user's slots per run, the earlier tick: the other one's
             // rotation would only carry its key forward while this one is under way.
             let mut user_due: Option<(&ListedSecret, SystemTime)> = None;
@@ -224,10 +227,9 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
                             }
                         }
                     }
-                    // Slot B follows slot A a run later, when the user's enrolment tag has had
-                    // time to reach IAM's checks; a slot B in its recovery window is restored
-                    // alongside slot A.
-                    existing if slot == Slot::B && !slot_a_listed => {
+                    // Slot B follows slot A a run later; a slot B in its recovery window is
+                    // restored alongside slot A.
+                    existing if slot == Slot::B && !slot_a_enabled => {
                         user_managed = false;
                         if existing.is_some_and(|b| b.deleted.is_some()) {
                             work.push(Work::Onboard(user, slot));

@@ -80,7 +80,11 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
                 return Ok(Onboarded::Adopted);
             }
             Some(_) => {
-                // Created by an earlier run that stopped before enabling rotation.
+                // Created by an earlier run that stopped before enabling rotation, or that
+                // found IAM not yet showing the user's tag.
+                if !self.tag_visible(user, secret).await? {
+                    return Ok(Onboarded::Pending);
+                }
                 self.end_sessions(user, pacer).await?;
                 self.lock_and_enable(secret, pacer, starts, report).await?;
             }
@@ -142,6 +146,11 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
                         .create(name, &value, prefix, self.config.kms_key_id.as_deref())
                         .await?;
                 }
+                // The rotation function's rights and its own check depend on the tag: its
+                // first rotation waits until IAM shows it (the next run looks again).
+                if !self.tag_visible(user, secret).await? {
+                    return Ok(Onboarded::Pending);
+                }
                 self.end_sessions(user, pacer).await?;
                 self.lock_and_enable(secret, pacer, starts, report).await?;
             }
@@ -161,6 +170,25 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
         };
         pacer.pay(Cost::IAM_WRITE).await;
         self.iam.attach_user_policy(user, policy).await
+    }
+
+    /// Whether IAM shows the user's enrolment tag yet (it is eventually consistent: just
+    /// after TagUser a read may not, and the rotation function refuses a user without it).
+    async fn tag_visible(&self, user: &str, secret: &str) -> Result<bool, AwsCallError> {
+        let visible = self
+            .iam
+            .get_user(user)
+            .await?
+            .is_some_and(|found| found.is_enrolled());
+        if !visible {
+            info!(
+                decision = "waiting_for_tag",
+                user,
+                secret,
+                "IAM does not show the user's keyrot:managed tag yet; its first rotation starts at a later run"
+            );
+        }
+        Ok(visible)
     }
 
     async fn tag_user(&self, user: &str, pacer: &mut Pacer) -> Result<(), AwsCallError> {
