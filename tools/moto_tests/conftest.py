@@ -245,15 +245,14 @@ class RotationFunction:
         self._thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def rotation_stack(tmp_path_factory):
-    """The launcher with KEYROT_ROTATION_INVOKE_URL pointing at a RotationFunction (no version
-    limit): (Secrets Manager client, the function)."""
+def invoking_stack(tmp_path_factory, name, **variables):
+    """The launcher with KEYROT_ROTATION_INVOKE_URL pointing at a RotationFunction, and
+    VARIABLES: yields (Secrets Manager client, the function)."""
     function = RotationFunction()
     server = None
     try:
         server = start_server(
-            tmp_path_factory, "moto-invoke", KEYROT_ROTATION_INVOKE_URL=function.url
+            tmp_path_factory, name, KEYROT_ROTATION_INVOKE_URL=function.url, **variables
         )
         function.moto_url = server.url
         yield secrets_client(server.url), function
@@ -261,21 +260,17 @@ def rotation_stack(tmp_path_factory):
         if server is not None:
             server.stop()
         function.stop()
+
+
+@pytest.fixture(scope="module")
+def rotation_stack(tmp_path_factory):
+    """An Invoke API and no version limit: (Secrets Manager client, the function)."""
+    yield from invoking_stack(tmp_path_factory, "moto-invoke")
 
 
 @pytest.fixture(scope="module")
 def retrying_rotation_stack(tmp_path_factory):
     """As rotation_stack, with failed rotations reattempted after half a second."""
-    function = RotationFunction()
-    server = None
-    try:
-        server = start_server(
-            tmp_path_factory, "moto-retry", KEYROT_ROTATION_INVOKE_URL=function.url,
-            KEYROT_MOTO_ROTATION_RETRY_SECONDS="0.5",
-        )
-        function.moto_url = server.url
-        yield secrets_client(server.url), function
-    finally:
-        if server is not None:
-            server.stop()
-        function.stop()
+    yield from invoking_stack(
+        tmp_path_factory, "moto-retry", KEYROT_MOTO_ROTATION_RETRY_SECONDS="0.5"
+    )
