@@ -6,7 +6,6 @@
 use keyrot_integration_tests::local_stack::{bin_dir_of_test, LocalStack};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 struct Run {
@@ -16,19 +15,9 @@ struct Run {
 }
 
 fn keyrot(stack: &LocalStack, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_keyrot"))
+    let output = stack
+        .operator_command(std::path::Path::new(env!("CARGO_BIN_EXE_keyrot")))
         .args(args)
-        .env("AWS_ENDPOINT_URL", stack.aws_endpoint())
-        .env(
-            "AWS_ENDPOINT_URL_LAMBDA",
-            stack.ready["lambda_endpoint"]
-                .as_str()
-                .expect("lambda endpoint"),
-        )
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env_remove("AWS_PROFILE")
         .output()
         .expect("run keyrot");
     Run {

@@ -774,36 +774,40 @@ async fn client_secrets_get_the_reader_policy_and_no_rotate_key_loses_a_key() {
     let key_file = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
     let proxy = FaultProxy::start(&moto).await;
     let before = client_api_key(&config, "guarded").await;
+    // rotate-key through the proxy with `fault` on `operation`; the run and its key file.
+    let rotate_key_with = |operation: &str, fault: Fault, file: &str| {
+        proxy.clear_faults();
+        proxy.inject(operation, fault, 100);
+        let path = key_file(file);
+        let run = keyrot(
+            proxy.url(),
+            region,
+            &env,
+            &[
+                "clients",
+                "rotate-key",
+                "guarded",
+                "--force",
+                "--api-key-file",
+                &path,
+            ],
+        );
+        (run, std::path::PathBuf::from(path))
+    };
 
     // Refused by the policy: nothing changes, and no key file is left behind.
-    proxy.inject(
-        "GetSecretValue",
-        Fault::Reject {
-            status: 400,
-            code: "AccessDeniedException",
-        },
-        100,
-    );
-    let denied_file = key_file("denied");
-    let denied = keyrot(
-        proxy.url(),
-        region,
-        &env,
-        &[
-            "clients",
-            "rotate-key",
-            "guarded",
-            "--api-key-file",
-            &denied_file,
-        ],
-    );
+    let access_denied = Fault::Reject {
+        status: 400,
+        code: "AccessDeniedException",
+    };
+    let (denied, denied_file) = rotate_key_with("GetSecretValue", access_denied, "denied");
     assert_ne!(denied.code, 0, "{}", denied.stdout);
     assert!(
         denied.stderr.contains("BreakGlassPrincipalArn"),
         "{}",
         denied.stderr
     );
-    assert!(!std::path::Path::new(&denied_file).exists());
+    assert!(!denied_file.exists());
     assert_eq!(client_api_key(&config, "guarded").await, before);
     // show still shows the client, and says what it could not check.
     let shown = keyrot(proxy.url(), region, &env, &["clients", "show", "guarded"]);
@@ -811,21 +815,7 @@ async fn client_secrets_get_the_reader_policy_and_no_rotate_key_loses_a_key() {
 
     // The write's answer is lost (every attempt): read back, the new key is in place; the
     // file holding it stays.
-    proxy.clear_faults();
-    proxy.inject("PutSecretValue", Fault::FailAfterForward, 100);
-    let lost_file = key_file("lost");
-    let lost = keyrot(
-        proxy.url(),
-        region,
-        &env,
-        &[
-            "clients",
-            "rotate-key",
-            "guarded",
-            "--api-key-file",
-            &lost_file,
-        ],
-    );
+    let (lost, lost_file) = rotate_key_with("PutSecretValue", Fault::FailAfterForward, "lost");
     assert_eq!(lost.code, 0, "{}{}", lost.stdout, lost.stderr);
     assert!(lost.stdout.contains("answer was lost"), "{}", lost.stdout);
     let in_place = client_api_key(&config, "guarded").await;
@@ -836,36 +826,18 @@ async fn client_secrets_get_the_reader_policy_and_no_rotate_key_loses_a_key() {
     assert_eq!(in_place["PreviousApiKey"], before["ApiKey"]);
 
     // The write fails outright: nothing changes, no file is left.
-    proxy.clear_faults();
-    proxy.inject(
-        "PutSecretValue",
-        Fault::Reject {
-            status: 400,
-            code: "InvalidRequestException",
-        },
-        100,
-    );
-    let failed_file = key_file("failed");
-    let failed = keyrot(
-        proxy.url(),
-        region,
-        &env,
-        &[
-            "clients",
-            "rotate-key",
-            "guarded",
-            "--force",
-            "--api-key-file",
-            &failed_file,
-        ],
-    );
+    let refused = Fault::Reject {
+        status: 400,
+        code: "InvalidRequestException",
+    };
+    let (failed, failed_file) = rotate_key_with("PutSecretValue", refused, "failed");
     assert_ne!(failed.code, 0, "{}", failed.stdout);
     assert!(
         failed.stderr.contains("nothing was changed"),
         "{}",
         failed.stderr
     );
-    assert!(!std::path::Path::new(&failed_file).exists());
+    assert!(!failed_file.exists());
     assert_eq!(client_api_key(&config, "guarded").await, in_place);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -99,13 +99,21 @@ async fn caller_arn(config: &aws_config::SdkConfig, key: &Value) -> String {
         .expect("arn")
 }
 
-async fn keys_of(iam: &aws_sdk_iam::Client, user: &str) -> Vec<(String, bool)> {
+async fn access_keys(
+    iam: &aws_sdk_iam::Client,
+    user: &str,
+) -> Vec<aws_sdk_iam::types::AccessKeyMetadata> {
     iam.list_access_keys()
         .user_name(user)
         .send()
         .await
         .expect("list keys")
         .access_key_metadata
+}
+
+async fn keys_of(iam: &aws_sdk_iam::Client, user: &str) -> Vec<(String, bool)> {
+    access_keys(iam, user)
+        .await
         .into_iter()
         .map(|k| {
             (
@@ -411,15 +419,10 @@ async fn rotate_when_free(secrets: &aws_sdk_secretsmanager::Client, secret_id: &
     panic!("RotateSecret on {secret_id} refused for 10 s");
 }
 
-/// alice's keys in IAM, oldest first.
+/// The user's keys in IAM with their creation times, oldest first.
 async fn keys_by_age(iam: &aws_sdk_iam::Client, user: &str) -> Vec<(String, f64)> {
-    let mut keys: Vec<(String, f64)> = iam
-        .list_access_keys()
-        .user_name(user)
-        .send()
+    let mut keys: Vec<(String, f64)> = access_keys(iam, user)
         .await
-        .expect("list keys")
-        .access_key_metadata
         .into_iter()
         .map(|k| {
             let created = k.create_date.map(|d| d.as_secs_f64()).unwrap_or(0.0);
@@ -432,19 +435,9 @@ async fn keys_by_age(iam: &aws_sdk_iam::Client, user: &str) -> Vec<(String, f64)
 
 /// `keyrot revoke USER --key KEY` as an operator runs it against the local stack.
 fn revoke_with_the_cli(stack: &LocalStack, user: &str, key: &str) -> std::process::Output {
-    Command::new(bin_dir().join("keyrot"))
+    stack
+        .operator_command(&bin_dir().join("keyrot"))
         .args(["revoke", user, "--key", key, "--reason", "soak", "--yes"])
-        .env("AWS_ENDPOINT_URL", stack.aws_endpoint())
-        .env(
-            "AWS_ENDPOINT_URL_LAMBDA",
-            stack.ready["lambda_endpoint"]
-                .as_str()
-                .expect("lambda endpoint"),
-        )
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env_remove("AWS_PROFILE")
         .output()
         .expect("run keyrot revoke")
 }

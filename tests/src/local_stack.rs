@@ -117,6 +117,25 @@ impl LocalStack {
         }
     }
 
+    /// `program` (the `keyrot` CLI) set up as an operator runs it against this stack: the AWS
+    /// endpoint, the Lambda emulator for the emergency revoke, and moto's fixed credentials.
+    pub fn operator_command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("AWS_ENDPOINT_URL", self.aws_endpoint())
+            .env(
+                "AWS_ENDPOINT_URL_LAMBDA",
+                self.ready["lambda_endpoint"]
+                    .as_str()
+                    .expect("lambda endpoint"),
+            )
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE");
+        command
+    }
+
     /// Deploys again with `settings` (e.g. `{"interval_seconds": 4}`): the functions restart
     /// with them, as after a stack update. Returns once keyrot-local has been told.
     pub fn redeploy(&self, settings: &Value) {
