@@ -258,6 +258,44 @@ async fn a_refused_put_fails_the_step_with_its_cause_and_loses_no_working_key() 
     world.assert_invariants(Some(&token)).await;
 }
 
+/// A forged mark naming a version the secret never had, on a hand-made key never used, is no
+/// abandoned attempt of keyrot's: such a key is left alone (before, it was deleted to make
+/// room).
+#[tokio::test]
+async fn a_forged_mark_naming_a_version_the_secret_never_had_is_not_trusted() {
+    let mut world = World::new("forged-version").await;
+    world.rotate().await;
+    let foreign = world.add_foreign_key().await;
+    let forged = format!(
+        "keyrot managed secret={} version=00000000-0000-4000-8000-000000000000 interval=600",
+        world.secret_id
+    );
+    world
+        .iam
+        .tag_user()
+        .user_name(&world.user)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(&foreign)
+                .value(forged)
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("forge the mark");
+    let token = world.start_rotation().await;
+    let outcome = world.run_steps(&token).await;
+    assert!(
+        world.key_ids().await.contains(&foreign),
+        "the hand-made key survives: {outcome:?}"
+    );
+    if outcome.is_err() {
+        world.abandon_rotation().await;
+    }
+    world.assert_invariants(None).await;
+}
+
 /// A forged mark (anyone with iam:TagUser on the user can write one) does not get a hand-made
 /// key deleted: keyrot confirms a mark against the secret's version history first.
 #[tokio::test]

@@ -143,4 +143,11 @@ pub trait SecretVersions: Send + Sync {
         secret_id: &str,
         version_id: &str,
     ) -> impl Future<Output = Result<Option<Sensitive>, AwsCallError>> + Send;
+
+    /// Whether the secret's history (deprecated versions included) lists `version_id`.
+    fn version_listed(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<bool, AwsCallError>> + Send;
 }

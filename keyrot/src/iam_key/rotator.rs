@@ -66,7 +66,8 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
     /// tag, which anyone with iam:TagUser on the user can write: a forged one must not get a
     /// hand-made key deleted. A mark is confirmed when the version it names (of this secret or
     /// of the other slot's) holds that key, or (an attempt whose PutSecretValue never
-    /// happened) holds nothing and the key was never used.
+    /// happened) is in the secret's history without a value and the key was never used. A
+    /// version the history does not list proves nothing: anyone can name one.
     async fn confirmed_ledger(
         &self,
         secrets: &[&str],
@@ -86,7 +87,10 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
                 let confirmed = match self.versions.version_value(secret, &mark.version).await? {
                     Some(value) => IamKeySecret::parse(&value, secret, "version")
                         .is_ok_and(|value| value.access_key_id.as_deref() == Some(key.id.as_str())),
-                    None => self.iam.key_last_used(&key.id).await?.is_none(),
+                    None => {
+                        self.versions.version_listed(secret, &mark.version).await?
+                            && self.iam.key_last_used(&key.id).await?.is_none()
+                    }
                 };
                 if !confirmed {
                     warn!(decision = "mark_not_confirmed", key_id = %key.id, version = %mark.version, "the key's mark is not backed by the secret's history: treating the key as not keyrot's");

@@ -162,6 +162,32 @@ impl crate::iam_key::SecretVersions for SecretsManagerStore {
             .await;
         value_or_none(result)
     }
+
+    async fn version_listed(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<bool, AwsCallError> {
+        let mut pages = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(secret_id)
+            .include_deprecated(true)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsCallError::from_sdk("ListSecretVersionIds", &e))?;
+            if page
+                .versions()
+                .iter()
+                .any(|version| version.version_id() == Some(version_id))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// A GetSecretValue answer: the value, `None` for a version without one (or gone).
