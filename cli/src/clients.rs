@@ -641,11 +641,14 @@ pub async fn rotate_key<C: Cloud>(
     } else {
         ""
     };
+    json_value["fetched_keys_valid_for_at_most_seconds"] =
+        json!(deployment.interval().saturating_mul(3).as_secs());
     Ok(Report::ok(
         format!(
-            "client {client}: new API key in place {note}; the previous one keeps working until {} ({} from now), then is refused\n{line}\n",
+            "client {client}: new API key in place {note}; the previous one keeps working until {} ({} from now), then is refused. IAM keys already fetched with either keep working until the Expiration each came with: at most three intervals ({}) from now.\n{line}\n",
             rfc3339(until),
-            crate::output::human_duration(grace)
+            crate::output::human_duration(grace),
+            crate::output::human_duration(deployment.interval().saturating_mul(3))
         ),
         json_value,
     ))

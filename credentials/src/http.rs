@@ -112,12 +112,7 @@ impl KeyApi for HttpApi {
             .header("x-api-key", self.api_key.expose())
             .send_empty();
         let (body, _) = self.read(Call::GenerateToken, "", result)?;
-        let parsed: TokenBody = serde_json::from_slice(&body)
-            .map_err(|_| ApiError::Unexpected("generate-token body is not a token".into()))?;
-        Ok(Token {
-            value: Secret::new(parsed.token),
-            expires_in: parsed.expires_in,
-        })
+        token_from_body(&body)
     }
 
     fn active_key(&self, token: &Secret, user: &str) -> Result<ActiveKey, ApiError> {
@@ -133,31 +128,51 @@ impl KeyApi for HttpApi {
             .header("authorization", format!("Bearer {}", token.expose()))
             .call();
         let (body, server_date) = self.read(Call::ActiveKey, user, result)?;
-        let parsed: KeyBody = serde_json::from_slice(&body)
-            .map_err(|_| ApiError::Unexpected("active-key body is not a key".into()))?;
-        if parsed.user_name.as_deref().is_some_and(|name| name != user) {
-            return Err(ApiError::Unexpected(format!(
-                "asked for {user}, got the key of {}",
-                parsed.user_name.unwrap_or_default()
-            )));
-        }
-        let expiration = parse_rfc3339(&parsed.expiration)
-            .ok_or_else(|| ApiError::Unexpected("Expiration is not RFC 3339".into()))?;
-        let refresh_after = match parsed.refresh_after.as_deref() {
-            Some(text) => Some(
-                parse_rfc3339(text)
-                    .ok_or_else(|| ApiError::Unexpected("RefreshAfter is not RFC 3339".into()))?,
-            ),
-            None => None,
-        };
-        Ok(ActiveKey {
-            access_key_id: parsed.access_key_id,
-            secret_access_key: Secret::new(parsed.secret_access_key),
-            expiration,
-            refresh_after,
-            server_date,
-        })
+        key_from_body(&body, user, server_date)
     }
+}
+
+/// A `POST /generate-token` answer's body (whatever the network delivered).
+pub fn token_from_body(body: &[u8]) -> Result<Token, ApiError> {
+    let parsed: TokenBody = serde_json::from_slice(body)
+        .map_err(|_| ApiError::Unexpected("generate-token body is not a token".into()))?;
+    Ok(Token {
+        value: Secret::new(parsed.token),
+        expires_in: parsed.expires_in,
+    })
+}
+
+/// A `GET /active-key` answer's body for `user`, with the response's `Date` (whatever the
+/// network delivered): another user's key or a time that is not RFC 3339 is refused.
+pub fn key_from_body(
+    body: &[u8],
+    user: &str,
+    server_date: Option<Seconds>,
+) -> Result<ActiveKey, ApiError> {
+    let parsed: KeyBody = serde_json::from_slice(body)
+        .map_err(|_| ApiError::Unexpected("active-key body is not a key".into()))?;
+    if parsed.user_name.as_deref().is_some_and(|name| name != user) {
+        return Err(ApiError::Unexpected(format!(
+            "asked for {user}, got the key of {}",
+            parsed.user_name.unwrap_or_default()
+        )));
+    }
+    let expiration = parse_rfc3339(&parsed.expiration)
+        .ok_or_else(|| ApiError::Unexpected("Expiration is not RFC 3339".into()))?;
+    let refresh_after = match parsed.refresh_after.as_deref() {
+        Some(text) => Some(
+            parse_rfc3339(text)
+                .ok_or_else(|| ApiError::Unexpected("RefreshAfter is not RFC 3339".into()))?,
+        ),
+        None => None,
+    };
+    Ok(ActiveKey {
+        access_key_id: parsed.access_key_id,
+        secret_access_key: Secret::new(parsed.secret_access_key),
+        expiration,
+        refresh_after,
+        server_date,
+    })
 }
 
 /// RFC 3986 percent-encoding of everything but unreserved characters: IAM user names may hold

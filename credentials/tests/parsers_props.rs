@@ -5,6 +5,7 @@
 use keyrot_credentials::api::ActiveKey;
 use keyrot_credentials::cache::{Cache, CachedKey, Entry, Loaded};
 use keyrot_credentials::clock::{parse_http_date, parse_rfc3339, rfc3339, Seconds};
+use keyrot_credentials::http::{key_from_body, token_from_body};
 use keyrot_credentials::key_times::{cached_key, MAX_PROMISE_SECONDS, MIN_REFRESH_SECONDS};
 use keyrot_credentials::secret::Secret;
 use proptest::prelude::*;
@@ -75,6 +76,53 @@ proptest! {
         prop_assert!(capped.refresh_after <= capped.expiration);
         for now in [fetched_at, fetched_at.saturating_add(1), capped.expiration] {
             prop_assert!(!capped.is_fresh(now) || capped.is_valid(now));
+        }
+    }
+}
+
+/// Bodies as an API (or anything in between) might answer: JSON-ish text built from the
+/// fields the helper reads, and raw bytes.
+fn any_body() -> impl Strategy<Value = Vec<u8>> {
+    let field = prop_oneof![
+        Just("\"UserName\""),
+        Just("\"AccessKeyId\""),
+        Just("\"SecretAccessKey\""),
+        Just("\"Expiration\""),
+        Just("\"RefreshAfter\""),
+        Just("\"token\""),
+        Just("\"expires_in\""),
+    ];
+    let value = prop_oneof![
+        Just("\"alice\"".to_owned()),
+        Just("\"mallory\"".to_owned()),
+        Just("\"2026-12-07T22:00:00Z\"".to_owned()),
+        Just("\"9999-99-99T99:99:99Z\"".to_owned()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        ".{0,12}".prop_map(|text| format!("{text:?}")),
+        Just("null".to_owned()),
+    ];
+    prop_oneof![
+        proptest::collection::vec((field, value), 0..7).prop_map(|pairs| {
+            let fields: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            format!("{{{}}}", fields.join(",")).into_bytes()
+        }),
+        proptest::collection::vec(any::<u8>(), 0..128),
+    ]
+}
+
+proptest! {
+    /// Whatever comes back from the network, parsing never panics, and a key is accepted only
+    /// for the user asked about, with times that parse.
+    #[test]
+    fn api_bodies_never_panic_and_only_the_asked_users_key_is_taken(
+        body in any_body(),
+        date in proptest::option::of(any_time()),
+    ) {
+        let _ = token_from_body(&body);
+        if let Ok(key) = key_from_body(&body, "alice", date) {
+            let text = String::from_utf8_lossy(&body);
+            prop_assert!(!text.contains("\"UserName\":\"mallory\""), "{text}");
+            prop_assert_eq!(key.server_date, date);
         }
     }
 }
