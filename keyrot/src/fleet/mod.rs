@@ -158,12 +158,13 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
         let started = Instant::now();
         let deadline = started + run_time;
         let now = SystemTime::now();
-        let (desired, registry) = self.desired().await?;
-        let listed = self
-            .secrets
-            .list(&self.config.managed_prefix)
-            .await
-            .map_err(FleetError::Listing)?;
+        // Both listings at once: they page one after another inside the run's deadline.
+        let (desired, listed) = tokio::join!(
+            self.desired(),
+            self.secrets.list(&self.config.managed_prefix)
+        );
+        let (desired, registry) = desired?;
+        let listed = listed.map_err(FleetError::Listing)?;
         let by_name: BTreeMap<&str, &ListedSecret> = listed
             .iter()
             .map(|secret| (secret.name.as_str(), secret))

@@ -26,6 +26,8 @@ struct World {
     describes: usize,
     /// What ListSecrets answers instead of the secrets, when set.
     stale_listing: Option<BTreeMap<String, ListedSecret>>,
+    /// How long each listing (registry, secrets) takes.
+    listing_latency: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -131,6 +133,8 @@ impl UserPolicies for Aws {
 
 impl Registry for Aws {
     async fn users(&self) -> Result<RegistryUsers, AwsCallError> {
+        let latency = self.world().listing_latency;
+        tokio::time::sleep(latency).await;
         let world = self.world();
         if world.registry_fails {
             return Err(AwsCallError {
@@ -153,6 +157,8 @@ impl Registry for Aws {
 
 impl FleetSecrets for Aws {
     async fn list(&self, prefix: &str) -> Result<Vec<ListedSecret>, AwsCallError> {
+        let latency = self.world().listing_latency;
+        tokio::time::sleep(latency).await;
         let world = self.world();
         // ListSecrets may miss the last five minutes: a test may hand out an old listing.
         let secrets = world.stale_listing.as_ref().unwrap_or(&world.secrets);
@@ -916,4 +922,18 @@ async fn a_stale_listing_starts_no_second_rotation_and_no_second_onboarding() {
     assert!(aws.world().calls.is_empty(), "{:?}", aws.world().calls);
     assert_eq!((report.rotations_started, report.onboarded), (0, 0));
     assert!(aws.world().describes >= 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_registry_and_the_secrets_are_listed_at_once() {
+    let aws = Aws::default();
+    aws.world().listing_latency = Duration::from_secs(10);
+    let started = tokio::time::Instant::now();
+    fleet(&aws, &[]).reconcile().await.unwrap();
+    // 10 s each: together, not one after the other, so dispatch keeps 10 s more of its run.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }
