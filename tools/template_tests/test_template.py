@@ -700,6 +700,11 @@ def test_fixed_alarms_cover_failures_staleness_and_the_fleet(raw):
     assert '"MetricName": "FleetErrors"' in fleet and '"Value": {"Ref": "FleetFunction"}' in fleet
     assert "SecretVersionBudgetAlarm" in alarms
     assert "RotationTickRefusedAlarm" not in alarms and not of_type(raw, "AWS::SQS::Queue")
+    # More users than the budgets rotate in an interval: not a silent drift.
+    cadence = props(alarms["FleetCadenceAlarm"])
+    assert (cadence["Namespace"], cadence["MetricName"], cadence["Statistic"]) == ("keyrot", "FleetUsersBeyondCadence", "Maximum")
+    assert "Dimensions" not in cadence and cadence["Threshold"] == 1
+    assert "cadence_not_kept" in cadence["AlarmDescription"]
 
 
 # ------------------------------------------------------------------ issue 19

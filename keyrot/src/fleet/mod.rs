@@ -175,6 +175,18 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
             ..RunReport::default()
         };
         report.registry_entries_unreadable = registry.unreadable.len() as u64;
+        // Every user needs one rotation an interval (its slots take turns): more users than
+        // the budgets start in an interval drift, so say so every run.
+        let capacity = self.config.budgets.users_per_interval(self.config.interval);
+        report.users_beyond_cadence = (desired.len() as u64).saturating_sub(capacity);
+        if report.users_beyond_cadence > 0 {
+            tracing::warn!(
+                decision = "cadence_not_kept",
+                users = desired.len(),
+                users_per_interval = capacity,
+                "the budgets rotate fewer users per interval than the fleet has: keys rotate less often than every interval"
+            );
+        }
         let (policy, policy_stamp) = self.stack_policy();
         let mut work = Vec::new();
         for secret in &listed {

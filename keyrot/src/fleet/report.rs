@@ -32,6 +32,9 @@ pub struct RunReport {
     pub policies_rewritten: u64,
     /// Registry users outside `EligibleUserPath`, refused (each one logged).
     pub users_not_eligible: u64,
+    /// Users beyond what the budgets rotate in one interval (`Budgets::users_per_interval`):
+    /// above zero, keys rotate less often than every interval.
+    pub users_beyond_cadence: u64,
     /// Every slot up to this time (whole seconds) was due in this run: the next run takes the
     /// slots after it.
     #[serde(skip)]
@@ -93,6 +96,11 @@ impl RunReport {
                 (
                     "FleetUsersNotEligible",
                     count(self.users_not_eligible),
+                    Unit::Count,
+                ),
+                (
+                    "FleetUsersBeyondCadence",
+                    count(self.users_beyond_cadence),
                     Unit::Count,
                 ),
                 (

@@ -937,3 +937,21 @@ async fn the_registry_and_the_secrets_are_listed_at_once() {
         started.elapsed()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn more_users_than_the_budgets_rotate_in_an_interval_are_counted() {
+    let aws = Aws::default();
+    let users: Vec<String> = (0..100).map(|n| format!("user{n}")).collect();
+    for user in &users {
+        aws.add_user(user, &[]);
+    }
+    aws.world().registry = users;
+    let mut fleet = fleet(&aws, &[]);
+    // 1 IAM write a second, 7 per rotation: 85 users in a 10-minute interval.
+    fleet.config.budgets.iam_writes_per_second = 1;
+    let report = fleet.reconcile().await.unwrap();
+    assert_eq!(report.users_beyond_cadence, 15, "{report:?}");
+    // At the test's own generous budgets, nobody is beyond.
+    let report = self::fleet(&aws, &[]).reconcile().await.unwrap();
+    assert_eq!(report.users_beyond_cadence, 0, "{report:?}");
+}
