@@ -678,3 +678,32 @@ async fn the_first_rotation_waits_until_iam_shows_the_users_tag() {
     );
     assert_eq!(world.key_ids(&user).await.len(), 1, "the user's first key");
 }
+
+/// CloudFormation's Create (and Update) of the teardown resource is answered with the users
+/// the deployed budgets rotate in one interval: the stack's UsersPerInterval output.
+#[tokio::test]
+async fn the_stack_learns_how_many_users_its_budgets_rotate_per_interval() {
+    use keyrot_integration_tests::fleet_world::{teardown_event, StackBeingDeleted};
+    let world = FleetWorld::new("capacity", Duration::from_secs(600), Duration::from_secs(1)).await;
+    let mut event = teardown_event();
+    event["RequestType"] = "Create".into();
+    let (result, sent) = world.custom_resource_event(event, &StackBeingDeleted).await;
+    result.expect("answered");
+    let (_, body) = sent.expect("a response");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    // The world's budgets: 1,000 of each a second, so RotateSecret's binds at 600 s.
+    let expected = keyrot::fleet::Budgets {
+        iam_writes_per_second: 1000,
+        secrets_writes_per_second: 1000,
+        rotate_secret_per_second: 1000,
+    }
+    .users_per_interval(Duration::from_secs(600));
+    assert_eq!(
+        body["Data"]["UsersPerInterval"],
+        expected.to_string(),
+        "{body}"
+    );
+    // Nothing is torn down for a Create, whatever the stack's status says.
+    assert_eq!(world.proxy.count("DeleteSecret"), 0);
+}

@@ -617,6 +617,23 @@ def test_teardown_custom_resource_is_served_by_the_fleet(raw):
     assert props(teardown)["ServiceTimeout"] == props(raw["Resources"]["FleetFunction"])["Timeout"]
 
 
+def test_users_per_interval_is_an_output_recomputed_when_its_settings_change(raw):
+    # The fleet function answers Create and Update with the capacity of the settings it runs
+    # with; each setting it depends on is a property, so that changing one sends an Update.
+    teardown = props(raw["Resources"]["FleetTeardown"])
+    env = props(raw["Resources"]["FleetFunction"])["Environment"]["Variables"]
+    for parameter, variable in [
+        ("RotationIntervalMinutes", "KEYROT_ROTATION_INTERVAL_MINUTES"),
+        ("IamWritesPerSecond", "KEYROT_IAM_WRITES_PER_SECOND"),
+        ("SecretsWritesPerSecond", "KEYROT_SECRETS_WRITES_PER_SECOND"),
+        ("RotateSecretPerSecond", "KEYROT_ROTATE_SECRET_PER_SECOND"),
+    ]:
+        assert teardown[parameter] == {"Ref": parameter}
+        assert env[variable] == {"Ref": parameter}, variable
+    output = raw["Outputs"]["UsersPerInterval"]["Value"]
+    assert output == {"Fn::GetAtt": ["FleetTeardown", "UsersPerInterval"]}
+
+
 def test_only_the_signing_key_has_a_native_rotation_schedule(raw):
     # Managed secrets are the fleet's: their rotation is configured by RotateSecret.
     assert list(of_type(raw, "AWS::SecretsManager::RotationSchedule")) == ["SigningKeyRotation"]

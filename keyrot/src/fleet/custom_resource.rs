@@ -133,6 +133,16 @@ pub fn is_cloudformation_response_url(url: &str) -> bool {
 /// The response document; CloudFormation shows `reason` to the operator (kept under its
 /// 4 KB response limit).
 pub fn response(ids: &Ids, success: bool, reason: &str) -> String {
+    response_with_data(ids, success, reason, &[])
+}
+
+/// The response document with attributes the template reads with `Fn::GetAtt`.
+pub fn response_with_data(
+    ids: &Ids,
+    success: bool,
+    reason: &str,
+    data: &[(&str, String)],
+) -> String {
     let mut response = CloudFormationCustomResourceResponse::default();
     response.status = if success {
         CloudFormationCustomResourceResponseStatus::Success
@@ -152,6 +162,10 @@ pub fn response(ids: &Ids, success: bool, reason: &str) -> String {
     response.stack_id = ids.stack_id.clone();
     response.request_id = ids.request_id.clone();
     response.logical_resource_id = ids.logical_resource_id.clone();
+    response.data = data
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect();
     serde_json::to_string(&response).unwrap_or_default()
 }
 

@@ -130,11 +130,28 @@ where
         return Err(FleetError::NotThisStack(reason));
     }
     let (ids, success, reason) = match request {
-        Request::Keep(ids) => (
-            ids,
-            true,
-            "nothing to do until the stack is deleted".to_owned(),
-        ),
+        Request::Keep(ids) => {
+            // The deployed settings' capacity, as the stack's UsersPerInterval output.
+            let users = fleet
+                .config
+                .budgets
+                .users_per_interval(fleet.config.interval);
+            info!(decision = "capacity_reported", users_per_interval = users);
+            stack
+                .responder
+                .respond(
+                    &ids.response_url,
+                    &custom_resource::response_with_data(
+                        &ids,
+                        true,
+                        "nothing to do until the stack is deleted",
+                        &[(USERS_PER_INTERVAL, users.to_string())],
+                    ),
+                )
+                .await
+                .map_err(FleetError::Respond)?;
+            return Ok(Value::Null);
+        }
         Request::Delete(ids) => {
             let status = stack
                 .stacks
@@ -191,6 +208,9 @@ where
         .map_err(FleetError::Respond)?;
     Ok(Value::Null)
 }
+
+/// The teardown resource's attribute with the users the budgets rotate in one interval.
+pub const USERS_PER_INTERVAL: &str = "UsersPerInterval";
 
 /// Time left before the invocation's deadline (epoch milliseconds), less the answer reserve.
 fn remaining(deadline_ms: u64) -> Duration {
