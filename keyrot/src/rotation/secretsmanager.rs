@@ -83,28 +83,18 @@ impl SecretStore for SecretsManagerStore {
         secret_id: &str,
         kept_since: SystemTime,
     ) -> Result<usize, AwsCallError> {
-        let mut pages = self
-            .client
-            .list_secret_version_ids()
-            .secret_id(secret_id)
-            .include_deprecated(true)
-            .max_results(100)
-            .into_paginator()
-            .send();
-        let mut count = 0usize;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsCallError::from_sdk("ListSecretVersionIds", &e))?;
-            let kept = page.versions().iter().filter(|version| {
+        let versions = self.all_versions(secret_id).await?;
+        Ok(versions
+            .iter()
+            .filter(|version| {
                 let labelled = !version.version_stages().is_empty();
                 let young = version
                     .created_date()
                     .and_then(|date| SystemTime::try_from(*date).ok())
                     .is_none_or(|created| created > kept_since);
                 labelled || young
-            });
-            count = count.saturating_add(kept.count());
-        }
-        Ok(count)
+            })
+            .count())
     }
 
     async fn move_stage(
@@ -124,6 +114,29 @@ impl SecretStore for SecretsManagerStore {
             .await
             .map_err(|e| AwsCallError::from_sdk("UpdateSecretVersionStage", &e))?;
         Ok(())
+    }
+}
+
+impl SecretsManagerStore {
+    /// Every version of the secret, deprecated (unlabelled) ones included, all pages.
+    async fn all_versions(
+        &self,
+        secret_id: &str,
+    ) -> Result<Vec<aws_sdk_secretsmanager::types::SecretVersionsListEntry>, AwsCallError> {
+        let mut pages = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(secret_id)
+            .include_deprecated(true)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let mut versions = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsCallError::from_sdk("ListSecretVersionIds", &e))?;
+            versions.extend(page.versions.unwrap_or_default());
+        }
+        Ok(versions)
     }
 }
 
@@ -168,25 +181,11 @@ impl crate::iam_key::SecretVersions for SecretsManagerStore {
         secret_id: &str,
         version_id: &str,
     ) -> Result<bool, AwsCallError> {
-        let mut pages = self
-            .client
-            .list_secret_version_ids()
-            .secret_id(secret_id)
-            .include_deprecated(true)
-            .max_results(100)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsCallError::from_sdk("ListSecretVersionIds", &e))?;
-            if page
-                .versions()
-                .iter()
-                .any(|version| version.version_id() == Some(version_id))
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(self
+            .all_versions(secret_id)
+            .await?
+            .iter()
+            .any(|version| version.version_id() == Some(version_id)))
     }
 }
 
