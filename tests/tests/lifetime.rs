@@ -258,6 +258,24 @@ async fn a_refused_put_fails_the_step_with_its_cause_and_loses_no_working_key() 
     world.assert_invariants(Some(&token)).await;
 }
 
+/// What anyone with iam:TagUser on the user can do: tag `key` with `mark`.
+async fn forge_mark(world: &World, key: &str, mark: &str) {
+    world
+        .iam
+        .tag_user()
+        .user_name(&world.user)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(key)
+                .value(mark)
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("forge the mark");
+}
+
 /// A forged mark naming a version the secret never had, on a hand-made key never used, is no
 /// abandoned attempt of keyrot's: such a key is left alone (before, it was deleted to make
 /// room).
@@ -270,20 +288,7 @@ async fn a_forged_mark_naming_a_version_the_secret_never_had_is_not_trusted() {
         "keyrot managed secret={} version=00000000-0000-4000-8000-000000000000 interval=600",
         world.secret_id
     );
-    world
-        .iam
-        .tag_user()
-        .user_name(&world.user)
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key(&foreign)
-                .value(forged)
-                .build()
-                .expect("tag"),
-        )
-        .send()
-        .await
-        .expect("forge the mark");
+    forge_mark(&world, &foreign, &forged).await;
     let token = world.start_rotation().await;
     let outcome = world.run_steps(&token).await;
     assert!(
@@ -311,20 +316,7 @@ async fn a_forged_mark_on_a_hand_made_key_is_not_trusted() {
         .await
         .into_values()
         .find(|v| v.contains(&token));
-    world
-        .iam
-        .tag_user()
-        .user_name(&world.user)
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key(&foreign)
-                .value(mark.expect("the current key's mark"))
-                .build()
-                .expect("tag"),
-        )
-        .send()
-        .await
-        .expect("forge the mark");
+    forge_mark(&world, &foreign, &mark.expect("the current key's mark")).await;
     let token = world.start_rotation().await;
     let error = world.run_steps(&token).await.unwrap_err();
     assert_eq!(error.code(), "NoFreeKeySlot", "{error}");
