@@ -215,6 +215,27 @@ async fn a_user_with_one_secret_upgrades_in_place_keeping_every_promise() {
     );
 }
 
+/// One user onboarded with both slots (three runs), and each slot's value.
+async fn onboarded_with_both_slots(
+    name: &str,
+    interval: Duration,
+) -> (
+    FleetWorld,
+    String,
+    keyrot::iam_key::IamKeySecret,
+    keyrot::iam_key::IamKeySecret,
+) {
+    let world = FleetWorld::new(name, interval, Duration::from_secs(1)).await;
+    let user = world.create_users(1).await.remove(0);
+    world.enrol(&user).await;
+    for _ in 0..3 {
+        world.reconcile().await;
+    }
+    let a = world.slot_value(&user, Slot::A).await.expect("a");
+    let b = world.slot_value(&user, Slot::B).await.expect("b");
+    (world, user, a, b)
+}
+
 /// A tick is not held up by the other slot carrying its own key forward at the same moment
 /// (an operator's or a native window's early rotation): that rotation changes neither the
 /// key the other slot serves nor when it took over. Before, the tick saw "rotating" and
@@ -223,17 +244,8 @@ async fn a_user_with_one_secret_upgrades_in_place_keeping_every_promise() {
 async fn a_tick_retires_its_key_while_the_other_slot_carries_its_own_forward() {
     use keyrot::rotation::{RotationRequest, Step};
     let interval = Duration::from_secs(5);
-    let world = FleetWorld::new("slots-concurrent", interval, Duration::from_secs(1)).await;
-    let user = world.create_users(1).await.remove(0);
-    world.enrol(&user).await;
-    for _ in 0..3 {
-        world.reconcile().await;
-    }
+    let (world, user, a, b) = onboarded_with_both_slots("slots-concurrent", interval).await;
     let value = |slot| world.slot_value(&user, slot);
-    let (a, b) = (
-        value(Slot::A).await.expect("a"),
-        value(Slot::B).await.expect("b"),
-    );
     // The slot holding the older key ticks (at its retirement tick); the other holds the
     // newer key, which it carries forward meanwhile.
     let (ticking, other, old_key, retires) = if a.created() <= b.created() {
@@ -283,17 +295,8 @@ async fn a_tick_retires_its_key_while_the_other_slot_carries_its_own_forward() {
 async fn a_tick_right_after_the_other_slots_late_tick_waits_out_the_slack_and_retires() {
     use keyrot::rotation::{RotationRequest, Step};
     let interval = Duration::from_secs(5);
-    let world = FleetWorld::new("slots-late", interval, Duration::from_secs(1)).await;
-    let user = world.create_users(1).await.remove(0);
-    world.enrol(&user).await;
-    for _ in 0..3 {
-        world.reconcile().await;
-    }
+    let (world, user, a, b) = onboarded_with_both_slots("slots-late", interval).await;
     let value = |slot| world.slot_value(&user, slot);
-    let (a, b) = (
-        value(Slot::A).await.expect("a"),
-        value(Slot::B).await.expect("b"),
-    );
     // `late` holds the older key and ticks first; `next` ticks right after it.
     let (late, next) = if a.created() <= b.created() {
         (Slot::A, Slot::B)
