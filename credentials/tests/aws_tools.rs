@@ -10,11 +10,12 @@ use support::*;
 
 /// Rotation interval of the CLI test's stack: short enough for several rotations per test.
 const INTERVAL_SECONDS: u64 = 15;
-/// The boto3 test's interval. keyrot's `RefreshAfter` allows a tenth of the interval for the
-/// next rotation to finish; at 15 s that 1.5 s is about what a local rotation takes (it waits
-/// for the superseded key's promise to end), so a refresh could land just before the new key
-/// and be repeated. At 30 s the allowance is 3 s, as a 10-minute interval's 60 s is ample.
-const BOTO3_INTERVAL_SECONDS: u64 = 30;
+/// The boto3 test's interval. `RefreshAfter` allows a tenth of the interval for the other
+/// slot's tick to finish. A tick mints at once (no wait for an earlier promise), but the
+/// local fleet runs only every tenth of the interval, and onboarding adds slot B a run
+/// later: at 20 s each allowance is 2 s, and the run (four intervals) stays under the CLI
+/// test's length, which runs beside it.
+const BOTO3_INTERVAL_SECONDS: u64 = 20;
 
 fn caller_arn(
     stderrs: &mut Vec<String>,
