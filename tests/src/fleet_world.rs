@@ -433,17 +433,43 @@ impl FleetWorld {
             .collect()
     }
 
-    /// Keys on `user` that carry a keyrot mark (made by keyrot).
+    /// Keys on `user` that carry a keyrot mark (made by keyrot): under a slot's tag key or
+    /// the key id.
     pub async fn keyrot_keys(&self, user: &str) -> Vec<String> {
-        let tags = self.tags(user).await;
+        let tags: Vec<(String, String)> = self.tags(user).await.into_iter().collect();
+        let ledger = keyrot::iam_key::KeyLedger::from_tags(&tags);
         self.key_ids(user)
             .await
             .into_iter()
-            .filter(|id| {
-                tags.get(id)
-                    .is_some_and(|value| value.starts_with(keyrot::iam_key::MANAGED_TAG_PREFIX))
-            })
+            .filter(|id| ledger.is_marked(id))
             .collect()
+    }
+
+    /// The operator deletes a key by hand.
+    pub async fn delete_key(&self, user: &str, key_id: &str) {
+        self.iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(key_id)
+            .send()
+            .await
+            .expect("DeleteAccessKey");
+    }
+
+    /// Someone with iam:TagUser on the user writes a tag.
+    pub async fn tag(&self, user: &str, key: &str, value: &str) {
+        let tag = aws_sdk_iam::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .expect("tag");
+        self.iam
+            .tag_user()
+            .user_name(user)
+            .tags(tag)
+            .send()
+            .await
+            .expect("TagUser");
     }
 }
 

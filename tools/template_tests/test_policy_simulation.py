@@ -171,6 +171,11 @@ def test_rotation_role_writes_only_key_marks_and_intents_and_cannot_enrol(transl
         cases += [
             ((action, USER, {**MANAGED, **request}), True),
             ((action, USER, {**MANAGED, "aws:TagKeys": ["keyrot:creating:0b2c9a4e-1111"]}), True),
+            ((action, USER, {**MANAGED, "aws:TagKeys": ["keyrot:slot:a"]}), True),
+            ((action, USER, {**MANAGED, "aws:TagKeys": ["keyrot:slot:b"]}), True),
+            ((action, USER, {"aws:TagKeys": ["keyrot:slot:a"]}), False),  # unmanaged user
+            ((action, USER, {**MANAGED, "aws:TagKeys": ["keyrot:slot:c"]}), False),
+            ((action, USER, {**MANAGED, "aws:TagKeys": ["keyrot:slot:"]}), False),
             ((action, USER, request), False),  # unmanaged user
             # keyrot:managed itself: rotation-fn can neither enrol a user nor release one.
             ((action, USER, {**MANAGED, "aws:TagKeys": ["keyrot:managed"]}), False),
@@ -213,11 +218,13 @@ def test_fleet_releases_managed_users_only(translated):
     for action in ("iam:ListAccessKeys", "iam:DeleteAccessKey", "iam:ListUserTags"):
         cases.append(((action, USER, MANAGED), True))
         cases.append(((action, USER, {}), False))
-    for keys in ([KEY_ID], ["keyrot:creating:t"], ["keyrot:managed"]):
+    for keys in ([KEY_ID], ["keyrot:slot:a"], ["keyrot:slot:b"], ["keyrot:creating:t"],
+                 ["keyrot:managed"]):
         cases.append((("iam:UntagUser", USER, {**MANAGED, "aws:TagKeys": keys}), True))
         cases.append((("iam:UntagUser", USER, {"aws:TagKeys": keys}), False))
     cases.append((("iam:UntagUser", USER, {**MANAGED, "aws:TagKeys": ["team"]}), False))
     cases.append((("iam:TagUser", USER, {**MANAGED, "aws:TagKeys": [KEY_ID], "aws:RequestTag/" + KEY_ID: "until="}), True))
+    cases.append((("iam:TagUser", USER, {**MANAGED, **SLOT_MARK}), True))
     decide(translated, "FleetFunctionRole", cases)
 
 
@@ -448,6 +455,9 @@ INTENT = "keyrot:creating:0b2c9a4e-1111"
 MARK = {"aws:TagKeys": [KEY_ID],
         "aws:RequestTag/" + KEY_ID: "keyrot managed secret=keyrot/iam/alice/b version=t until=1"}
 CREATING = {"aws:TagKeys": [INTENT], "aws:RequestTag/" + INTENT: "secret=keyrot/iam/alice"}
+SLOT_MARK = {"aws:TagKeys": ["keyrot:slot:b"],
+             "aws:RequestTag/keyrot:slot:b": "keyrot managed secret=keyrot/iam/alice/b version=t "
+                                             "interval=600 key=" + KEY_ID}
 FLEET_TAG = {"aws:TagKeys": ["keyrot:fleet"], "aws:RequestTag/keyrot:fleet": "keyrot/iam/"}
 FLEET_OWNED = {"aws:ResourceTag/keyrot:fleet": "keyrot/iam/"}
 ENROL = {"aws:TagKeys": ["keyrot:managed"], "aws:RequestTag/keyrot:managed": "keyrot/iam/"}
@@ -476,7 +486,8 @@ CALLS = {
         ("iam:GetAccessKeyLastUsed", USER, MANAGED),
         ("iam:ListUserTags", USER, MANAGED),
         ("iam:TagUser", USER, {**MANAGED, **MARK}),
-        ("iam:TagUser", USER, {**MANAGED, **CREATING}),
+        ("iam:TagUser", USER, {**MANAGED, **SLOT_MARK}),
+        ("iam:UntagUser", USER, {**MANAGED, "aws:TagKeys": [INTENT]}),
         ("iam:UntagUser", USER, {**MANAGED, "aws:TagKeys": [KEY_ID, INTENT]}),
         # revoke/: RotateSecret of either slot (which needs InvokeFunction on the rotation
         # function) and the clients that may read the user.
@@ -517,7 +528,8 @@ CALLS = {
         ("iam:DeleteAccessKey", USER, MANAGED),
         ("iam:ListUserTags", USER, MANAGED),
         ("iam:TagUser", USER, {**MANAGED, **MARK}),
-        ("iam:UntagUser", USER, {**MANAGED, "aws:TagKeys": [KEY_ID, INTENT, "keyrot:managed"]}),
+        ("iam:TagUser", USER, {**MANAGED, **SLOT_MARK}),
+        ("iam:UntagUser", USER, {**MANAGED, "aws:TagKeys": [KEY_ID, "keyrot:slot:a", "keyrot:slot:b", INTENT, "keyrot:managed"]}),
         # Ending a managed user's sessions (KEYROT_SESSION_DENY_POLICY_ARN), and undoing it.
         ("iam:AttachUserPolicy", USER, {**MANAGED, "iam:PolicyARN": SESSION_DENY_POLICY}),
         ("iam:DetachUserPolicy", USER, {**MANAGED, "iam:PolicyARN": SESSION_DENY_POLICY}),

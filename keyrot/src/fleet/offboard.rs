@@ -76,7 +76,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
         if let Some(keys) =
             UserKeys::read(&self.iam, user, std::slice::from_ref(&secret.name)).await?
         {
-            for (key_id, mark) in &keys.managed {
+            for (_, mark) in &keys.managed {
                 let until = now + self.kept_after_deletion(mark);
                 kept_until = kept_until.max(until);
                 if mark.until.is_some_and(|recorded| recorded >= until) {
@@ -84,7 +84,7 @@ impl<R: Registry, S: FleetSecrets + Clone + 'static, I: IamKeys + UserPolicies> 
                 }
                 pacer.pay(Cost::IAM_WRITE).await;
                 self.iam
-                    .tag_user(user, key_id, &mark.with_until(until))
+                    .tag_user(user, &mark.tag_key, &mark.with_until(until))
                     .await?;
             }
         }

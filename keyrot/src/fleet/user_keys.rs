@@ -1,7 +1,7 @@
 //! One user's keyrot-made keys, as the fleet sees them when it offboards or tears down: which
 //! keys a secret made, and until when each is promised to clients.
 
-use crate::iam_key::{IamKeys, KeyLedger, ManagedMark, INTENT_TAG_PREFIX};
+use crate::iam_key::{IamKeys, KeyLedger, ManagedMark, INTENT_TAG_PREFIX, SLOT_MARK_TAG_PREFIX};
 use crate::AwsCallError;
 use std::time::SystemTime;
 
@@ -49,11 +49,22 @@ impl UserKeys {
             .iter()
             .flat_map(|secret| ledger.stale_marks(secret, &existing))
             .collect();
+        // Intents of earlier releases, and slot marks whose key is gone (a revoked key's).
+        let in_use: std::collections::HashSet<&str> = managed
+            .iter()
+            .map(|(_, mark)| mark.tag_key.as_str())
+            .collect();
         leftover_tags.extend(
             tags.iter()
-                .filter(|(key, _)| key.starts_with(INTENT_TAG_PREFIX))
-                .map(|(key, _)| key.clone()),
+                .map(|(key, _)| key)
+                .filter(|key| {
+                    key.starts_with(INTENT_TAG_PREFIX)
+                        || (key.starts_with(SLOT_MARK_TAG_PREFIX) && !in_use.contains(key.as_str()))
+                })
+                .cloned(),
         );
+        leftover_tags.sort();
+        leftover_tags.dedup();
         Ok(Some(Self {
             managed,
             leftover_tags,
@@ -81,7 +92,11 @@ impl UserKeys {
         for (key_id, _) in &self.managed {
             iam.delete_access_key(user, key_id).await?;
         }
-        let mut tags: Vec<String> = self.managed.iter().map(|(id, _)| id.clone()).collect();
+        let mut tags: Vec<String> = self
+            .managed
+            .iter()
+            .map(|(_, mark)| mark.tag_key.clone())
+            .collect();
         tags.extend(self.leftover_tags.iter().cloned());
         if self.has_managed_tag {
             tags.push(super::ports::MANAGED_USER_TAG.to_owned());

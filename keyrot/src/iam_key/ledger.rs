@@ -1,15 +1,23 @@
 //! keyrot's bookkeeping on the IAM user, kept in user tags so it survives crashes:
 //!
-//! * managed-key marks: tag key = access key id (the IAM console's convention for key
-//!   descriptions), value = `keyrot managed secret=<secret name> version=<token>
+//! * managed-key marks: value = `keyrot managed secret=<secret name> version=<token>
 //!   interval=<seconds>` (the rotation interval the key was minted under, which bounds its
 //!   promises for the fleet, which may not read the secret's value), with ` until=<unix
-//!   seconds>` appended once the key stops being AWSCURRENT: the end of the key lifetime
-//!   contract's promise to clients that fetched it (see [`Promise`]). Marks written before
-//!   the interval was recorded have none;
-//! * creation intents: tag key = `keyrot:creating:<token>`, value =
-//!   `at=<unix seconds> keys=<ids present before>`, written just before CreateAccessKey so a
-//!   key whose creation response was lost can be recognised and removed by the next attempt.
+//!   seconds>` appended once the end of the key lifetime contract's promise to clients is
+//!   recorded (see [`Promise`]). A slot secret's key is marked under the slot's own tag key,
+//!   `keyrot:slot:<a|b>`, with ` key=<access key id>` after the interval: each new key of the
+//!   slot overwrites the mark of the key it replaced (which its tick has just deleted), so a
+//!   new key costs one tag write and no removal. A one-secret user's keys (whose superseded
+//!   key outlives the next one) are marked under the key id itself (the IAM console's
+//!   convention for key descriptions). Marks written before the interval was recorded have
+//!   none;
+//! * creation intents: tag key = `keyrot:creating:<a|b>` (the slot's), value = `at=<unix
+//!   seconds> keys=<ids present before> version=<token>`, written just before CreateAccessKey
+//!   so a key whose creation response was lost can be recognised and removed by the next
+//!   attempt. The slot's next attempt overwrites it: an intent whose version a mark also names
+//!   is complete, and proves nothing. A one-secret user's intents are keyed by the token
+//!   (`keyrot:creating:<token>`, as earlier releases wrote every intent) and removed when the
+//!   rotation finishes.
 //!
 //! Tag values allow only letters, digits, spaces and `_ . : / = + - @`, hence the format.
 
@@ -22,8 +30,11 @@ pub const MANAGED_TAG_PREFIX: &str = "keyrot managed secret=";
 /// carrying it, and the rotation function itself refuses a user without it.
 pub const MANAGED_USER_TAG: &str = "keyrot:managed";
 pub const INTENT_TAG_PREFIX: &str = "keyrot:creating:";
+/// Tag keys of slot marks: the slot's label follows (`keyrot:slot:a`, `keyrot:slot:b`).
+pub const SLOT_MARK_TAG_PREFIX: &str = "keyrot:slot:";
 const VERSION_SEPARATOR: &str = " version=";
 const INTERVAL_SEPARATOR: &str = " interval=";
+const KEY_SEPARATOR: &str = " key=";
 const UNTIL_SEPARATOR: &str = " until=";
 const IAM_TAG_VALUE_MAX: usize = 256;
 /// Room kept in a new mark for the ` until=<unix seconds>` written when the key is retired.
@@ -38,8 +49,21 @@ pub struct CreationIntent {
 }
 
 impl CreationIntent {
+    /// The tag key of a one-secret user's intent: the rotation token's own.
     pub fn tag_key(token: &str) -> String {
         format!("{INTENT_TAG_PREFIX}{token}")
+    }
+
+    /// The tag key of `slot`'s intent, overwritten by the slot's next attempt.
+    pub fn slot_tag_key(slot: crate::key_slots::Slot) -> String {
+        format!("{INTENT_TAG_PREFIX}{}", slot.label())
+    }
+
+    /// Whether `tag_key` is a slot's intent (not removed: overwritten).
+    pub fn is_slot_tag_key(tag_key: &str) -> bool {
+        crate::key_slots::Slot::BOTH
+            .iter()
+            .any(|slot| Self::slot_tag_key(*slot) == tag_key)
     }
 
     pub fn tag_value(&self) -> String {
@@ -48,16 +72,23 @@ impl CreationIntent {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        format!("at={seconds} keys={}", self.keys_before.join(" "))
+        format!(
+            "at={seconds} keys={} version={}",
+            self.keys_before.join(" "),
+            self.token
+        )
     }
 
     fn parse(tag_key: &str, value: &str) -> Option<Self> {
-        let token = tag_key.strip_prefix(INTENT_TAG_PREFIX)?;
+        let suffix = tag_key.strip_prefix(INTENT_TAG_PREFIX)?;
         let mut at = None;
+        let mut version = None;
         let mut keys_before = Vec::new();
         for word in value.split_whitespace() {
             if let Some(seconds) = word.strip_prefix("at=") {
                 at = seconds.parse::<u64>().ok();
+            } else if let Some(token) = word.strip_prefix("version=") {
+                version = Some(token.to_owned());
             } else {
                 let id = word.strip_prefix("keys=").unwrap_or(word);
                 if !id.is_empty() {
@@ -65,8 +96,14 @@ impl CreationIntent {
                 }
             }
         }
+        // A slot's intent names its version; earlier releases' are keyed by it.
+        let token = match version {
+            Some(token) => token,
+            None if Self::is_slot_tag_key(tag_key) => return None,
+            None => suffix.to_owned(),
+        };
         Some(Self {
-            token: token.to_owned(),
+            token,
             // A hostile or garbled `at=` must not overflow the clock: such a tag is malformed.
             at: UNIX_EPOCH.checked_add(Duration::from_secs(at?))?,
             keys_before,
@@ -87,17 +124,29 @@ impl CreationIntent {
     }
 }
 
+/// The tag key of `slot`'s mark.
+pub fn slot_mark_tag_key(slot: crate::key_slots::Slot) -> String {
+    format!("{SLOT_MARK_TAG_PREFIX}{}", slot.label())
+}
+
+/// Room kept in a new mark for the key id of a slot mark: AWS's access key ids are 20
+/// characters. IAM allows up to 128; a longer id than reserved gets its mark under the key id
+/// instead ([`ManagedMark::for_slot_key`]).
+const KEY_RESERVE: usize = KEY_SEPARATOR.len() + 20;
+
 /// The managed-key mark for a key created for `secret` in rotation `token`, to be handed out
 /// under `interval`; `None` when the secret name is too long to fit IAM's tag value limit.
 pub fn managed_tag_value(secret: &str, token: &str, interval: Duration) -> Option<String> {
-    let value = ManagedMark {
+    let mark = ManagedMark {
         secret: secret.to_owned(),
         version: token.to_owned(),
         interval: Some(interval),
+        key: None,
         until: None,
-    }
-    .value();
-    (value.len() + UNTIL_RESERVE <= IAM_TAG_VALUE_MAX).then_some(value)
+        tag_key: String::new(),
+    };
+    let value = mark.value();
+    (value.len() + KEY_RESERVE + UNTIL_RESERVE <= IAM_TAG_VALUE_MAX).then_some(value)
 }
 
 /// A managed key's mark.
@@ -108,9 +157,13 @@ pub struct ManagedMark {
     /// The rotation interval the key was minted under (a carried-forward key keeps it);
     /// `None` on marks written before it was recorded.
     pub interval: Option<Duration>,
+    /// The key a slot mark names; `None` in a mark stored under the key id.
+    pub key: Option<String>,
     /// When the promise to clients that fetched this key ends; `None` while it is (or was
     /// never recorded as having stopped being) AWSCURRENT.
     pub until: Option<SystemTime>,
+    /// The tag key the mark is stored under (the slot's, or the key id); not in the value.
+    pub tag_key: String,
 }
 
 impl ManagedMark {
@@ -127,6 +180,12 @@ impl ManagedMark {
             }
             None => (mark, None),
         };
+        let (mark, key) = match mark.rsplit_once(KEY_SEPARATOR) {
+            Some((rest, key)) if !key.is_empty() => (rest, Some(key.to_owned())),
+            // `key=` with nothing after it: garbled, untrusted.
+            Some(_) => return None,
+            None => (mark, None),
+        };
         let (mark, interval) = match mark.rsplit_once(INTERVAL_SEPARATOR) {
             // Garbled like `until=`: the whole mark is untrusted.
             Some((rest, seconds)) => (rest, Some(Duration::from_secs(seconds.parse().ok()?))),
@@ -137,8 +196,22 @@ impl ManagedMark {
             secret: secret.to_owned(),
             version: version.to_owned(),
             interval,
+            key,
             until,
+            tag_key: String::new(),
         })
+    }
+
+    /// The mark `value` of a new key as a slot mark naming `key_id`, to be stored under the
+    /// slot's tag key; `None` when it would not fit IAM's limit with room for the promise.
+    pub fn for_slot_key(value: &str, key_id: &str) -> Option<String> {
+        let mark = Self::parse(value)?;
+        let value = Self {
+            key: Some(key_id.to_owned()),
+            ..mark
+        }
+        .value();
+        (value.len() + UNTIL_RESERVE <= IAM_TAG_VALUE_MAX).then_some(value)
     }
 
     /// The tag value with the promise's end recorded.
@@ -157,6 +230,9 @@ impl ManagedMark {
         );
         if let Some(interval) = self.interval {
             value.push_str(&format!("{INTERVAL_SEPARATOR}{}", interval.as_secs()));
+        }
+        if let Some(key) = &self.key {
+            value.push_str(&format!("{KEY_SEPARATOR}{key}"));
         }
         if let Some(until) = self.until {
             let seconds = until
@@ -183,9 +259,24 @@ impl KeyLedger {
         for (key, value) in tags {
             if let Some(intent) = CreationIntent::parse(key, value) {
                 ledger.intents.push(intent);
-            } else if let Some(mark) = ManagedMark::parse(value) {
-                ledger.managed.insert(key.clone(), mark);
+                continue;
             }
+            let Some(mark) = ManagedMark::parse(value) else {
+                continue;
+            };
+            let mark = ManagedMark {
+                tag_key: key.clone(),
+                ..mark
+            };
+            // A slot mark names its key; a mark under a key id names that key, and one naming
+            // another key too is garbled.
+            let key_id = match (key.starts_with(SLOT_MARK_TAG_PREFIX), &mark.key) {
+                (true, Some(id)) => id.clone(),
+                (false, None) => key.clone(),
+                (false, Some(id)) if id == key => key.clone(),
+                _ => continue,
+            };
+            ledger.managed.insert(key_id, mark);
         }
         ledger
     }
@@ -207,13 +298,13 @@ impl KeyLedger {
         self.managed.contains_key(key_id)
     }
 
-    /// Marks of `secret` whose key no longer exists.
+    /// Tag keys of the marks of `secret` whose key no longer exists.
     pub fn stale_marks(&self, secret: &str, existing: &HashSet<&str>) -> Vec<String> {
         let mut stale: Vec<String> = self
             .managed
             .iter()
             .filter(|(id, mark)| mark.secret == secret && !existing.contains(id.as_str()))
-            .map(|(id, _)| id.clone())
+            .map(|(_, mark)| mark.tag_key.clone())
             .collect();
         stale.sort();
         stale
@@ -221,6 +312,17 @@ impl KeyLedger {
 
     pub fn intents(&self) -> &[CreationIntent] {
         &self.intents
+    }
+
+    /// Intents of attempts that may have lost a key: not those whose version a mark names (the
+    /// attempt got its key and marked it), which a slot's intent stays as until overwritten.
+    pub fn open_intents(&self) -> impl Iterator<Item = &CreationIntent> {
+        self.intents.iter().filter(|intent| {
+            !self
+                .managed
+                .values()
+                .any(|mark| mark.version == intent.token)
+        })
     }
 
     /// The same ledger without the marks of `keys`.
@@ -260,6 +362,80 @@ mod tests {
             ledger.stale_marks("keyrot/iam/alice", &existing),
             vec!["AKIA1"]
         );
+    }
+
+    /// A slot's key is marked under the slot's tag key, naming the key: found by key id, its
+    /// promise recorded under the same tag key, and a mark that names no key (or, under a key
+    /// id, another key) is not trusted.
+    #[test]
+    fn slot_marks_name_their_key_and_stay_under_the_slot_tag() {
+        let secret = "keyrot/iam/alice/b";
+        let value = managed_tag_value(secret, "tok-3", Duration::from_secs(600)).expect("fits");
+        let slot_value = ManagedMark::for_slot_key(&value, "AKIAIOSFODNN7EXAMPLE").expect("fits");
+        let tag = slot_mark_tag_key(crate::key_slots::Slot::B);
+        assert_eq!(tag, "keyrot:slot:b");
+        let ledger = KeyLedger::from_tags(&tags(&[(&tag, &slot_value)]));
+        let mark = ledger
+            .mark_for("AKIAIOSFODNN7EXAMPLE", secret)
+            .expect("found by its key id");
+        assert_eq!(
+            (mark.tag_key.as_str(), mark.version.as_str(), mark.interval),
+            ("keyrot:slot:b", "tok-3", Some(Duration::from_secs(600)))
+        );
+        let until = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let recorded = mark.with_until(until);
+        assert!(recorded.len() <= IAM_TAG_VALUE_MAX);
+        let reread = KeyLedger::from_tags(&tags(&[(&tag, &recorded)]));
+        let reread = reread
+            .mark_for("AKIAIOSFODNN7EXAMPLE", secret)
+            .expect("still found");
+        assert_eq!(reread.until, Some(until));
+        // Its key gone (a revoke), the mark is stale under its own tag key.
+        assert_eq!(
+            reread_stale(&recorded, &tag, secret),
+            vec!["keyrot:slot:b".to_owned()]
+        );
+        // Untrusted: a slot mark naming no key, a key-id mark naming another key.
+        assert!(!KeyLedger::from_tags(&tags(&[(&tag, &value)])).is_marked("AKIAIOSFODNN7EXAMPLE"));
+        let other = KeyLedger::from_tags(&tags(&[("AKIAOTHER", &slot_value)]));
+        assert!(!other.is_marked("AKIAOTHER") && !other.is_marked("AKIAIOSFODNN7EXAMPLE"));
+        // A mark under the key id naming that same key is the key's.
+        let same = ManagedMark::for_slot_key(&value, "AKIASAME").expect("fits");
+        assert!(KeyLedger::from_tags(&tags(&[("AKIASAME", &same)])).is_marked("AKIASAME"));
+    }
+
+    fn reread_stale(value: &str, tag: &str, secret: &str) -> Vec<String> {
+        KeyLedger::from_tags(&tags(&[(tag, value)])).stale_marks(secret, &HashSet::new())
+    }
+
+    /// A slot's intent names its version; it stays open (a lost key may be its) until a mark
+    /// names the same version, and without a version it is not trusted.
+    #[test]
+    fn a_slot_intent_is_open_until_a_mark_names_its_version() {
+        let tag = CreationIntent::slot_tag_key(crate::key_slots::Slot::A);
+        assert_eq!(tag, "keyrot:creating:a");
+        let intent = CreationIntent {
+            token: "tok-4".into(),
+            at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            keys_before: vec!["AKIAB".into()],
+        };
+        let open = KeyLedger::from_tags(&tags(&[(&tag, &intent.tag_value())]));
+        assert_eq!(
+            open.open_intents().cloned().collect::<Vec<_>>(),
+            vec![intent.clone()]
+        );
+        let value =
+            managed_tag_value("keyrot/iam/alice", "tok-4", Duration::from_secs(600)).expect("fits");
+        let marked = ManagedMark::for_slot_key(&value, "AKIANEW").expect("fits");
+        let done = KeyLedger::from_tags(&tags(&[
+            (&tag, &intent.tag_value()),
+            ("keyrot:slot:a", &marked),
+        ]));
+        assert_eq!(done.intents().len(), 1);
+        assert_eq!(done.open_intents().count(), 0);
+        assert!(KeyLedger::from_tags(&tags(&[(&tag, "at=5 keys=AKIAB")]))
+            .intents()
+            .is_empty());
     }
 
     #[test]

@@ -329,7 +329,9 @@ mod tests {
                 secret: SECRET.into(),
                 version: "tok".into(),
                 interval: Some(Duration::from_secs(600)),
+                key: None,
                 until: None,
+                tag_key: String::new(),
             }
             .with_until(at(seconds)),
             None => value,
@@ -471,7 +473,9 @@ mod tests {
             secret: SIBLING.into(),
             version: "tok".into(),
             interval: Some(Duration::from_secs(600)),
+            key: None,
             until: None,
+            tag_key: String::new(),
         };
         let value = match until {
             Some(seconds) => mark.with_until(at(seconds)),

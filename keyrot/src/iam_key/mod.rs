@@ -8,7 +8,8 @@ mod sdk;
 mod secret;
 
 pub use ledger::{
-    CreationIntent, KeyLedger, ManagedMark, INTENT_TAG_PREFIX, MANAGED_TAG_PREFIX, MANAGED_USER_TAG,
+    CreationIntent, KeyLedger, ManagedMark, INTENT_TAG_PREFIX, MANAGED_TAG_PREFIX,
+    MANAGED_USER_TAG, SLOT_MARK_TAG_PREFIX,
 };
 pub use lifetime::KeyLifetime;
 pub use ports::{

@@ -2,7 +2,10 @@
 //! keys, touching the AWSCURRENT key, deleting a key still promised to clients (see
 //! [`super::lifetime`]), or touching a key keyrot did not create.
 
-use super::ledger::{managed_tag_value, CreationIntent, KeyLedger, MANAGED_USER_TAG};
+use super::ledger::{
+    managed_tag_value, slot_mark_tag_key, CreationIntent, KeyLedger, ManagedMark, MANAGED_USER_TAG,
+    SLOT_MARK_TAG_PREFIX,
+};
 use super::lifetime::{self, Decision, KeyLifetime, Sibling, Slots};
 use super::ports::{
     AccessKeyInfo, IamKeys, IamUser, KeyCheck, KeyVerifier, SecretVersions, SiblingSecret,
@@ -157,12 +160,13 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
     /// Unmarked keys that are the product of an interrupted CreateAccessKey.
     async fn lost_creations(
         &self,
+        secret: &SecretRef,
         keys: &[AccessKeyInfo],
         ledger: &KeyLedger,
     ) -> Result<HashSet<String>, RotationError> {
         let mut lost = HashSet::new();
         for key in keys {
-            if !ledger.is_marked(&key.id) && self.is_lost_creation(key, ledger).await? {
+            if !ledger.is_marked(&key.id) && self.is_lost_creation(secret, key, ledger).await? {
                 lost.insert(key.id.clone());
             }
         }
@@ -170,20 +174,34 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
     }
 
     /// An unmarked key is the product of an interrupted CreateAccessKey if it appeared
-    /// during a recorded attempt and nobody has ever used it (nobody but IAM saw its secret).
+    /// during a recorded attempt that never stored a key (its version of the secret has no
+    /// value: an attempt that did store one is done, even when its mark was overwritten since,
+    /// which a forger can do), and nobody has ever used it (nobody but IAM saw its secret).
     async fn is_lost_creation(
         &self,
+        secret: &SecretRef,
         key: &AccessKeyInfo,
         ledger: &KeyLedger,
     ) -> Result<bool, RotationError> {
         let Some(created) = key.created else {
             return Ok(false);
         };
-        if !ledger
-            .intents()
-            .iter()
-            .any(|intent| intent.could_have_created(&key.id, created))
+        let mut recorded = false;
+        for intent in ledger
+            .open_intents()
+            .filter(|intent| intent.could_have_created(&key.id, created))
         {
+            if self
+                .versions
+                .version_value(&secret.name, &intent.token)
+                .await?
+                .is_none()
+            {
+                recorded = true;
+                break;
+            }
+        }
+        if !recorded {
             return Ok(false);
         }
         Ok(self.iam.key_last_used(&key.id).await?.is_none())
@@ -202,7 +220,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> IamKeyRotator<I, V, S> {
             return Ok(());
         };
         self.iam
-            .tag_user(user, key_id, &mark.with_until(until))
+            .tag_user(user, &mark.tag_key, &mark.with_until(until))
             .await?;
         info!(decision = "promise_recorded", user, key_id, until = %crate::time::rfc3339(until));
         Ok(())
@@ -487,7 +505,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
         let ledger = self
             .confirmed_ledger(&marked_for, KeyLedger::from_tags(&tags), &keys, &known)
             .await?;
-        let lost = self.lost_creations(&keys, &ledger).await?;
+        let lost = self.lost_creations(secret, &keys, &ledger).await?;
         let slack = key_slots::slack(self.settings.lifetime.interval);
         let mut now = SystemTime::now();
         // When their key became current, at the latest: recorded by a carry-forward, else the
@@ -566,8 +584,10 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             self.retire(&user.name, key_id, reason).await?;
         }
 
-        // Drop bookkeeping that no longer describes anything: marks of deleted keys and the
-        // intents of earlier attempts (their lost keys were just removed).
+        // Drop bookkeeping that no longer describes anything: marks of deleted keys stored
+        // under their key ids, and intents keyed by a token (their lost keys were just
+        // removed). A slot's mark and intent stay: the slot's next key overwrites them, at no
+        // extra write.
         let retired: HashSet<&str> = plan.retire.iter().map(|(id, _)| id.as_str()).collect();
         let remaining: Vec<&str> = keys
             .iter()
@@ -575,12 +595,17 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             .filter(|id| !retired.contains(id))
             .collect();
         let existing: HashSet<&str> = remaining.iter().copied().collect();
-        let mut obsolete = ledger.stale_marks(&secret.name, &existing);
+        let mut obsolete: Vec<String> = ledger
+            .stale_marks(&secret.name, &existing)
+            .into_iter()
+            .filter(|tag| !tag.starts_with(SLOT_MARK_TAG_PREFIX))
+            .collect();
         obsolete.extend(
             ledger
                 .intents()
                 .iter()
-                .map(|i| CreationIntent::tag_key(&i.token)),
+                .map(|i| CreationIntent::tag_key(&i.token))
+                .filter(|tag| tags.iter().any(|(key, _)| key == tag)),
         );
         if !obsolete.is_empty() {
             self.iam.untag_user(&user.name, &obsolete).await?;
@@ -627,20 +652,35 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             }
         }
 
+        // The attempt is recorded before the key exists, so that a lost response is
+        // recognised; under the slot's tag key when the user has two slots (overwriting its
+        // last intent), and the key's mark likewise (overwriting the mark of the key this
+        // tick retired): a new key costs two tag writes and no removal.
+        let slot = sibling
+            .as_ref()
+            .and_then(|_| key_slots::parse_secret_name(&self.settings.managed_prefix, &secret.name))
+            .map(|(_, slot)| slot);
         let intent = CreationIntent {
             token: token.to_owned(),
             at: SystemTime::now(),
             keys_before: remaining.iter().map(|id| (*id).to_owned()).collect(),
         };
+        let intent_tag = match slot {
+            Some(slot) => CreationIntent::slot_tag_key(slot),
+            None => CreationIntent::tag_key(token),
+        };
         self.iam
-            .tag_user(
-                &user.name,
-                &CreationIntent::tag_key(token),
-                &intent.tag_value(),
-            )
+            .tag_user(&user.name, &intent_tag, &intent.tag_value())
             .await?;
         let new_key = self.create_after_deletions(&user.name).await?;
-        self.iam.tag_user(&user.name, &new_key.id, &mark).await?;
+        let slot_mark = slot.and_then(|slot| {
+            Some((
+                slot_mark_tag_key(slot),
+                ManagedMark::for_slot_key(&mark, &new_key.id)?,
+            ))
+        });
+        let (tag_key, tag_value) = slot_mark.unwrap_or_else(|| (new_key.id.clone(), mark));
+        self.iam.tag_user(&user.name, &tag_key, &tag_value).await?;
         info!(decision = "created_key", user = %user.name, key_id = %new_key.id);
 
         // A fresh key is handed out under the configured interval, whatever the last one had.
@@ -722,6 +762,11 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
         superseded: Option<&Sensitive>,
     ) -> Result<(), RotationError> {
         let promoted = self.parse_value(secret, promoted, Stage::Current)?;
+        // A slot's key is retired at its tick (createSecret deleted the superseded key before
+        // minting) or carried forward: no promise is left to record, and its intent stays.
+        if promoted.expires().is_some() {
+            return Ok(());
+        }
         let user = promoted.user_name.as_str();
         let intent_tag = CreationIntent::tag_key(token);
         let tags = self.iam.list_user_tags(user).await?;
