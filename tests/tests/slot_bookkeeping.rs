@@ -95,6 +95,16 @@ async fn a_tick_that_makes_a_key_writes_four_iam_calls_and_removes_nothing() {
         "{:?}",
         world.proxy.calls()
     );
+    // Secrets Manager reads of the four steps: finishSecret does not read the promoted value
+    // again (it read it as AWSPENDING a moment before the label move).
+    let reads = |operation| world.proxy.count(operation);
+    eprintln!(
+        "GetSecretValue {}, DescribeSecret {}, ListSecretVersionIds {}",
+        reads("GetSecretValue"),
+        reads("DescribeSecret"),
+        reads("ListSecretVersionIds")
+    );
+    assert!(reads("GetSecretValue") <= 9, "{:?}", world.proxy.calls());
     let keys = world.key_ids(&user).await;
     assert!(!keys.contains(&old_key) && keys.len() == 2, "{keys:?}");
     // One intent and one mark per slot, whatever the number of ticks: nothing accumulates.

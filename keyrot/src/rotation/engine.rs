@@ -104,7 +104,7 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
                     }
                     None => None,
                 };
-                self.complete_finish(id, &secret, token, &description, superseded.as_ref())
+                self.complete_finish(id, &secret, token, &description, None, superseded.as_ref())
                     .await?;
             }
             info!(
@@ -274,8 +274,9 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
         token: &str,
         description: &SecretDescription,
     ) -> Result<StepOutcome, RotationError> {
-        // Fail before touching labels if the new version was never created.
-        self.pending_value(id, secret, token).await?;
+        // Fail before touching labels if the new version was never created. Its value is the
+        // promoted one: the label move does not change it, so it is not read again.
+        let promoted = self.pending_value(id, secret, token).await?;
         let superseded = self.current_value(id, secret).await?;
         let previous_current = description
             .versions_with(Stage::Current)
@@ -290,8 +291,15 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
             previous_version = previous_current.unwrap_or("none"),
             "moved AWSCURRENT to the new version"
         );
-        self.complete_finish(id, secret, token, description, Some(&superseded))
-            .await?;
+        self.complete_finish(
+            id,
+            secret,
+            token,
+            description,
+            Some(promoted),
+            Some(&superseded),
+        )
+        .await?;
         if description.has_stage(token, Stage::VersionLimitRefused) {
             // A reattempt got through once versions aged out: the mark has done its work, and
             // a labelled version is one Secrets Manager never removes.
@@ -324,13 +332,14 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
 
     /// The part of finishSecret after the promotion: no version but the promoted one may keep
     /// AWSPENDING, or the next RotateSecret is refused as "rotation in progress"; then the
-    /// kind's own tidy-up.
+    /// kind's own tidy-up. `promoted` is the promoted version's value when the caller has it.
     async fn complete_finish(
         &self,
         id: &str,
         secret: &SecretRef,
         token: &str,
         description: &SecretDescription,
+        promoted: Option<Sensitive>,
         superseded: Option<&Sensitive>,
     ) -> Result<(), RotationError> {
         // AWSPENDING on the promoted version ends the rotation as far as Secrets Manager is
@@ -357,14 +366,17 @@ impl<S: SecretStore, R: Rotator> RotationEngine<S, R> {
                 Err(error) => return Err(error.into()),
             }
         }
-        let promoted = self
-            .store
-            .get_value(id, Some(token), Stage::Current)
-            .await?
-            .ok_or_else(|| RotationError::MissingValue {
-                secret: secret.name.clone(),
-                stage: Stage::Current.label(),
-            })?;
+        let promoted = match promoted {
+            Some(value) => value,
+            None => self
+                .store
+                .get_value(id, Some(token), Stage::Current)
+                .await?
+                .ok_or_else(|| RotationError::MissingValue {
+                    secret: secret.name.clone(),
+                    stage: Stage::Current.label(),
+                })?,
+        };
         self.rotator
             .finished(secret, token, &promoted, superseded)
             .await
