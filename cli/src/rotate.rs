@@ -59,7 +59,10 @@ async fn slot_of_key<C: Cloud>(
             return Ok(secret.clone());
         }
     }
-    let ledger = keyrot::iam_key::KeyLedger::from_tags(&cloud.list_user_tags(user).await?);
+    let ledger = keyrot::iam_key::KeyLedger::from_tags_and_keys(
+        &cloud.list_user_tags(user).await?,
+        &cloud.list_access_keys(user).await?,
+    );
     Ok(if ledger.mark_for(key, &b).is_some() {
         b
     } else {

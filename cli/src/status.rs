@@ -150,9 +150,10 @@ fn assess(
     );
     let current_id = value.as_ref().and_then(|v| v.access_key_id.clone());
     let key_created = value.as_ref().and_then(IamKeySecret::created);
-    let ledger = match &observed.tags {
-        Ok(tags) => KeyLedger::from_tags(tags),
-        Err(_) => KeyLedger::default(),
+    let ledger = match (&observed.tags, &observed.keys) {
+        (Ok(tags), Ok(keys)) => KeyLedger::from_tags_and_keys(tags, keys),
+        (Ok(tags), Err(_)) => KeyLedger::from_tags(tags),
+        (Err(_), _) => KeyLedger::default(),
     };
     let mut slots = Vec::new();
     match &observed.keys {

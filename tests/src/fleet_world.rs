@@ -436,8 +436,13 @@ impl FleetWorld {
     /// Keys on `user` that carry a keyrot mark (made by keyrot): under a slot's tag key or
     /// the key id.
     pub async fn keyrot_keys(&self, user: &str) -> Vec<String> {
+        use keyrot::iam_key::IamKeys;
         let tags: Vec<(String, String)> = self.tags(user).await.into_iter().collect();
-        let ledger = keyrot::iam_key::KeyLedger::from_tags(&tags);
+        let keys = keyrot::iam_key::IamSdk::new(self.iam.clone())
+            .list_access_keys(user)
+            .await
+            .expect("ListAccessKeys");
+        let ledger = keyrot::iam_key::KeyLedger::from_tags_and_keys(&tags, &keys);
         self.key_ids(user)
             .await
             .into_iter()

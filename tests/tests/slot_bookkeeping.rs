@@ -1,8 +1,8 @@
 //! The slots' bookkeeping on moto, counted at the fault proxy: a tick that makes a key writes
-//! four IAM calls (the retired key's deletion, the attempt's intent, the new key, its mark)
-//! and removes nothing, because the slot's intent and mark overwrite the last ones. A lost
-//! CreateAccessKey response and a crash before the mark are recovered by the next attempt,
-//! and a forged mark under a slot's tag key gets no hand-made key deleted.
+//! three IAM calls (the retired key's deletion, the slot's mark, the new key) and removes
+//! nothing, because the slot's mark, written before the key, overwrites the last one. A lost
+//! CreateAccessKey response, a refused one and a failed PutSecretValue are recovered by the
+//! next attempt, and a forged mark under a slot's tag key gets no hand-made key deleted.
 
 use keyrot::iam_key::IamKeySecret;
 use keyrot::key_slots::Slot;
@@ -81,7 +81,7 @@ async fn bookkeeping(world: &FleetWorld, user: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_tick_that_makes_a_key_writes_four_iam_calls_and_removes_nothing() {
+async fn a_tick_that_makes_a_key_writes_three_iam_calls_and_removes_nothing() {
     let (world, user, slot, old_key) = at_a_tick("book-count").await;
     let secret = keyrot::key_slots::secret_name(&world.prefix, &user, slot);
     world.proxy.forget_calls();
@@ -91,7 +91,7 @@ async fn a_tick_that_makes_a_key_writes_four_iam_calls_and_removes_nothing() {
     writes.sort();
     assert_eq!(
         writes,
-        ["CreateAccessKey", "DeleteAccessKey", "TagUser", "TagUser"],
+        ["CreateAccessKey", "DeleteAccessKey", "TagUser"],
         "{:?}",
         world.proxy.calls()
     );
@@ -107,22 +107,17 @@ async fn a_tick_that_makes_a_key_writes_four_iam_calls_and_removes_nothing() {
     assert!(reads("GetSecretValue") <= 9, "{:?}", world.proxy.calls());
     let keys = world.key_ids(&user).await;
     assert!(!keys.contains(&old_key) && keys.len() == 2, "{keys:?}");
-    // One intent and one mark per slot, whatever the number of ticks: nothing accumulates.
+    // One mark per slot, whatever the number of ticks: nothing accumulates.
     assert_eq!(
         bookkeeping(&world, &user).await,
-        [
-            "keyrot:creating:a",
-            "keyrot:creating:b",
-            "keyrot:slot:a",
-            "keyrot:slot:b"
-        ]
+        ["keyrot:slot:a", "keyrot:slot:b"]
     );
     assert_eq!(world.keyrot_keys(&user).await.len(), 2, "both keys marked");
 }
 
 /// IAM makes the key but its answer is lost: the next attempt (Secrets Manager's, same token)
-/// finds the unmarked, never-used key in the window of the slot's open intent, deletes it and
-/// makes another.
+/// finds the key the slot's mark names (it appeared in the attempt's window), which the
+/// attempt never stored, deletes it and makes another.
 #[tokio::test]
 async fn a_lost_create_response_on_a_tick_is_recovered_by_the_next_attempt() {
     let (world, user, slot, _) = at_a_tick("book-lost").await;
@@ -157,34 +152,50 @@ async fn a_lost_create_response_on_a_tick_is_recovered_by_the_next_attempt() {
     assert_eq!(world.keyrot_keys(&user).await.len(), 2, "both keys marked");
 }
 
-/// The key is made but the mark is never written (a crash between the two): the next
-/// attempt treats it as the attempt's lost key.
+/// The key is made and marked, but PutSecretValue fails: the next attempt deletes the key
+/// its version never stored and makes another. CreateAccessKey refused after the mark was
+/// written leaves a mark that names nothing, which the next attempt overwrites.
 #[tokio::test]
-async fn a_crash_before_the_mark_is_recovered_by_the_next_attempt() {
+async fn a_failed_store_or_a_refused_create_is_recovered_by_the_next_attempt() {
     let (world, user, slot, _) = at_a_tick("book-crash").await;
     let secret = keyrot::key_slots::secret_name(&world.prefix, &user, slot);
     let token = start_rotation(&world.secrets, &secret, true).await;
-    // The mark's call, not the intent's: only its tag key says "slot".
-    world.proxy.inject_when(
-        "TagUser",
-        "slot",
+    world.proxy.inject(
+        "CreateAccessKey",
+        Fault::Reject {
+            status: 403,
+            code: "AccessDenied",
+        },
+        1,
+    );
+    let before = world.key_ids(&user).await;
+    let error = run(&world, &secret, &token).await.unwrap_err();
+    assert!(error.contains("CreateAccessKey"), "{error}");
+    assert_eq!(
+        world.key_ids(&user).await.len(),
+        before.len() - 1,
+        "retired, none made"
+    );
+
+    world.proxy.inject(
+        "PutSecretValue",
         Fault::Reject {
             status: 500,
-            code: "ServiceFailure",
+            code: "InternalServiceError",
         },
         // Every attempt of the SDK's retries.
         10,
     );
     let before = world.key_ids(&user).await;
     let error = run(&world, &secret, &token).await.unwrap_err();
-    assert!(error.contains("TagUser"), "{error}");
+    assert!(error.contains("PutSecretValue"), "{error}");
     world.proxy.clear_faults();
-    let after_crash = world.key_ids(&user).await;
-    let unmarked: Vec<&String> = after_crash
+    let after_failure = world.key_ids(&user).await;
+    let unstored: Vec<&String> = after_failure
         .iter()
         .filter(|id| !before.contains(id))
         .collect();
-    assert_eq!(unmarked.len(), 1, "{before:?} then {after_crash:?}");
+    assert_eq!(unstored.len(), 1, "{before:?} then {after_failure:?}");
 
     run(&world, &secret, &token).await.expect("the reattempt");
     let keys = world.key_ids(&user).await;
@@ -195,17 +206,15 @@ async fn a_crash_before_the_mark_is_recovered_by_the_next_attempt() {
         .expect("a key");
     assert!(keys.contains(&new_key) && keys.len() == 2, "{keys:?}");
     assert!(
-        !keys.contains(unmarked[0]),
-        "the unmarked key is gone: {keys:?}"
+        !keys.contains(unstored[0]),
+        "the unstored key is gone: {keys:?}"
     );
     assert_eq!(world.keyrot_keys(&user).await.len(), 2, "both keys marked");
 }
 
 /// Someone with iam:TagUser writes a slot mark naming a hand-made key and a version the slot
-/// never had: the key is not keyrot's, so the tick refuses (no free slot) instead of
-/// deleting it. The overwritten mark leaves the slot's last intent without a mark naming its
-/// version; that attempt stored its key, so the intent does not make the hand-made key (new
-/// and never used, in the intent's window) a lost creation either.
+/// never had, with an attempt whose window covers the key: the key is not keyrot's (the
+/// version proves nothing), so the tick refuses (no free slot) instead of deleting it.
 #[tokio::test]
 async fn a_forged_slot_mark_gets_no_hand_made_key_deleted() {
     let (world, user, slot, old_key) = at_a_tick("book-forged").await;
@@ -213,9 +222,14 @@ async fn a_forged_slot_mark_gets_no_hand_made_key_deleted() {
     // Free a place for the hand-made key: the operator deletes the slot's due key by hand.
     world.delete_key(&user, &old_key).await;
     let hand_made = world.add_hand_made_key(&user).await;
+    // The attempt's window covers the hand-made key, just made.
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
     let forged = format!(
         "keyrot managed secret={secret} version=00000000-0000-0000-0000-000000000000 \
-         interval=4 key={hand_made}"
+         interval=4 at={now} keys="
     );
     world
         .tag(&user, &format!("keyrot:slot:{}", slot.label()), &forged)

@@ -522,15 +522,17 @@ def test_rotation_concurrency_default_follows_from_the_budgets(raw):
     # Issue 13: the dispatcher starts rotations at the tightest budget divided by that
     # service's calls per rotation; the rotation function must be able to run that many at once.
     import math
+    from fractions import Fraction
 
     sizing = raw["Metadata"]["keyrot:RotationSizing"]
     default = lambda name: raw["Parameters"][name]["Default"]
+    # Exact arithmetic: 10/3 in floating point would make ceil(100.00000000000001) = 101.
     rate = min(
-        default("IamWritesPerSecond") / sizing["IamWritesPerRotation"],
-        default("SecretsWritesPerSecond") / sizing["SecretsWritesPerRotation"],
-        default("RotateSecretPerSecond") / sizing["RotateSecretCallsPerRotation"],
+        Fraction(default("IamWritesPerSecond"), sizing["IamWritesPerRotation"]),
+        Fraction(default("SecretsWritesPerSecond"), sizing["SecretsWritesPerRotation"]),
+        Fraction(default("RotateSecretPerSecond"), sizing["RotateSecretCallsPerRotation"]),
     )
-    expected = math.ceil(rate * sizing["RotationSeconds"] * sizing["SafetyPercent"] / 100)
+    expected = math.ceil(rate * sizing["RotationSeconds"] * Fraction(sizing["SafetyPercent"], 100))
     assert default("RotationReservedConcurrency") == expected
     # Secrets Manager's own per-account rates (aws-facts.md) bound the two shares.
     assert raw["Parameters"]["SecretsWritesPerSecond"]["MaxValue"] == 50

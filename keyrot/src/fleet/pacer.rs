@@ -15,10 +15,10 @@ pub struct Budgets {
 }
 
 /// The IAM writes of a slot's tick that makes a new key, counted at the fault proxy over whole
-/// rotations (BENCHMARKS.md, "Fleet"): the retired key's DeleteAccessKey, the attempt's
-/// intent, CreateAccessKey and the new key's mark; the intent and the mark overwrite the
-/// slot's last ones, so nothing is removed. A carry-forward writes none.
-pub const IAM_WRITES_PER_ROTATION: u64 = 4;
+/// rotations (BENCHMARKS.md, "Fleet"): the retired key's DeleteAccessKey, the slot's mark
+/// (written before the key, it overwrites the last one and tells the key that appears next)
+/// and CreateAccessKey. A carry-forward writes none.
+pub const IAM_WRITES_PER_ROTATION: u64 = 3;
 /// PutSecretValue (createSecret) and UpdateSecretVersionStage (finishSecret).
 pub const SECRETS_WRITES_PER_ROTATION: u64 = 2;
 
@@ -148,9 +148,9 @@ mod tests {
 
     #[test]
     fn the_tightest_budget_sets_the_rotation_rate() {
-        // IAM: 10 / 4 writes per rotation.
-        assert!((DEFAULTS.rotations_per_second() - 10.0 / 4.0).abs() < 1e-9);
-        assert_eq!(DEFAULTS.users_per_interval(Duration::from_secs(600)), 1500);
+        // IAM: 10 / 3 writes per rotation.
+        assert!((DEFAULTS.rotations_per_second() - 10.0 / 3.0).abs() < 1e-9);
+        assert_eq!(DEFAULTS.users_per_interval(Duration::from_secs(600)), 2000);
         let generous_iam = Budgets {
             iam_writes_per_second: 1000,
             ..DEFAULTS
@@ -165,9 +165,9 @@ mod tests {
         for _ in 0..11 {
             pacer.pay(Cost::ROTATION).await;
         }
-        // The first starts at once, then one every 0.4 s (4 IAM writes at 10/s).
+        // The first starts at once, then one every 0.3 s (3 IAM writes at 10/s).
         let elapsed = Instant::now() - begin;
-        assert_eq!(elapsed, Duration::from_millis(4000));
+        assert_eq!(elapsed, Duration::from_millis(3000));
     }
 
     #[tokio::test(start_paused = true)]
@@ -179,6 +179,6 @@ mod tests {
         pacer.pay(Cost::SECRETS_WRITE).await;
         assert_eq!(Instant::now() - begin, Duration::from_millis(100));
         pacer.pay(Cost::IAM_WRITE).await;
-        assert_eq!(Instant::now() - begin, Duration::from_millis(400));
+        assert_eq!(Instant::now() - begin, Duration::from_millis(300));
     }
 }

@@ -890,8 +890,8 @@ async fn onboarding_and_late_slots_take_turns_when_the_run_is_short() {
     }
     aws.world().registry = registry;
     let mut fleet = fleet(&aws, &[]);
-    // Budgets that allow about 4 rotations in the run: 4 IAM writes each at 4 a second, 4 s.
-    fleet.config.budgets.iam_writes_per_second = 4;
+    // Budgets that allow about 4 rotations in the run: 3 IAM writes each at 3 a second, 4 s.
+    fleet.config.budgets.iam_writes_per_second = 3;
     fleet.config.run_time = Duration::from_secs(4);
     let report = fleet.reconcile().await.unwrap();
     assert!(report.onboarded >= 1, "{report:?}");
@@ -941,13 +941,13 @@ async fn the_registry_and_the_secrets_are_listed_at_once() {
 #[tokio::test(start_paused = true)]
 async fn more_users_than_the_budgets_rotate_in_an_interval_are_counted() {
     let aws = Aws::default();
-    let users: Vec<String> = (0..180).map(|n| format!("user{n}")).collect();
+    let users: Vec<String> = (0..230).map(|n| format!("user{n}")).collect();
     for user in &users {
         aws.add_user(user, &[]);
     }
     aws.world().registry = users;
     let mut fleet = fleet(&aws, &[]);
-    // 1 IAM write a second, 4 per rotation: 150 users in a 10-minute interval.
+    // 1 IAM write a second, 3 per rotation: 200 users in a 10-minute interval.
     fleet.config.budgets.iam_writes_per_second = 1;
     let report = fleet.reconcile().await.unwrap();
     assert_eq!(report.users_beyond_cadence, 30, "{report:?}");

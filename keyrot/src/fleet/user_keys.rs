@@ -1,7 +1,7 @@
 //! One user's keyrot-made keys, as the fleet sees them when it offboards or tears down: which
 //! keys a secret made, and until when each is promised to clients.
 
-use crate::iam_key::{IamKeys, KeyLedger, ManagedMark, INTENT_TAG_PREFIX, SLOT_MARK_TAG_PREFIX};
+use crate::iam_key::{IamKeys, KeyLedger, ManagedMark, INTENT_TAG_PREFIX};
 use crate::AwsCallError;
 use std::time::SystemTime;
 
@@ -33,7 +33,7 @@ impl UserKeys {
             Err(error) if error.has_code("NoSuchEntity") => return Ok(None),
             Err(error) => return Err(error),
         };
-        let ledger = KeyLedger::from_tags(&tags);
+        let ledger = KeyLedger::from_tags_and_keys(&tags, &keys);
         let managed: Vec<(String, ManagedMark)> = keys
             .iter()
             .filter_map(|key| {
@@ -49,7 +49,7 @@ impl UserKeys {
             .iter()
             .flat_map(|secret| ledger.stale_marks(secret, &existing))
             .collect();
-        // Intents of earlier releases, and slot marks whose key is gone (a revoked key's).
+        // Intents, and slot marks whose key is gone (a revoked key's).
         let in_use: std::collections::HashSet<&str> = managed
             .iter()
             .map(|(_, mark)| mark.tag_key.as_str())
@@ -57,11 +57,14 @@ impl UserKeys {
         leftover_tags.extend(
             tags.iter()
                 .map(|(key, _)| key)
-                .filter(|key| {
-                    key.starts_with(INTENT_TAG_PREFIX)
-                        || (key.starts_with(SLOT_MARK_TAG_PREFIX) && !in_use.contains(key.as_str()))
-                })
+                .filter(|key| key.starts_with(INTENT_TAG_PREFIX))
                 .cloned(),
+        );
+        leftover_tags.extend(
+            ledger
+                .slot_mark_tags()
+                .into_iter()
+                .filter(|key| !in_use.contains(key.as_str())),
         );
         leftover_tags.sort();
         leftover_tags.dedup();

@@ -4,23 +4,23 @@
 //!   interval=<seconds>` (the rotation interval the key was minted under, which bounds its
 //!   promises for the fleet, which may not read the secret's value), with ` until=<unix
 //!   seconds>` appended once the end of the key lifetime contract's promise to clients is
-//!   recorded (see [`Promise`]). A slot secret's key is marked under the slot's own tag key,
-//!   `keyrot:slot:<a|b>`, with ` key=<access key id>` after the interval: each new key of the
-//!   slot overwrites the mark of the key it replaced (which its tick has just deleted), so a
-//!   new key costs one tag write and no removal. A one-secret user's keys (whose superseded
-//!   key outlives the next one) are marked under the key id itself (the IAM console's
-//!   convention for key descriptions). Marks written before the interval was recorded have
-//!   none;
-//! * creation intents: tag key = `keyrot:creating:<a|b>` (the slot's), value = `at=<unix
-//!   seconds> keys=<ids present before> version=<token>`, written just before CreateAccessKey
-//!   so a key whose creation response was lost can be recognised and removed by the next
-//!   attempt. The slot's next attempt overwrites it: an intent whose version a mark also names
-//!   is complete, and proves nothing. A one-secret user's intents are keyed by the token
-//!   (`keyrot:creating:<token>`, as earlier releases wrote every intent) and removed when the
-//!   rotation finishes.
+//!   recorded (see [`Promise`]). A slot's key is marked under the slot's own tag key,
+//!   `keyrot:slot:<a|b>`, written once, *before* CreateAccessKey, with the attempt appended
+//!   (` at=<unix seconds> keys=<ids present before, joined by +>`): the slot's key is the one
+//!   that appeared in that attempt's window ([`KeyLedger::from_tags_and_keys`]), so a key whose
+//!   creation response was lost is recognised as the attempt's, and each tick costs one tag
+//!   write that overwrites the last one (whose key the tick has just deleted). A one-secret
+//!   user's keys (whose superseded key outlives the next one) are marked under the key id
+//!   itself (the IAM console's convention for key descriptions), after CreateAccessKey. Marks
+//!   written before the interval was recorded have none;
+//! * creation intents (one-secret users, and earlier releases): tag key =
+//!   `keyrot:creating:<token>`, value = `at=<unix seconds> keys=<ids present before>`,
+//!   written just before CreateAccessKey so a key whose creation response was lost can be
+//!   recognised and removed by the next attempt.
 //!
 //! Tag values allow only letters, digits, spaces and `_ . : / = + - @`, hence the format.
 
+use super::ports::AccessKeyInfo;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,7 +34,8 @@ pub const INTENT_TAG_PREFIX: &str = "keyrot:creating:";
 pub const SLOT_MARK_TAG_PREFIX: &str = "keyrot:slot:";
 const VERSION_SEPARATOR: &str = " version=";
 const INTERVAL_SEPARATOR: &str = " interval=";
-const KEY_SEPARATOR: &str = " key=";
+const AT_SEPARATOR: &str = " at=";
+const KEYS_SEPARATOR: &str = " keys=";
 const UNTIL_SEPARATOR: &str = " until=";
 const IAM_TAG_VALUE_MAX: usize = 256;
 /// Room kept in a new mark for the ` until=<unix seconds>` written when the key is retired.
@@ -49,21 +50,8 @@ pub struct CreationIntent {
 }
 
 impl CreationIntent {
-    /// The tag key of a one-secret user's intent: the rotation token's own.
     pub fn tag_key(token: &str) -> String {
         format!("{INTENT_TAG_PREFIX}{token}")
-    }
-
-    /// The tag key of `slot`'s intent, overwritten by the slot's next attempt.
-    pub fn slot_tag_key(slot: crate::key_slots::Slot) -> String {
-        format!("{INTENT_TAG_PREFIX}{}", slot.label())
-    }
-
-    /// Whether `tag_key` is a slot's intent (not removed: overwritten).
-    pub fn is_slot_tag_key(tag_key: &str) -> bool {
-        crate::key_slots::Slot::BOTH
-            .iter()
-            .any(|slot| Self::slot_tag_key(*slot) == tag_key)
     }
 
     pub fn tag_value(&self) -> String {
@@ -72,23 +60,16 @@ impl CreationIntent {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        format!(
-            "at={seconds} keys={} version={}",
-            self.keys_before.join(" "),
-            self.token
-        )
+        format!("at={seconds} keys={}", self.keys_before.join(" "))
     }
 
     fn parse(tag_key: &str, value: &str) -> Option<Self> {
-        let suffix = tag_key.strip_prefix(INTENT_TAG_PREFIX)?;
+        let token = tag_key.strip_prefix(INTENT_TAG_PREFIX)?;
         let mut at = None;
-        let mut version = None;
         let mut keys_before = Vec::new();
         for word in value.split_whitespace() {
             if let Some(seconds) = word.strip_prefix("at=") {
                 at = seconds.parse::<u64>().ok();
-            } else if let Some(token) = word.strip_prefix("version=") {
-                version = Some(token.to_owned());
             } else {
                 let id = word.strip_prefix("keys=").unwrap_or(word);
                 if !id.is_empty() {
@@ -96,14 +77,8 @@ impl CreationIntent {
                 }
             }
         }
-        // A slot's intent names its version; earlier releases' are keyed by it.
-        let token = match version {
-            Some(token) => token,
-            None if Self::is_slot_tag_key(tag_key) => return None,
-            None => suffix.to_owned(),
-        };
         Some(Self {
-            token,
+            token: token.to_owned(),
             // A hostile or garbled `at=` must not overflow the clock: such a tag is malformed.
             at: UNIX_EPOCH.checked_add(Duration::from_secs(at?))?,
             keys_before,
@@ -129,10 +104,10 @@ pub fn slot_mark_tag_key(slot: crate::key_slots::Slot) -> String {
     format!("{SLOT_MARK_TAG_PREFIX}{}", slot.label())
 }
 
-/// Room kept in a new mark for the key id of a slot mark: AWS's access key ids are 20
-/// characters. IAM allows up to 128; a longer id than reserved gets its mark under the key id
-/// instead ([`ManagedMark::for_slot_key`]).
-const KEY_RESERVE: usize = KEY_SEPARATOR.len() + 20;
+/// Room kept in a new mark for a slot's attempt: ` at=` and ten digits, ` keys=` and the one
+/// key a user can have before CreateAccessKey makes its second (AWS's ids are 20 characters;
+/// a longer one may not fit, and the rotation then says the name is too long).
+const ATTEMPT_RESERVE: usize = AT_SEPARATOR.len() + 10 + KEYS_SEPARATOR.len() + 20;
 
 /// The managed-key mark for a key created for `secret` in rotation `token`, to be handed out
 /// under `interval`; `None` when the secret name is too long to fit IAM's tag value limit.
@@ -141,12 +116,64 @@ pub fn managed_tag_value(secret: &str, token: &str, interval: Duration) -> Optio
         secret: secret.to_owned(),
         version: token.to_owned(),
         interval: Some(interval),
+        attempt: None,
         key: None,
         until: None,
         tag_key: String::new(),
     };
     let value = mark.value();
-    (value.len() + KEY_RESERVE + UNTIL_RESERVE <= IAM_TAG_VALUE_MAX).then_some(value)
+    (value.len() + ATTEMPT_RESERVE + UNTIL_RESERVE <= IAM_TAG_VALUE_MAX).then_some(value)
+}
+
+/// A slot's mark for the key its rotation `token` is about to create, written before
+/// CreateAccessKey: the keys the user has at `at` are not it. `None` when it would not fit
+/// IAM's limit with room for the promise.
+pub fn slot_mark_value(
+    secret: &str,
+    token: &str,
+    interval: Duration,
+    at: SystemTime,
+    keys_before: &[String],
+) -> Option<String> {
+    let value = ManagedMark {
+        secret: secret.to_owned(),
+        version: token.to_owned(),
+        interval: Some(interval),
+        attempt: Some(Attempt {
+            at,
+            keys_before: keys_before.to_vec(),
+        }),
+        key: None,
+        until: None,
+        tag_key: String::new(),
+    }
+    .value();
+    (value.len() + UNTIL_RESERVE <= IAM_TAG_VALUE_MAX).then_some(value)
+}
+
+/// When a slot's attempt started, and the keys that existed then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: SystemTime,
+    pub keys_before: Vec<String>,
+}
+
+impl Attempt {
+    /// Whether `key` may be the key this attempt created: it did not exist before, and IAM
+    /// dates it from just before the record (clocks, IAM's whole seconds) to a minute after
+    /// (CreateAccessKey follows the record at once, and is never retried by the SDK).
+    fn may_have_created(&self, key: &AccessKeyInfo) -> bool {
+        const BEFORE: Duration = Duration::from_secs(5);
+        const AFTER: Duration = Duration::from_secs(60);
+        let (Some(created), Some(earliest), Some(latest)) = (
+            key.created,
+            self.at.checked_sub(BEFORE),
+            self.at.checked_add(AFTER),
+        ) else {
+            return false;
+        };
+        !self.keys_before.contains(&key.id) && created >= earliest && created <= latest
+    }
 }
 
 /// A managed key's mark.
@@ -157,7 +184,9 @@ pub struct ManagedMark {
     /// The rotation interval the key was minted under (a carried-forward key keeps it);
     /// `None` on marks written before it was recorded.
     pub interval: Option<Duration>,
-    /// The key a slot mark names; `None` in a mark stored under the key id.
+    /// A slot mark's attempt, which tells its key; `None` in a mark stored under the key id.
+    pub attempt: Option<Attempt>,
+    /// The key a slot mark was found to name (not in the value).
     pub key: Option<String>,
     /// When the promise to clients that fetched this key ends; `None` while it is (or was
     /// never recorded as having stopped being) AWSCURRENT.
@@ -180,10 +209,18 @@ impl ManagedMark {
             }
             None => (mark, None),
         };
-        let (mark, key) = match mark.rsplit_once(KEY_SEPARATOR) {
-            Some((rest, key)) if !key.is_empty() => (rest, Some(key.to_owned())),
-            // `key=` with nothing after it: garbled, untrusted.
-            Some(_) => return None,
+        let (mark, attempt) = match mark.rsplit_once(KEYS_SEPARATOR) {
+            Some((rest, keys)) => {
+                // Both or neither; a garbled or overflowing `at=` makes the mark untrusted.
+                let (rest, seconds) = rest.rsplit_once(AT_SEPARATOR)?;
+                let at = UNIX_EPOCH.checked_add(Duration::from_secs(seconds.parse().ok()?))?;
+                let keys_before = keys
+                    .split('+')
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                (rest, Some(Attempt { at, keys_before }))
+            }
             None => (mark, None),
         };
         let (mark, interval) = match mark.rsplit_once(INTERVAL_SEPARATOR) {
@@ -196,22 +233,11 @@ impl ManagedMark {
             secret: secret.to_owned(),
             version: version.to_owned(),
             interval,
-            key,
+            attempt,
+            key: None,
             until,
             tag_key: String::new(),
         })
-    }
-
-    /// The mark `value` of a new key as a slot mark naming `key_id`, to be stored under the
-    /// slot's tag key; `None` when it would not fit IAM's limit with room for the promise.
-    pub fn for_slot_key(value: &str, key_id: &str) -> Option<String> {
-        let mark = Self::parse(value)?;
-        let value = Self {
-            key: Some(key_id.to_owned()),
-            ..mark
-        }
-        .value();
-        (value.len() + UNTIL_RESERVE <= IAM_TAG_VALUE_MAX).then_some(value)
     }
 
     /// The tag value with the promise's end recorded.
@@ -231,8 +257,16 @@ impl ManagedMark {
         if let Some(interval) = self.interval {
             value.push_str(&format!("{INTERVAL_SEPARATOR}{}", interval.as_secs()));
         }
-        if let Some(key) = &self.key {
-            value.push_str(&format!("{KEY_SEPARATOR}{key}"));
+        if let Some(attempt) = &self.attempt {
+            let seconds = attempt
+                .at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            value.push_str(&format!(
+                "{AT_SEPARATOR}{seconds}{KEYS_SEPARATOR}{}",
+                attempt.keys_before.join("+")
+            ));
         }
         if let Some(until) = self.until {
             let seconds = until
@@ -250,10 +284,14 @@ impl ManagedMark {
 pub struct KeyLedger {
     /// Key id → mark, for every keyrot-marked key, whatever its secret.
     managed: HashMap<String, ManagedMark>,
+    /// Slot marks, whose key the user's keys tell ([`KeyLedger::from_tags_and_keys`]).
+    slot_marks: Vec<ManagedMark>,
     intents: Vec<CreationIntent>,
 }
 
 impl KeyLedger {
+    /// The marks stored under key ids and the intents; slot marks are kept aside until the
+    /// user's keys say which key each one names.
     pub fn from_tags(tags: &[(String, String)]) -> Self {
         let mut ledger = Self::default();
         for (key, value) in tags {
@@ -268,17 +306,57 @@ impl KeyLedger {
                 tag_key: key.clone(),
                 ..mark
             };
-            // A slot mark names its key; a mark under a key id names that key, and one naming
-            // another key too is garbled.
-            let key_id = match (key.starts_with(SLOT_MARK_TAG_PREFIX), &mark.key) {
-                (true, Some(id)) => id.clone(),
-                (false, None) => key.clone(),
-                (false, Some(id)) if id == key => key.clone(),
-                _ => continue,
-            };
-            ledger.managed.insert(key_id, mark);
+            match (key.starts_with(SLOT_MARK_TAG_PREFIX), &mark.attempt) {
+                (true, Some(_)) => ledger.slot_marks.push(mark),
+                (false, None) => {
+                    ledger.managed.insert(key.clone(), mark);
+                }
+                // An attempt under a key id, or a slot mark without one: garbled, untrusted.
+                _ => {}
+            }
         }
         ledger
+    }
+
+    /// [`KeyLedger::from_tags`], with each slot mark naming the key its attempt created: the
+    /// earliest of the keys that appeared in the attempt's window (none if its
+    /// CreateAccessKey never made one, or the key is gone). The latest attempt chooses first,
+    /// so that a slot whose key was deleted does not claim the other slot's next key, made
+    /// moments later; a key a mark under its own id claims keeps that mark.
+    pub fn from_tags_and_keys(tags: &[(String, String)], keys: &[AccessKeyInfo]) -> Self {
+        let mut ledger = Self::from_tags(tags);
+        let mut marks: Vec<&ManagedMark> = ledger.slot_marks.iter().collect();
+        marks.sort_by_key(|mark| std::cmp::Reverse(mark.attempt.as_ref().map(|a| a.at)));
+        let mut found = Vec::new();
+        for mark in marks {
+            let Some(attempt) = &mark.attempt else {
+                continue;
+            };
+            let key = keys
+                .iter()
+                .filter(|key| {
+                    attempt.may_have_created(key)
+                        && !ledger.managed.contains_key(&key.id)
+                        && !found
+                            .iter()
+                            .any(|(id, _): &(String, ManagedMark)| *id == key.id)
+                })
+                .min_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+            if let Some(key) = key {
+                let mark = ManagedMark {
+                    key: Some(key.id.clone()),
+                    ..mark.clone()
+                };
+                found.push((key.id.clone(), mark));
+            }
+        }
+        ledger.managed.extend(found);
+        ledger
+    }
+
+    /// The tag keys of every slot mark, whether or not its key still exists.
+    pub fn slot_mark_tags(&self) -> Vec<String> {
+        self.slot_marks.iter().map(|m| m.tag_key.clone()).collect()
     }
 
     /// Whether keyrot created `key_id` for `secret`.
@@ -303,7 +381,9 @@ impl KeyLedger {
         let mut stale: Vec<String> = self
             .managed
             .iter()
-            .filter(|(id, mark)| mark.secret == secret && !existing.contains(id.as_str()))
+            .filter(|(id, mark)| {
+                mark.secret == secret && mark.attempt.is_none() && !existing.contains(id.as_str())
+            })
             .map(|(_, mark)| mark.tag_key.clone())
             .collect();
         stale.sort();
@@ -364,78 +444,105 @@ mod tests {
         );
     }
 
-    /// A slot's key is marked under the slot's tag key, naming the key: found by key id, its
-    /// promise recorded under the same tag key, and a mark that names no key (or, under a key
-    /// id, another key) is not trusted.
+    fn key(id: &str, created: u64) -> AccessKeyInfo {
+        AccessKeyInfo {
+            id: id.to_owned(),
+            active: true,
+            created: Some(UNIX_EPOCH + Duration::from_secs(created)),
+        }
+    }
+
+    /// A slot's mark is written before its key exists: the user's keys say which key it
+    /// names (the earliest that appeared in the attempt's window and was not there before);
+    /// its promise is recorded under the same tag key without losing the attempt; a slot mark
+    /// without an attempt, or an attempt under a key id, is not trusted.
     #[test]
-    fn slot_marks_name_their_key_and_stay_under_the_slot_tag() {
+    fn a_slot_mark_names_the_key_that_appeared_in_its_attempts_window() {
         let secret = "keyrot/iam/alice/b";
-        let value = managed_tag_value(secret, "tok-3", Duration::from_secs(600)).expect("fits");
-        let slot_value = ManagedMark::for_slot_key(&value, "AKIAIOSFODNN7EXAMPLE").expect("fits");
+        let at = UNIX_EPOCH + Duration::from_secs(1_000);
+        let value = slot_mark_value(
+            secret,
+            "tok-3",
+            Duration::from_secs(600),
+            at,
+            &["AKIAOTHER".to_owned()],
+        )
+        .expect("fits");
+        assert!(value.ends_with(" at=1000 keys=AKIAOTHER"), "{value}");
         let tag = slot_mark_tag_key(crate::key_slots::Slot::B);
         assert_eq!(tag, "keyrot:slot:b");
-        let ledger = KeyLedger::from_tags(&tags(&[(&tag, &slot_value)]));
+        let tagged = tags(&[(&tag, &value)]);
+        // Without the keys, the mark names nothing yet.
+        assert!(!KeyLedger::from_tags(&tagged).is_marked("AKIANEW"));
+        let keys = [
+            key("AKIAOTHER", 1_001),
+            key("AKIANEW", 1_001),
+            key("AKIALATER", 1_030),
+        ];
+        let ledger = KeyLedger::from_tags_and_keys(&tagged, &keys);
         let mark = ledger
-            .mark_for("AKIAIOSFODNN7EXAMPLE", secret)
-            .expect("found by its key id");
+            .mark_for("AKIANEW", secret)
+            .expect("the earliest new key");
         assert_eq!(
-            (mark.tag_key.as_str(), mark.version.as_str(), mark.interval),
-            ("keyrot:slot:b", "tok-3", Some(Duration::from_secs(600)))
+            (mark.tag_key.as_str(), mark.version.as_str()),
+            ("keyrot:slot:b", "tok-3")
         );
+        assert!(!ledger.is_marked("AKIAOTHER") && !ledger.is_marked("AKIALATER"));
+        // Outside the window (a key made long after, or well before): none.
+        for far in [key("AKIAFAR", 1_061), key("AKIAOLD", 990)] {
+            assert!(
+                !KeyLedger::from_tags_and_keys(&tagged, std::slice::from_ref(&far))
+                    .is_marked(&far.id)
+            );
+        }
+        // The promise recorded later keeps the attempt, so the key is still found.
         let until = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let recorded = mark.with_until(until);
         assert!(recorded.len() <= IAM_TAG_VALUE_MAX);
-        let reread = KeyLedger::from_tags(&tags(&[(&tag, &recorded)]));
-        let reread = reread
-            .mark_for("AKIAIOSFODNN7EXAMPLE", secret)
-            .expect("still found");
-        assert_eq!(reread.until, Some(until));
-        // Its key gone (a revoke), the mark is stale under its own tag key.
+        let reread = KeyLedger::from_tags_and_keys(&tags(&[(&tag, &recorded)]), &keys);
         assert_eq!(
-            reread_stale(&recorded, &tag, secret),
-            vec!["keyrot:slot:b".to_owned()]
+            reread.mark_for("AKIANEW", secret).and_then(|m| m.until),
+            Some(until)
         );
-        // Untrusted: a slot mark naming no key, a key-id mark naming another key.
-        assert!(!KeyLedger::from_tags(&tags(&[(&tag, &value)])).is_marked("AKIAIOSFODNN7EXAMPLE"));
-        let other = KeyLedger::from_tags(&tags(&[("AKIAOTHER", &slot_value)]));
-        assert!(!other.is_marked("AKIAOTHER") && !other.is_marked("AKIAIOSFODNN7EXAMPLE"));
-        // A mark under the key id naming that same key is the key's.
-        let same = ManagedMark::for_slot_key(&value, "AKIASAME").expect("fits");
-        assert!(KeyLedger::from_tags(&tags(&[("AKIASAME", &same)])).is_marked("AKIASAME"));
+        // Slot marks are overwritten, never listed as stale; their tags are known.
+        assert!(reread.stale_marks(secret, &HashSet::new()).is_empty());
+        assert_eq!(reread.slot_mark_tags(), vec![tag.clone()]);
+        // Untrusted forms.
+        let plain = managed_tag_value(secret, "tok-3", Duration::from_secs(600)).expect("fits");
+        assert!(
+            !KeyLedger::from_tags_and_keys(&tags(&[(&tag, &plain)]), &keys).is_marked("AKIANEW")
+        );
+        assert!(
+            !KeyLedger::from_tags_and_keys(&tags(&[("AKIANEW", &value)]), &keys)
+                .is_marked("AKIANEW")
+        );
+        let garbled = value.replace(" at=1000", " at=x");
+        assert!(
+            !KeyLedger::from_tags_and_keys(&tags(&[(&tag, &garbled)]), &keys).is_marked("AKIANEW")
+        );
     }
 
-    fn reread_stale(value: &str, tag: &str, secret: &str) -> Vec<String> {
-        KeyLedger::from_tags(&tags(&[(tag, value)])).stale_marks(secret, &HashSet::new())
-    }
-
-    /// A slot's intent names its version; it stays open (a lost key may be its) until a mark
-    /// names the same version, and without a version it is not trusted.
+    /// Slot A's key was deleted (a revoke) and slot B's next key came within A's window: the
+    /// later attempt, B's, names it, and A's mark names nothing.
     #[test]
-    fn a_slot_intent_is_open_until_a_mark_names_its_version() {
-        let tag = CreationIntent::slot_tag_key(crate::key_slots::Slot::A);
-        assert_eq!(tag, "keyrot:creating:a");
-        let intent = CreationIntent {
-            token: "tok-4".into(),
-            at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-            keys_before: vec!["AKIAB".into()],
+    fn the_later_attempt_names_a_key_in_both_windows() {
+        let value = |secret: &str, at: u64| {
+            slot_mark_value(
+                secret,
+                "tok",
+                Duration::from_secs(10),
+                UNIX_EPOCH + Duration::from_secs(at),
+                &[],
+            )
+            .expect("fits")
         };
-        let open = KeyLedger::from_tags(&tags(&[(&tag, &intent.tag_value())]));
-        assert_eq!(
-            open.open_intents().cloned().collect::<Vec<_>>(),
-            vec![intent.clone()]
-        );
-        let value =
-            managed_tag_value("keyrot/iam/alice", "tok-4", Duration::from_secs(600)).expect("fits");
-        let marked = ManagedMark::for_slot_key(&value, "AKIANEW").expect("fits");
-        let done = KeyLedger::from_tags(&tags(&[
-            (&tag, &intent.tag_value()),
-            ("keyrot:slot:a", &marked),
-        ]));
-        assert_eq!(done.intents().len(), 1);
-        assert_eq!(done.open_intents().count(), 0);
-        assert!(KeyLedger::from_tags(&tags(&[(&tag, "at=5 keys=AKIAB")]))
-            .intents()
-            .is_empty());
+        let tagged = tags(&[
+            ("keyrot:slot:b", &value("keyrot/iam/alice/b", 1_010)),
+            ("keyrot:slot:a", &value("keyrot/iam/alice", 1_000)),
+        ]);
+        let ledger = KeyLedger::from_tags_and_keys(&tagged, &[key("AKIAB2", 1_010)]);
+        assert!(ledger.is_managed_by("AKIAB2", "keyrot/iam/alice/b"));
+        assert!(!ledger.is_managed_by("AKIAB2", "keyrot/iam/alice"));
     }
 
     #[test]
@@ -512,6 +619,19 @@ mod tests {
         ]));
         assert!(ledger.intents().is_empty());
         assert!(!ledger.is_marked("AKIA2"));
+        // A slot mark's attempt: an overflowing `at=` is malformed too.
+        let slot = KeyLedger::from_tags_and_keys(
+            &tags(&[(
+                "keyrot:slot:a",
+                &format!("{MANAGED_TAG_PREFIX}keyrot/iam/alice version=tok at={huge} keys="),
+            )]),
+            &[AccessKeyInfo {
+                id: "AKIA3".into(),
+                active: true,
+                created: Some(UNIX_EPOCH),
+            }],
+        );
+        assert!(!slot.is_marked("AKIA3") && slot.slot_mark_tags().is_empty());
         // The largest time the clock holds: the window's end overflows, the check says no.
         let edge = CreationIntent {
             token: "tok".into(),

@@ -3,8 +3,8 @@
 //! [`super::lifetime`]), or touching a key keyrot did not create.
 
 use super::ledger::{
-    managed_tag_value, slot_mark_tag_key, CreationIntent, KeyLedger, ManagedMark, MANAGED_USER_TAG,
-    SLOT_MARK_TAG_PREFIX,
+    managed_tag_value, slot_mark_tag_key, slot_mark_value, CreationIntent, KeyLedger,
+    MANAGED_USER_TAG, SLOT_MARK_TAG_PREFIX,
 };
 use super::lifetime::{self, Decision, KeyLifetime, Sibling, Slots};
 use super::ports::{
@@ -37,6 +37,15 @@ fn count_consistency_retry(operation: &str, user: &str, delay: Duration) {
         &[&["Operation"]],
         &[("IamConsistencyRetries", 1.0, crate::metrics::Unit::Count)],
     );
+}
+
+fn name_too_long(secret: &SecretRef) -> RotationError {
+    RotationError::invalid_value(
+        &secret.name,
+        Stage::Current.label(),
+        KIND,
+        "the secret name is too long to mark keys with (an IAM tag value holds 256 characters)",
+    )
 }
 
 /// How the rotator behaves; read once from the function's configuration.
@@ -476,14 +485,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             previous.and_then(|value| self.parse_value(secret, value, Stage::Previous).ok());
         let user = self.require_user(secret, &current.user_name).await?;
         let mark = managed_tag_value(&secret.name, token, self.settings.lifetime.interval)
-            .ok_or_else(|| {
-            RotationError::invalid_value(
-                &secret.name,
-                Stage::Current.label(),
-                KIND,
-                "the secret name is too long to mark keys with (an IAM tag value holds 256 characters)",
-            )
-        })?;
+            .ok_or_else(|| name_too_long(secret))?;
         let keys = self.iam.list_access_keys(&user.name).await?;
         let tags = self.iam.list_user_tags(&user.name).await?;
         self.require_managed(secret, &user.name, &tags)?;
@@ -503,7 +505,12 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
         let mut marked_for = vec![secret.name.as_str()];
         marked_for.extend(sibling.as_ref().map(|(name, _, _)| name.as_str()));
         let ledger = self
-            .confirmed_ledger(&marked_for, KeyLedger::from_tags(&tags), &keys, &known)
+            .confirmed_ledger(
+                &marked_for,
+                KeyLedger::from_tags_and_keys(&tags, &keys),
+                &keys,
+                &known,
+            )
             .await?;
         let lost = self.lost_creations(secret, &keys, &ledger).await?;
         let slack = key_slots::slack(self.settings.lifetime.interval);
@@ -653,34 +660,48 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
         }
 
         // The attempt is recorded before the key exists, so that a lost response is
-        // recognised; under the slot's tag key when the user has two slots (overwriting its
-        // last intent), and the key's mark likewise (overwriting the mark of the key this
-        // tick retired): a new key costs two tag writes and no removal.
+        // recognised. A slot's mark is that record: written once, under the slot's tag key
+        // (overwriting the mark of the key this tick retired), it names the key that appears
+        // next ([`KeyLedger::from_tags_and_keys`]). A one-secret user's superseded key
+        // outlives the next key, so its keys keep an intent and a mark each.
         let slot = sibling
             .as_ref()
             .and_then(|_| key_slots::parse_secret_name(&self.settings.managed_prefix, &secret.name))
             .map(|(_, slot)| slot);
-        let intent = CreationIntent {
-            token: token.to_owned(),
-            at: SystemTime::now(),
-            keys_before: remaining.iter().map(|id| (*id).to_owned()).collect(),
+        let keys_before: Vec<String> = remaining.iter().map(|id| (*id).to_owned()).collect();
+        let new_key = match slot {
+            Some(slot) => {
+                let value = slot_mark_value(
+                    &secret.name,
+                    token,
+                    self.settings.lifetime.interval,
+                    SystemTime::now(),
+                    &keys_before,
+                )
+                .ok_or_else(|| name_too_long(secret))?;
+                self.iam
+                    .tag_user(&user.name, &slot_mark_tag_key(slot), &value)
+                    .await?;
+                self.create_after_deletions(&user.name).await?
+            }
+            None => {
+                let intent = CreationIntent {
+                    token: token.to_owned(),
+                    at: SystemTime::now(),
+                    keys_before,
+                };
+                self.iam
+                    .tag_user(
+                        &user.name,
+                        &CreationIntent::tag_key(token),
+                        &intent.tag_value(),
+                    )
+                    .await?;
+                let new_key = self.create_after_deletions(&user.name).await?;
+                self.iam.tag_user(&user.name, &new_key.id, &mark).await?;
+                new_key
+            }
         };
-        let intent_tag = match slot {
-            Some(slot) => CreationIntent::slot_tag_key(slot),
-            None => CreationIntent::tag_key(token),
-        };
-        self.iam
-            .tag_user(&user.name, &intent_tag, &intent.tag_value())
-            .await?;
-        let new_key = self.create_after_deletions(&user.name).await?;
-        let slot_mark = slot.and_then(|slot| {
-            Some((
-                slot_mark_tag_key(slot),
-                ManagedMark::for_slot_key(&mark, &new_key.id)?,
-            ))
-        });
-        let (tag_key, tag_value) = slot_mark.unwrap_or_else(|| (new_key.id.clone(), mark));
-        self.iam.tag_user(&user.name, &tag_key, &tag_value).await?;
         info!(decision = "created_key", user = %user.name, key_id = %new_key.id);
 
         // A fresh key is handed out under the configured interval, whatever the last one had.

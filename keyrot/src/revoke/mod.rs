@@ -208,7 +208,8 @@ where
             return Err(refuse(&secret, "its value names another user"));
         }
         let tags = self.iam.list_user_tags(user).await?;
-        let ledger = KeyLedger::from_tags(&tags);
+        let keys = self.iam.list_access_keys(user).await?;
+        let ledger = KeyLedger::from_tags_and_keys(&tags, &keys);
         let slot_current = current.access_key_id.as_deref() == Some(key_id);
         if !slot_current && !ledger.is_managed_by(key_id, &secret) {
             return Err(refuse(

@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     rotate_secret_per_second: u64,
     /// Rotations Lambda runs at once at most (the rotation function's reserved concurrency).
-    #[arg(long, default_value_t = 75)]
+    #[arg(long, default_value_t = 100)]
     concurrency: usize,
     #[arg(long, default_value = "target/keyrot/bench/fleet.json")]
     out: std::path::PathBuf,
