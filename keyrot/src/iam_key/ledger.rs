@@ -395,7 +395,7 @@ impl KeyLedger {
     }
 
     /// Intents of attempts that may have lost a key: not those whose version a mark names (the
-    /// attempt got its key and marked it), which a slot's intent stays as until overwritten.
+    /// attempt got its key and marked it, and a crash left the intent behind).
     pub fn open_intents(&self) -> impl Iterator<Item = &CreationIntent> {
         self.intents.iter().filter(|intent| {
             !self

@@ -592,9 +592,8 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
         }
 
         // Drop bookkeeping that no longer describes anything: marks of deleted keys stored
-        // under their key ids, and intents keyed by a token (their lost keys were just
-        // removed). A slot's mark and intent stay: the slot's next key overwrites them, at no
-        // extra write.
+        // under their key ids, and intents (their lost keys were just removed). A slot's mark
+        // stays: the slot's next attempt overwrites it, at no extra write.
         let retired: HashSet<&str> = plan.retire.iter().map(|(id, _)| id.as_str()).collect();
         let remaining: Vec<&str> = keys
             .iter()
@@ -611,8 +610,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             ledger
                 .intents()
                 .iter()
-                .map(|i| CreationIntent::tag_key(&i.token))
-                .filter(|tag| tags.iter().any(|(key, _)| key == tag)),
+                .map(|i| CreationIntent::tag_key(&i.token)),
         );
         if !obsolete.is_empty() {
             self.iam.untag_user(&user.name, &obsolete).await?;
@@ -784,7 +782,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
     ) -> Result<(), RotationError> {
         let promoted = self.parse_value(secret, promoted, Stage::Current)?;
         // A slot's key is retired at its tick (createSecret deleted the superseded key before
-        // minting) or carried forward: no promise is left to record, and its intent stays.
+        // minting) or carried forward: no promise is left to record, and no intent to remove.
         if promoted.expires().is_some() {
             return Ok(());
         }
