@@ -117,7 +117,6 @@ pub fn managed_tag_value(secret: &str, token: &str, interval: Duration) -> Optio
         version: token.to_owned(),
         interval: Some(interval),
         attempt: None,
-        key: None,
         until: None,
         tag_key: String::new(),
     };
@@ -143,7 +142,6 @@ pub fn slot_mark_value(
             at,
             keys_before: keys_before.to_vec(),
         }),
-        key: None,
         until: None,
         tag_key: String::new(),
     }
@@ -186,8 +184,6 @@ pub struct ManagedMark {
     pub interval: Option<Duration>,
     /// A slot mark's attempt, which tells its key; `None` in a mark stored under the key id.
     pub attempt: Option<Attempt>,
-    /// The key a slot mark was found to name (not in the value).
-    pub key: Option<String>,
     /// When the promise to clients that fetched this key ends; `None` while it is (or was
     /// never recorded as having stopped being) AWSCURRENT.
     pub until: Option<SystemTime>,
@@ -234,7 +230,6 @@ impl ManagedMark {
             version: version.to_owned(),
             interval,
             attempt,
-            key: None,
             until,
             tag_key: String::new(),
         })
@@ -343,11 +338,7 @@ impl KeyLedger {
                 })
                 .min_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
             if let Some(key) = key {
-                let mark = ManagedMark {
-                    key: Some(key.id.clone()),
-                    ..mark.clone()
-                };
-                found.push((key.id.clone(), mark));
+                found.push((key.id.clone(), mark.clone()));
             }
         }
         ledger.managed.extend(found);

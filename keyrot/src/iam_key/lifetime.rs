@@ -330,7 +330,6 @@ mod tests {
                 version: "tok".into(),
                 interval: Some(Duration::from_secs(600)),
                 attempt: None,
-                key: None,
                 until: None,
                 tag_key: String::new(),
             }
@@ -475,7 +474,6 @@ mod tests {
             version: "tok".into(),
             interval: Some(Duration::from_secs(600)),
             attempt: None,
-            key: None,
             until: None,
             tag_key: String::new(),
         };
