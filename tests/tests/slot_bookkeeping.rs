@@ -68,6 +68,23 @@ async fn run(world: &FleetWorld, secret: &str, token: &str) -> Result<(), String
     Ok(())
 }
 
+/// After the reattempt: the slot holds a new key, the attempt's orphan key is gone, and the
+/// user's two keys are both keyrot's, marked.
+async fn assert_recovered(world: &FleetWorld, user: &str, slot: Slot, orphan: &str) {
+    let keys = world.key_ids(user).await;
+    let new_key = world
+        .slot_value(user, slot)
+        .await
+        .and_then(|value| value.access_key_id)
+        .expect("a key");
+    assert!(keys.contains(&new_key) && keys.len() == 2, "{keys:?}");
+    assert!(
+        !keys.iter().any(|id| id == orphan),
+        "{orphan} is gone: {keys:?}"
+    );
+    assert_eq!(world.keyrot_keys(user).await.len(), 2, "both keys marked");
+}
+
 /// keyrot's tags on the user, by key, without the enrolment tag.
 async fn bookkeeping(world: &FleetWorld, user: &str) -> Vec<String> {
     let mut keys: Vec<String> = world
@@ -141,15 +158,7 @@ async fn a_lost_create_response_on_a_tick_is_recovered_by_the_next_attempt() {
     );
 
     run(&world, &secret, &token).await.expect("the reattempt");
-    let keys = world.key_ids(&user).await;
-    let new_key = world
-        .slot_value(&user, slot)
-        .await
-        .and_then(|value| value.access_key_id)
-        .expect("a key");
-    assert!(keys.contains(&new_key) && keys.len() == 2, "{keys:?}");
-    assert!(!keys.contains(lost[0]), "the lost key is gone: {keys:?}");
-    assert_eq!(world.keyrot_keys(&user).await.len(), 2, "both keys marked");
+    assert_recovered(&world, &user, slot, lost[0]).await;
 }
 
 /// The key is made and marked, but PutSecretValue fails: the next attempt deletes the key
@@ -198,18 +207,7 @@ async fn a_failed_store_or_a_refused_create_is_recovered_by_the_next_attempt() {
     assert_eq!(unstored.len(), 1, "{before:?} then {after_failure:?}");
 
     run(&world, &secret, &token).await.expect("the reattempt");
-    let keys = world.key_ids(&user).await;
-    let new_key = world
-        .slot_value(&user, slot)
-        .await
-        .and_then(|value| value.access_key_id)
-        .expect("a key");
-    assert!(keys.contains(&new_key) && keys.len() == 2, "{keys:?}");
-    assert!(
-        !keys.contains(unstored[0]),
-        "the unstored key is gone: {keys:?}"
-    );
-    assert_eq!(world.keyrot_keys(&user).await.len(), 2, "both keys marked");
+    assert_recovered(&world, &user, slot, unstored[0]).await;
 }
 
 /// Someone with iam:TagUser writes a slot mark naming a hand-made key and a version the slot
