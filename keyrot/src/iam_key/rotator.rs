@@ -4,7 +4,7 @@
 
 use super::ledger::{
     managed_tag_value, slot_mark_tag_key, slot_mark_value, CreationIntent, KeyLedger,
-    MANAGED_USER_TAG, SLOT_MARK_TAG_PREFIX,
+    MANAGED_USER_TAG,
 };
 use super::lifetime::{self, Decision, KeyLifetime, Sibling, Slots};
 use super::ports::{
@@ -601,11 +601,7 @@ impl<I: IamKeys, V: KeyVerifier, S: SecretVersions> Rotator for IamKeyRotator<I,
             .filter(|id| !retired.contains(id))
             .collect();
         let existing: HashSet<&str> = remaining.iter().copied().collect();
-        let mut obsolete: Vec<String> = ledger
-            .stale_marks(&secret.name, &existing)
-            .into_iter()
-            .filter(|tag| !tag.starts_with(SLOT_MARK_TAG_PREFIX))
-            .collect();
+        let mut obsolete = ledger.stale_marks(&secret.name, &existing);
         obsolete.extend(
             ledger
                 .intents()
